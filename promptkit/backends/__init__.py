@@ -1,0 +1,77 @@
+"""Model backends: one typed boundary, local (llama.cpp), remote (litellm), scripted and function backends.
+
+    from promptkit.backends import GenerateRequest, ScriptedBackend, resolve_model
+
+Importing this package is cheap: llama_cpp, gguf, litellm and instructor load only when a backend that
+needs them is first used. The local-model names are resolved lazily through module ``__getattr__``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from promptkit.backends._base import (
+    Backend,
+    BaseBackend,
+    Capabilities,
+    GenerateRequest,
+    GenerateResponse,
+    run_sync,
+)
+from promptkit.backends._scripted import FunctionBackend, ScriptedBackend, ScriptedReply
+from promptkit.backends._stub_server import Fault, StubOpenAIServer
+
+if TYPE_CHECKING:
+    from promptkit.backends._litellm import LiteLLMBackend
+    from promptkit.backends._llama import LlamaBackend
+    from promptkit.backends._registry import ResolvedModel, parse_model, register_backend, resolve_model
+    from promptkit.backends._tiny_gguf import make_tiny_gguf
+    from promptkit.backends.llama_server import start_llama_server
+
+__all__ = [
+    "Backend",
+    "BaseBackend",
+    "Capabilities",
+    "GenerateRequest",
+    "GenerateResponse",
+    "run_sync",
+    "ScriptedBackend",
+    "ScriptedReply",
+    "FunctionBackend",
+    "StubOpenAIServer",
+    "Fault",
+    "LiteLLMBackend",
+    "LlamaBackend",
+    "make_tiny_gguf",
+    "start_llama_server",
+    "parse_model",
+    "resolve_model",
+    "register_backend",
+    "ResolvedModel",
+]
+
+# name -> module that defines it; loaded on first attribute access.
+_LAZY = {
+    "LiteLLMBackend": "promptkit.backends._litellm",
+    "LlamaBackend": "promptkit.backends._llama",
+    "make_tiny_gguf": "promptkit.backends._tiny_gguf",
+    "start_llama_server": "promptkit.backends.llama_server",
+    "parse_model": "promptkit.backends._registry",
+    "resolve_model": "promptkit.backends._registry",
+    "register_backend": "promptkit.backends._registry",
+    "ResolvedModel": "promptkit.backends._registry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'promptkit.backends' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,464 @@
+"""The local backend: a GGUF model run in-process by llama-cpp-python.
+
+One loaded model is shared by every backend that asks for the same file with the same load parameters (a small
+module-level pool, reference-counted). llama.cpp contexts are not thread-safe, so each loaded model has one
+worker thread that runs its calls in order, plus a lock for anyone who uses the ``Llama`` object directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib.util
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from promptkit.backends._base import BaseBackend, Capabilities, GenerateRequest, GenerateResponse
+from promptkit.backends._grammar import apply_grammar_fix, json_schema_grammar
+from promptkit.errors import (
+    BackendError,
+    BackendUnavailable,
+    ConfigError,
+    ModelRequestError,
+    PromptkitError,
+    RequestTimeout,
+)
+from promptkit.types import Usage
+
+__all__ = ["LlamaBackend", "PrefixCacheStats", "DEFAULT_PREFIX_CACHE_BYTES", "loaded_model_count"]
+
+DEFAULT_PREFIX_CACHE_BYTES = 2 << 30  # llama-cpp-python's own default for LlamaRAMCache
+_INSTALL_HINT = "llama-cpp-python is not installed: pip install 'promptkit[local]'"
+# Keys of request.params that would break the call's contract if a caller could override them.
+_RESERVED_PARAMS = frozenset({"messages", "stream", "grammar", "logits_processor"})
+
+
+@dataclass(frozen=True)
+class PrefixCacheStats:
+    """What the prompt-prefix cache of one loaded model has done so far."""
+
+    lookups: int
+    hits: int
+    entries: int
+    size_bytes: int
+    capacity_bytes: int
+
+
+class _DeadlinePassed(Exception):
+    """The call's timeout passed before it could start or finish."""
+
+
+@dataclass(eq=False)
+class _LoadedModel:
+    key: tuple[Any, ...]
+    llama: Any
+    cache: Any | None
+    capacity_bytes: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="promptkit-llama")
+    )
+    refs: int = 0
+
+    def close(self) -> None:
+        with self.lock:
+            self.llama.close()
+
+
+_pool: dict[tuple[Any, ...], _LoadedModel] = {}
+_pool_lock = threading.Lock()
+
+
+def loaded_model_count() -> int:
+    """How many distinct models are loaded in this process right now."""
+    with _pool_lock:
+        return len(_pool)
+
+
+def _counting_ram_cache(capacity_bytes: int) -> Any:
+    """A ``LlamaRAMCache`` that counts its lookups and prefix hits."""
+    from llama_cpp import LlamaRAMCache
+
+    class _CountingRAMCache(LlamaRAMCache):  # type: ignore[misc]
+        def __init__(self, capacity: int) -> None:
+            super().__init__(capacity_bytes=capacity)
+            self.lookups = 0
+            self.hits = 0
+
+        def __getitem__(self, key: Any) -> Any:
+            self.lookups += 1
+            value = super().__getitem__(key)  # KeyError on a miss, as llama-cpp-python expects
+            self.hits += 1
+            return value
+
+    return _CountingRAMCache(capacity_bytes)
+
+
+def _load(key: tuple[Any, ...], path: Path, capacity_bytes: int, load_kwargs: dict[str, Any]) -> _LoadedModel:
+    try:
+        import llama_cpp
+    except ImportError:
+        raise BackendUnavailable(_INSTALL_HINT, location=str(path)) from None
+    apply_grammar_fix()
+    try:
+        llama = llama_cpp.Llama(model_path=str(path), **load_kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"invalid llama.cpp option: {exc}", location=str(path)) from None
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise BackendUnavailable(f"llama.cpp cannot load this model: {exc}", location=str(path)) from None
+    cache = None
+    if capacity_bytes > 0:
+        cache = _counting_ram_cache(capacity_bytes)
+        llama.set_cache(cache)
+    return _LoadedModel(key=key, llama=llama, cache=cache, capacity_bytes=capacity_bytes)
+
+
+def _acquire(
+    key: tuple[Any, ...], path: Path, capacity_bytes: int, load_kwargs: dict[str, Any]
+) -> _LoadedModel:
+    with _pool_lock:
+        model = _pool.get(key)
+        if model is None:
+            model = _pool[key] = _load(key, path, capacity_bytes, load_kwargs)
+        model.refs += 1
+        return model
+
+
+def _release(model: _LoadedModel) -> None:
+    with _pool_lock:
+        model.refs -= 1
+        if model.refs > 0 or _pool.get(model.key) is not model:
+            return
+        del _pool[model.key]
+    # Queued behind any call still running on the model's worker thread.
+    model.executor.submit(model.close)
+    model.executor.shutdown(wait=False)
+
+
+def _freeze(options: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((name, repr(value)) for name, value in options.items()))
+
+
+def _cache_capacity(prefix_cache: bool | int, where: str) -> int:
+    if isinstance(prefix_cache, bool):
+        return DEFAULT_PREFIX_CACHE_BYTES if prefix_cache else 0
+    if not isinstance(prefix_cache, int) or prefix_cache < 0:
+        raise ConfigError(
+            f"prefix_cache must be true, false or a size in bytes, got {prefix_cache!r}", location=where
+        )
+    return prefix_cache
+
+
+@functools.lru_cache(maxsize=256)
+def _grammar_for(output_model: type[BaseModel]) -> Any:
+    from llama_cpp import LlamaGrammar
+
+    return LlamaGrammar.from_string(json_schema_grammar(output_model), verbose=False)
+
+
+# Calls whose output a grammar constrains: forcing end-of-text there could leave the grammar unfinished.
+_CONSTRAINED_KEYS = ("grammar", "response_format", "tools", "functions")
+
+
+def _deadline_processor(deadline: float, eos: int) -> Callable[[Any, Any], Any]:
+    """A logits processor that makes end-of-text the only choice once ``deadline`` has passed.
+
+    It runs inside a ctypes callback, where exceptions are swallowed, so it cannot abort the call; ending the
+    answer early is the way to free the model for the calls queued behind it.
+    """
+
+    def check(input_ids: Any, scores: Any) -> Any:
+        if time.monotonic() > deadline:
+            scores[:] = -float("inf")
+            scores[eos] = 0.0
+        return scores
+
+    return check
+
+
+def _consume_exception(future: asyncio.Future[Any]) -> None:
+    # The caller gave up on this call; retrieve its outcome so asyncio does not log it as never retrieved.
+    if not future.cancelled():
+        future.exception()
+
+
+class LlamaBackend(BaseBackend):
+    """A local GGUF model, run in-process with llama-cpp-python.
+
+    ``n_threads`` sets the threads for generation and (unless ``n_threads_batch`` is given) prompt evaluation;
+    ``None`` keeps llama-cpp-python's defaults. ``prefix_cache``: ``True`` keeps up to 2 GiB of llama.cpp states keyed by prompt tokens, so a call that
+    shares a long prefix with an earlier one (not just the previous one) skips re-evaluating it; an ``int`` sets
+    the capacity in bytes; ``False`` or ``0`` turns it off. Other keyword arguments go to ``llama_cpp.Llama``.
+    The model loads on first use (or on :meth:`load`) and is shared with other backends for the same file
+    and parameters; :meth:`aclose` gives it back, and the last backend to close it frees it.
+    """
+
+    name = "local"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        structured_output=True, streaming=True, embeddings=False, tools=False
+    )
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        seed: int = 0,
+        prefix_cache: bool | int = True,
+        chat_format: str | None = None,
+        verbose: bool = False,
+        **llama_kwargs: Any,
+    ) -> None:
+        path = Path(model_path).expanduser()
+        where = str(path)
+        if not path.is_file():
+            raise BackendUnavailable("model file not found", location=where)
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise BackendUnavailable(_INSTALL_HINT, location=where)
+        if n_ctx < 1:
+            raise ConfigError(f"n_ctx must be at least 1, got {n_ctx}", location=where)
+        self.model_path = path.resolve()
+        self.model_name = path.name
+        self.name = f"local:{path.name}"
+        self._capacity = _cache_capacity(prefix_cache, where)
+        load_kwargs: dict[str, Any] = {"n_ctx": n_ctx, "seed": seed, "verbose": verbose, **llama_kwargs}
+        if n_threads is not None:
+            load_kwargs["n_threads"] = n_threads
+            # Prompt evaluation too: llama.cpp would otherwise use every core there, and its spinning threads
+            # slow to a crawl on a busy machine.
+            load_kwargs.setdefault("n_threads_batch", n_threads)
+        if chat_format is not None:
+            load_kwargs["chat_format"] = chat_format
+        self._load_kwargs = load_kwargs
+        stat = self.model_path.stat()
+        # A rewritten file (new mtime or size) is a different model.
+        self._key = (
+            str(self.model_path),
+            stat.st_mtime_ns,
+            stat.st_size,
+            self._capacity,
+            _freeze(load_kwargs),
+        )
+        self._model: _LoadedModel | None = None
+        self._closed = False
+        self._state_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"LlamaBackend({str(self.model_path)!r}, n_ctx={self._load_kwargs['n_ctx']})"
+
+    # -- loading -------------------------------------------------------------------------------------------
+
+    def _loaded(self) -> _LoadedModel:
+        model = self._model
+        if model is not None:
+            return model
+        with self._state_lock:
+            if self._closed:
+                raise BackendUnavailable("this backend is closed", location=str(self.model_path))
+            if self._model is None:
+                self._model = _acquire(self._key, self.model_path, self._capacity, self._load_kwargs)
+            return self._model
+
+    def load(self) -> Any:
+        """Load the model now (it otherwise loads on the first call) and return the ``llama_cpp.Llama``."""
+        return self._loaded().llama
+
+    @property
+    def llama(self) -> Any:
+        """The shared ``llama_cpp.Llama``. Hold :attr:`lock` while calling it directly."""
+        return self._loaded().llama
+
+    @property
+    def lock(self) -> threading.Lock:
+        """The lock that serialises every call to this loaded model."""
+        return self._loaded().lock
+
+    def prefix_cache_stats(self) -> PrefixCacheStats | None:
+        """Counters of the loaded model's prompt-prefix cache; None when the cache is off or nothing is loaded."""
+        model = self._model
+        if model is None or model.cache is None:
+            return None
+        with model.lock:
+            cache = model.cache
+            return PrefixCacheStats(
+                lookups=cache.lookups,
+                hits=cache.hits,
+                entries=len(cache.cache_state),
+                size_bytes=cache.cache_size,
+                capacity_bytes=model.capacity_bytes,
+            )
+
+    async def _model_async(self) -> _LoadedModel:
+        model = self._model
+        if model is not None:
+            return model
+        return await asyncio.to_thread(self._loaded)
+
+    # -- calls ---------------------------------------------------------------------------------------------
+
+    def _call_kwargs(self, request: GenerateRequest) -> dict[str, Any]:
+        messages = []
+        for m in request.messages:
+            message = {"role": m.role, "content": m.content}
+            if m.name is not None:
+                message["name"] = m.name
+            messages.append(message)
+        kwargs: dict[str, Any] = {"messages": messages}
+        if request.temperature is not None:
+            kwargs["temperature"] = request.temperature
+        if request.max_tokens is not None:
+            kwargs["max_tokens"] = request.max_tokens
+        if request.top_p is not None:
+            kwargs["top_p"] = request.top_p
+        if request.stop:
+            kwargs["stop"] = list(request.stop)
+        if request.seed is not None:
+            kwargs["seed"] = request.seed
+        if request.params:
+            reserved = _RESERVED_PARAMS.intersection(request.params)
+            if reserved:
+                raise ModelRequestError(f"params may not set {sorted(reserved)}", location=self.name)
+            if request.output_model is not None and "response_format" in request.params:
+                raise ModelRequestError(
+                    "give either output_model or params['response_format'], not both", location=self.name
+                )
+            kwargs.update(request.params)
+        if request.output_model is not None:
+            kwargs["grammar"] = _grammar_for(request.output_model)
+        return kwargs
+
+    def _error(self, exc: Exception, request: GenerateRequest) -> PromptkitError:
+        where = str(self.model_path)
+        if isinstance(exc, PromptkitError):
+            return exc
+        if isinstance(exc, _DeadlinePassed):
+            return RequestTimeout(f"no answer within {request.timeout_s} s", location=where)
+        if isinstance(exc, ValueError) and "context window" in str(exc):
+            return ModelRequestError(f"prompt too long: {exc}", location=where)
+        if isinstance(exc, (ValueError, TypeError)):
+            return ModelRequestError(f"llama.cpp rejected the request: {exc}", location=where)
+        return BackendError(f"llama.cpp failed: {type(exc).__name__}: {exc}", location=where)
+
+    @staticmethod
+    def _run(model: _LoadedModel, kwargs: dict[str, Any], deadline: float | None) -> tuple[Any, float]:
+        with model.lock:
+            if deadline is not None:
+                if time.monotonic() > deadline:
+                    raise _DeadlinePassed  # timed out while queued: don't start
+                if not any(key in kwargs for key in _CONSTRAINED_KEYS):
+                    from llama_cpp import LogitsProcessorList
+
+                    eos = model.llama.token_eos()
+                    kwargs["logits_processor"] = LogitsProcessorList([_deadline_processor(deadline, eos)])
+            started = time.perf_counter()
+            completion = model.llama.create_chat_completion(**kwargs)
+            elapsed = time.perf_counter() - started
+            if deadline is not None and time.monotonic() > deadline:
+                raise _DeadlinePassed
+            return completion, elapsed
+
+    async def generate(self, request: GenerateRequest) -> GenerateResponse:
+        started = time.perf_counter()
+        model = await self._model_async()
+        kwargs = self._call_kwargs(request)
+        loop = asyncio.get_running_loop()
+        try:
+            if request.timeout_s is None:
+                completion, compute_s = await loop.run_in_executor(
+                    model.executor, self._run, model, kwargs, None
+                )
+            else:
+                deadline = time.monotonic() + request.timeout_s
+                call = loop.run_in_executor(model.executor, self._run, model, kwargs, deadline)
+                # A running llama.cpp call cannot be interrupted: stop waiting at the deadline, and let the
+                # deadline processor (or max_tokens, under a grammar) end the call on the worker thread.
+                try:
+                    completion, compute_s = await asyncio.wait_for(asyncio.shield(call), request.timeout_s)
+                except asyncio.TimeoutError:
+                    call.add_done_callback(_consume_exception)
+                    raise _DeadlinePassed from None
+        except Exception as exc:
+            raise self._error(exc, request) from None
+        choice = completion["choices"][0]
+        usage = completion.get("usage") or {}
+        return GenerateResponse(
+            text=choice["message"].get("content") or "",
+            model=request.model or self.model_name,
+            finish_reason=choice.get("finish_reason"),
+            usage=Usage(
+                input_tokens=usage.get("prompt_tokens", 0), output_tokens=usage.get("completion_tokens", 0)
+            ),
+            latency_s=time.perf_counter() - started,
+            compute_s=compute_s,
+            cost_usd=None,
+        )
+
+    async def stream(self, request: GenerateRequest) -> AsyncIterator[str]:
+        """Yield text chunks as llama.cpp produces them. Leaving the loop early stops generation."""
+        model = await self._model_async()
+        kwargs = self._call_kwargs(request)
+        kwargs["stream"] = True
+        deadline = time.monotonic() + request.timeout_s if request.timeout_s is not None else None
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        stop = threading.Event()
+
+        def put(kind: str, value: Any) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+
+        def produce() -> None:
+            try:
+                with model.lock:
+                    chunks = model.llama.create_chat_completion(**kwargs)
+                    try:
+                        for chunk in chunks:
+                            if stop.is_set():
+                                break
+                            if deadline is not None and time.monotonic() > deadline:
+                                raise _DeadlinePassed
+                            text = chunk["choices"][0]["delta"].get("content")
+                            if text:
+                                put("chunk", text)
+                    finally:
+                        chunks.close()
+            except Exception as exc:
+                put("error", exc)
+            finally:
+                put("done", None)
+
+        worker = loop.run_in_executor(model.executor, produce)
+        try:
+            while True:
+                kind, value = await queue.get()
+                if kind == "chunk":
+                    yield value
+                elif kind == "error":
+                    raise self._error(value, request) from None
+                else:
+                    break
+        finally:
+            stop.set()
+            await asyncio.shield(worker)
+
+    # -- closing -------------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Give the shared model back; the last backend using it frees it. Safe to call twice."""
+        with self._state_lock:
+            if self._closed:
+                return
+            self._closed = True
+            model, self._model = self._model, None
+        if model is not None:
+            _release(model)
+
+    async def aclose(self) -> None:
+        self.close()

@@ -1,0 +1,540 @@
+"""A real OpenAI-compatible HTTP server on 127.0.0.1, with scripted latency and faults.
+
+It runs an asyncio server in a background thread with a minimal HTTP/1.1 parser (keep-alive, Content-Length
+and chunked bodies), so hundreds of concurrent connections cost nothing but sockets. Clients such as litellm
+and the openai SDK talk to it exactly as they would to a provider, which lets tests put every transport fault
+on the wire: 429 with Retry-After, 5xx, a slow answer, a dropped connection, a body that is not JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from promptkit.errors import BackendError
+
+__all__ = ["Fault", "RecordedRequest", "StubOpenAIServer"]
+
+_REDACTED_HEADERS = {"authorization", "api-key", "x-api-key", "proxy-authorization"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    413: "Payload Too Large",
+    422: "Unprocessable Entity",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+_MAX_BODY = 32 * 1024 * 1024
+
+Reply = Callable[[dict[str, Any]], "str | dict[str, Any]"]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One scripted misbehaviour, applied to one request. Build them with the class methods."""
+
+    kind: str
+    status: int = 200
+    retry_after: float | str | None = None
+    seconds: float = 0.0
+    message: str = ""
+
+    @classmethod
+    def rate_limit(cls, retry_after: float | str | None = 1.5) -> Fault:
+        """HTTP 429, with a ``Retry-After`` header unless ``retry_after`` is None."""
+        return cls("rate_limit", status=429, retry_after=retry_after, message="rate limit exceeded")
+
+    @classmethod
+    def server_error(cls, status: int = 500) -> Fault:
+        return cls("http_error", status=status, message="internal server error")
+
+    @classmethod
+    def client_error(cls, status: int = 400, message: str = "invalid request") -> Fault:
+        """A 4xx other than 429: the provider rejects the request itself."""
+        return cls("http_error", status=status, message=message)
+
+    @classmethod
+    def slow(cls, seconds: float) -> Fault:
+        """Answer normally, but only after ``seconds`` more."""
+        return cls("slow", seconds=seconds)
+
+    @classmethod
+    def drop(cls) -> Fault:
+        """Read the request, then close the connection without a byte of answer."""
+        return cls("drop")
+
+    @classmethod
+    def malformed(cls) -> Fault:
+        """HTTP 200 whose body is not JSON (or, when streaming, not JSON events)."""
+        return cls("malformed")
+
+
+@dataclass
+class RecordedRequest:
+    """What the server received. Credential headers are replaced by ``REDACTED``."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    fault: Fault | None = None
+    received_at: float = field(default_factory=time.time)
+
+
+class _Drop(Exception):
+    """Close the connection now, without answering."""
+
+
+def _count_words(body: dict[str, Any]) -> int:
+    total = 0
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            total += len(content.split())
+        elif isinstance(content, list):
+            total += sum(len(str(p.get("text", "")).split()) for p in content if isinstance(p, dict))
+    return total
+
+
+def _default_reply(body: dict[str, Any]) -> str:
+    messages = [m for m in body.get("messages") or [] if isinstance(m, dict) and m.get("role") == "user"]
+    last = messages[-1].get("content", "") if messages else ""
+    return f"echo: {last}" if isinstance(last, str) else "echo"
+
+
+def _tool_name(body: dict[str, Any]) -> str | None:
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name")
+        if name:
+            return str(name)
+    tools = body.get("tools") or []
+    if tools and isinstance(tools[0], dict):
+        return str((tools[0].get("function") or {}).get("name") or "") or None
+    return None
+
+
+class StubOpenAIServer:
+    """An OpenAI-compatible server for tests and benchmarks.
+
+    ``reply`` is a fixed text or ``fn(request_json) -> str | dict``; a dict is answered as a tool call when the
+    request has ``tools`` (what instructor's TOOLS mode sends), and as JSON content otherwise. ``faults`` is
+    a queue applied to successive requests, one fault per request; ``push_faults`` adds more. Every request is
+    recorded in ``requests`` (credentials redacted) and counted in ``request_count``.
+
+        with StubOpenAIServer(reply="hi", latency_s=0.1, faults=[Fault.rate_limit(2)]) as server:
+            litellm.completion(model="openai/stub", api_base=server.base_url, api_key="x", ...)
+    """
+
+    def __init__(
+        self,
+        *,
+        reply: str | Reply | None = None,
+        latency_s: float = 0.0,
+        faults: Iterable[Fault] = (),
+        model: str = "stub",
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.reply = reply
+        self.latency_s = latency_s
+        self.model = model
+        self.host = host
+        self._port = port
+        self._faults: deque[Fault] = deque(faults)
+        self._requests: list[RecordedRequest] = []
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._active = 0
+        self.max_active = 0
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> StubOpenAIServer:
+        if self._thread is not None:
+            return self
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                self._server = loop.run_until_complete(
+                    asyncio.start_server(self._handle, self.host, self._port, backlog=2048, limit=_MAX_BODY)
+                )
+                self._port = self._server.sockets[0].getsockname()[1]
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="promptkit-stub-openai", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread = None
+            raise BackendError(
+                f"stub server could not listen: {failure[0]}", location=f"{self.host}:{self._port}"
+            )
+        return self
+
+    def stop(self) -> None:
+        """Close the listener and every open connection. Safe to call twice."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+
+        async def shutdown() -> None:
+            if self._server is not None:
+                self._server.close()
+            for task in list(self._handlers):
+                task.cancel()
+            await asyncio.gather(*self._handlers, return_exceptions=True)
+
+        with contextlib.suppress(RuntimeError):
+            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=10)
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        self._thread = None
+        self._loop = None
+
+    def __enter__(self) -> StubOpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------------- inspection
+
+    @property
+    def port(self) -> int:
+        if self._thread is None:
+            raise BackendError("stub server is not running; call start() or use it as a context manager")
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def request_count(self) -> int:
+        with self._lock:
+            return len(self._requests)
+
+    @property
+    def pending_faults(self) -> int:
+        with self._lock:
+            return len(self._faults)
+
+    def push_faults(self, *faults: Fault) -> None:
+        with self._lock:
+            self._faults.extend(faults)
+
+    def reset(self) -> None:
+        """Forget recorded requests and pending faults."""
+        with self._lock:
+            self._requests.clear()
+            self._faults.clear()
+        self.max_active = 0
+
+    # ---------------------------------------------------------------- HTTP
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            while True:
+                parsed = await self._read_request(reader)
+                if parsed is None:
+                    break
+                method, path, headers, raw = parsed
+                keep_alive = headers.get("connection", "").lower() != "close"
+                self._active += 1
+                self.max_active = max(self.max_active, self._active)
+                try:
+                    await self._respond(writer, method, path, headers, raw, keep_alive)
+                finally:
+                    self._active -= 1
+                if not keep_alive:
+                    break
+        except (_Drop, ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            pass
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._handlers.discard(task)  # type: ignore[arg-type]
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def _read_request(
+        self, reader: asyncio.StreamReader
+    ) -> tuple[str, str, dict[str, str], bytes] | None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError:
+            return None  # the client closed an idle keep-alive connection
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, _version = lines[0].split(" ", 2)
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            if ":" in line:
+                key, value = line.split(":", 1)
+                headers[key.strip().lower()] = value.strip()
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            body = bytearray()
+            while True:
+                size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                if size == 0:
+                    await reader.readuntil(b"\r\n")
+                    break
+                body += await reader.readexactly(size)
+                await reader.readexactly(2)
+            raw = bytes(body)
+        else:
+            length = int(headers.get("content-length", "0") or 0)
+            if length > _MAX_BODY:
+                raise ValueError("request body too large")
+            raw = await reader.readexactly(length) if length else b""
+        return method.upper(), target.split("?", 1)[0], headers, raw
+
+    def _record(self, method: str, path: str, headers: dict[str, str], body: Any) -> Fault | None:
+        safe = {k: ("REDACTED" if k in _REDACTED_HEADERS else v) for k, v in headers.items()}
+        with self._lock:
+            fault = self._faults.popleft() if self._faults else None
+            self._requests.append(RecordedRequest(method, path, safe, body, fault))
+        return fault
+
+    async def _respond(
+        self,
+        writer: asyncio.StreamWriter,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        raw: bytes,
+        keep_alive: bool,
+    ) -> None:
+        body: Any = None
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = raw.decode("utf-8", "replace")
+        fault = self._record(method, path, headers, body)
+        if self.latency_s > 0:
+            await asyncio.sleep(self.latency_s)
+        streaming = isinstance(body, dict) and bool(body.get("stream"))
+
+        if fault is not None:
+            if fault.kind == "drop":
+                raise _Drop
+            if fault.kind == "slow":
+                await asyncio.sleep(fault.seconds)
+            elif fault.kind == "malformed":
+                if streaming:
+                    await self._send_stream(writer, [b"data: {this is not json\n\n"], keep_alive)
+                else:
+                    await self._send(writer, 200, b"<html>this is not json{", keep_alive)
+                return
+            else:  # rate_limit, http_error
+                extra = {}
+                if fault.retry_after is not None:
+                    extra["Retry-After"] = str(fault.retry_after)
+                kind = "rate_limit_error" if fault.status == 429 else "server_error"
+                if 400 <= fault.status < 500 and fault.status != 429:
+                    kind = "invalid_request_error"
+                error = {"error": {"message": fault.message, "type": kind, "code": str(fault.status)}}
+                await self._send(writer, fault.status, json.dumps(error).encode(), keep_alive, extra)
+                return
+
+        if method == "GET" and path.rstrip("/") in ("/v1/models", "/models"):
+            listing = {
+                "object": "list",
+                "data": [{"id": self.model, "object": "model", "created": 0, "owned_by": "promptkit"}],
+            }
+            await self._send(writer, 200, json.dumps(listing).encode(), keep_alive)
+            return
+        if path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
+            await self._send_error(writer, 404, f"no route {method} {path}", keep_alive)
+            return
+        if method != "POST":
+            await self._send_error(writer, 405, f"{method} not allowed on {path}", keep_alive)
+            return
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            await self._send_error(writer, 400, "body must be a JSON object with 'messages'", keep_alive)
+            return
+        try:
+            answer: list[bytes] | bytes = (
+                self._stream_events(body) if streaming else json.dumps(self._completion(body)).encode()
+            )
+        except Exception as exc:  # a broken reply function is a server error, as it would be for real
+            await self._send_error(
+                writer, 500, f"reply function raised {type(exc).__name__}: {exc}", keep_alive
+            )
+            return
+        if isinstance(answer, list):
+            await self._send_stream(writer, answer, keep_alive)
+        else:
+            await self._send(writer, 200, answer, keep_alive)
+
+    # ---------------------------------------------------------------- answers
+
+    def _answer(self, body: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
+        """(content, tool call) for this request."""
+        value = self.reply(body) if callable(self.reply) else self.reply
+        if value is None:
+            value = _default_reply(body)
+        if isinstance(value, dict):
+            name = _tool_name(body)
+            if name and body.get("tools"):
+                call = {
+                    "id": f"call_{int(time.time() * 1e6)}",
+                    "type": "function",
+                    "function": {"name": name, "arguments": json.dumps(value)},
+                }
+                return None, call
+            return json.dumps(value), None
+        return str(value), None
+
+    def _usage(
+        self, body: dict[str, Any], content: str | None, call: dict[str, Any] | None
+    ) -> dict[str, int]:
+        out = len((content or "").split()) + (len(call["function"]["arguments"].split()) if call else 0)
+        prompt = _count_words(body)
+        return {"prompt_tokens": prompt, "completion_tokens": out, "total_tokens": prompt + out}
+
+    def _completion(self, body: dict[str, Any]) -> dict[str, Any]:
+        content, call = self._answer(body)
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if call is not None:
+            message["tool_calls"] = [call]
+        return {
+            "id": f"chatcmpl-stub{self.request_count}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": str(body.get("model") or self.model),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "finish_reason": "tool_calls" if call is not None else "stop",
+                }
+            ],
+            "usage": self._usage(body, content, call),
+        }
+
+    def _stream_events(self, body: dict[str, Any]) -> list[bytes]:
+        content, call = self._answer(body)
+        base = {
+            "id": f"chatcmpl-stub{self.request_count}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": str(body.get("model") or self.model),
+        }
+
+        def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            return f"data: {json.dumps(chunk)}\n\n".encode()
+
+        events = [event({"role": "assistant", "content": ""})]
+        if call is not None:
+            args = call["function"]["arguments"]
+            head = {
+                "index": 0,
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": call["function"]["name"], "arguments": ""},
+            }
+            events.append(event({"tool_calls": [head]}))
+            for i in range(0, len(args), 8):
+                piece = {"index": 0, "function": {"arguments": args[i : i + 8]}}
+                events.append(event({"tool_calls": [piece]}))
+            events.append(event({}, "tool_calls"))
+        else:
+            words = (content or "").split(" ")
+            for i, word in enumerate(words):
+                events.append(event({"content": word if i == 0 else " " + word}))
+            events.append(event({}, "stop"))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            usage_chunk = {**base, "choices": [], "usage": self._usage(body, content, call)}
+            events.append(f"data: {json.dumps(usage_chunk)}\n\n".encode())
+        events.append(b"data: [DONE]\n\n")
+        return events
+
+    # ---------------------------------------------------------------- wire
+
+    async def _send_error(
+        self, writer: asyncio.StreamWriter, status: int, message: str, keep_alive: bool
+    ) -> None:
+        error = {"error": {"message": message, "type": "invalid_request_error", "code": str(status)}}
+        await self._send(writer, status, json.dumps(error).encode(), keep_alive)
+
+    async def _send(
+        self,
+        writer: asyncio.StreamWriter,
+        status: int,
+        payload: bytes,
+        keep_alive: bool,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        head = [
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
+            "Content-Type: application/json",
+            f"Content-Length: {len(payload)}",
+            f"Connection: {'keep-alive' if keep_alive else 'close'}",
+            *(f"{k}: {v}" for k, v in (extra or {}).items()),
+        ]
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
+        await writer.drain()
+
+    async def _send_stream(self, writer: asyncio.StreamWriter, events: list[bytes], keep_alive: bool) -> None:
+        head = [
+            "HTTP/1.1 200 OK",
+            "Content-Type: text/event-stream",
+            "Cache-Control: no-cache",
+            "Transfer-Encoding: chunked",
+            f"Connection: {'keep-alive' if keep_alive else 'close'}",
+        ]
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+        for data in events:
+            writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+
+    def __repr__(self) -> str:
+        where = f"{self.host}:{self._port}" if self._thread is not None else "stopped"
+        return (
+            f"StubOpenAIServer({where}, requests={self.request_count}, pending_faults={self.pending_faults})"
+        )

@@ -1,0 +1,60 @@
+"""What every command shares: one-line errors, JSON output, a console."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from promptkit.errors import PromptkitError
+
+__all__ = ["run_cli", "print_json", "console", "parse_key_values"]
+
+
+def console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    """Machine-readable output: one JSON document on stdout."""
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def parse_key_values(pairs: tuple[str, ...], option: str = "--input") -> dict[str, str]:
+    """``key=value`` pairs from repeated options; a pair without ``=`` is a usage error naming it."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"{option} {pair!r}: expected key=value")
+        out[key] = value
+    return out
+
+
+def run_cli(group: click.Group, argv: list[str]) -> int:
+    """Run the click group; a PromptkitError becomes one red line on stderr and its exit code."""
+    try:
+        # With standalone_mode=False click returns ctx.exit()'s code instead of calling sys.exit.
+        result = group.main(args=argv, prog_name="promptkit", standalone_mode=False)
+    except PromptkitError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+    except BrokenPipeError:  # `promptkit ... | head`
+        sys.stderr.close()
+        return 0
+    return result if isinstance(result, int) else 0

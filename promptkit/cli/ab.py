@@ -1,0 +1,122 @@
+"""``promptkit ab SUITE_OR_LOG``: compare prompt variants on the same items, with paired statistics.
+
+Given an EvalLog JSON (``promptkit eval --out log.json``) it analyses it; given a suite YAML it runs the
+suite first. Exit code: 0, or 1 when a CI gate in the log's ``thresholds`` fails (2 for bad input).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from promptkit.cli._common import console
+from promptkit.errors import EvalError
+
+if TYPE_CHECKING:
+    from promptkit.evals._log import EvalLog
+
+__all__ = ["command", "load_log"]
+
+_SUITE_SUFFIXES = {".yaml", ".yml"}
+# Exit code when the analysis ran but a CI gate failed.
+GATE_FAILED = 1
+
+
+def load_log(path: Path) -> EvalLog:
+    """Read an EvalLog JSON file; errors name the file (and the field, for a log that does not validate)."""
+    from pydantic import ValidationError
+
+    from promptkit.evals._log import EvalLog
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise EvalError(f"cannot read the eval log: {exc.strerror or exc}", location=str(path)) from None
+    try:
+        return EvalLog.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or None
+        problem = "not valid JSON" if first["type"] == "json_invalid" else first["msg"]
+        where = f"{path}: {field}" if field else str(path)
+        raise EvalError(
+            f"not an eval log ({exc.error_count()} problem(s)): {problem}", location=where
+        ) from None
+
+
+def _run_suite(path: Path, progress: bool) -> EvalLog:
+    try:
+        from promptkit.evals import run_suite  # type: ignore[attr-defined]
+    except ImportError:
+        raise EvalError("cannot run a suite: the eval runner is not installed", location=str(path)) from None
+    return run_suite(path, progress=progress)  # type: ignore[no-any-return]
+
+
+@click.command("ab")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--baseline", default=None, help="Compare every other variant against this one.")
+@click.option("--metric", default=None, help="`pass` (all thresholded scorers) or a scorer name.")
+@click.option(
+    "--model", default=None, help="Only this model's results (default: every model, paired per item)."
+)
+@click.option(
+    "--alpha", type=float, default=0.05, show_default=True, help="Significance level (family-wise)."
+)
+@click.option(
+    "--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Write an HTML report."
+)
+@click.option(
+    "--markdown", "md_path", type=click.Path(dir_okay=False, path_type=Path), help="Write Markdown."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the versioned ABReport JSON instead of tables.")
+def command(
+    source: Path,
+    baseline: str | None,
+    metric: str | None,
+    model: str | None,
+    alpha: float,
+    html_path: Path | None,
+    md_path: Path | None,
+    as_json: bool,
+) -> int:
+    """Compare prompt variants in SOURCE: an eval log (JSON) or a suite (YAML, run first)."""
+    from promptkit.evals._ab import compare_variants
+    from promptkit.evals._html import write_html
+    from promptkit.evals._report import print_report, to_markdown
+
+    if source.suffix.lower() in _SUITE_SUFFIXES:
+        log = _run_suite(source, progress=not as_json)
+    else:
+        log = load_log(source)
+    report = compare_variants(log, metric=metric, baseline=baseline, alpha=alpha, model=model)
+
+    if html_path is not None:
+        write_html(report, log, html_path)
+    if md_path is not None:
+        try:
+            md_path.parent.mkdir(parents=True, exist_ok=True)
+            md_path.write_text(to_markdown(report, log), encoding="utf-8")
+        except OSError as exc:
+            raise EvalError(
+                f"cannot write the Markdown report: {exc.strerror or exc}", location=str(md_path)
+            ) from None
+
+    if as_json:
+        click.echo(json.dumps(report.model_dump(mode="json"), indent=2, ensure_ascii=False))
+    else:
+        print_report(report, log, console())
+        for path, what in ((html_path, "HTML"), (md_path, "Markdown")):
+            if path is not None:
+                click.echo(f"wrote {what} report to {path}")
+
+    failed = [t for t in report.thresholds if not t.passed]
+    if failed:
+        for t in failed:
+            bound = ">=" if t.direction == "min" else "<="
+            value = "no results" if t.value is None else f"{t.value:.4g}"
+            click.echo(f"gate failed: {t.name} for {t.variant}: {value}, needs {bound} {t.limit:g}", err=True)
+        return GATE_FAILED
+    return 0

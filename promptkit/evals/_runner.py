@@ -1,0 +1,508 @@
+"""The eval runner: every (item, variant, model, repeat) through ``generate``, scored, committed, resumable.
+
+- Models run one after another: every call on one model finishes before the next model is touched, so a
+  local GGUF is loaded once per run, never per prompt. Within a model, ``concurrency`` workers pull work.
+- Deterministic under the suite's seed: temperature 0 unless a variant says otherwise, seeded example
+  selection, and a per-call seed derived from (seed, item, repeat), identical across variants and models
+  so that their results pair up.
+- Each result is committed to the SQLite run log as soon as it is scored; ``resume=RUN_ID`` skips the
+  ones already there. Results are streamed to the log rather than held in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from promptkit.backends import Backend, run_sync
+from promptkit.errors import EvalError, InputValidationError, PromptkitError
+from promptkit.evals._dataset import Item
+from promptkit.evals._log import Aggregate, EvalLog, ItemResult, Score, VariantInfo
+from promptkit.evals._passk import pass_at_k_array
+from promptkit.evals._runlog import RunLog, find_run_log, run_log_path
+from promptkit.evals._scorers import Generation, Scorer, ScorerEnv
+from promptkit.evals._suite import Suite, VariantSpec, load_suite
+from promptkit.ledger import scrub_secrets
+from promptkit.prompts import ExampleSelection, Template
+from promptkit.routing import Deployment, Router, Tier
+
+if TYPE_CHECKING:
+    from promptkit.evals._ab import ThresholdCheck
+
+__all__ = ["run_suite", "arun_suite", "assert_suite", "failed_gates", "describe_gate", "derive_seed", "new_eval_run_id"]
+
+
+def derive_seed(seed: int, item_id: str, repeat: int) -> int:
+    """A per-call seed from (suite seed, item, repeat): stable across processes, variants and models."""
+    digest = hashlib.sha256(f"{seed}\x00{item_id}\x00{repeat}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def new_eval_run_id(suite: str) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in suite)[:40]
+    return f"{safe}-{stamp}-{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True)
+class _Variant:
+    spec: VariantSpec
+    template: Template
+    examples: ExampleSelection | str | None
+    temperature: float
+    max_tokens: int | None
+
+
+@dataclass(frozen=True)
+class _Unit:
+    item: Item
+    variant: _Variant
+    repeat: int
+
+
+def _examples(spec: VariantSpec, seed: int) -> ExampleSelection | str | None:
+    selection = spec.examples
+    if isinstance(selection, str):
+        selection = ExampleSelection.parse(selection)
+    # random_k without its own seed draws with the suite's, so a run is reproducible from the suite alone.
+    if isinstance(selection, ExampleSelection) and selection.strategy == "random_k" and "seed" not in (
+        selection.model_fields_set
+    ):
+        selection = selection.model_copy(update={"seed": seed})
+    return selection
+
+
+def _jsonable(output: Any) -> Any:
+    if isinstance(output, BaseModel):
+        return output.model_dump(mode="json")
+    return output
+
+
+class _Runner:
+    def __init__(
+        self,
+        suite: Suite,
+        *,
+        backends: Mapping[str, Backend],
+        cache: Any,
+        ledger: Any,
+        run_log: RunLog,
+        run_id: str,
+        progress: bool,
+    ) -> None:
+        from promptkit.generate._defaults import current_config, resolve_cache, resolve_ledger
+
+        self.suite = suite
+        self.spec = suite.spec
+        self.backends = backends
+        self.config = current_config()
+        self.cache = resolve_cache(cache if cache is not None else self.spec.cache)
+        self.ledger = resolve_ledger(ledger)
+        self.run_log = run_log
+        self.run_id = run_id
+        self.ledger_run = f"eval-{run_id}"
+        self.show_progress = progress
+        self.scorers: list[Scorer] = suite.build_scorers(
+            ScorerEnv(
+                backends=backends,
+                cache=self.cache if self.cache is not None else False,
+                ledger=self.ledger if self.ledger is not None else False,
+                run_id=self.ledger_run,
+                base_dir=suite.base_dir,
+            )
+        )
+        self.variants = [
+            _Variant(
+                spec=v,
+                template=suite.template(v),
+                examples=_examples(v, self.spec.seed),
+                temperature=v.temperature if v.temperature is not None else self.spec.temperature,
+                max_tokens=v.max_tokens if v.max_tokens is not None else self.spec.max_tokens,
+            )
+            for v in self.spec.variants
+        ]
+        self.cost = 0.0
+
+    # -- set-up ---------------------------------------------------------------------------------------------
+
+    def check_inputs(self, items: Sequence[Item]) -> None:
+        """Every item renders with every variant's inputs, or the run does not start."""
+        for variant in self.variants:
+            for item in items:
+                try:
+                    variant.template.validate_inputs({**item.inputs, **variant.spec.inputs})
+                except InputValidationError as exc:
+                    raise EvalError(
+                        f"item {item.id!r} does not fit variant {variant.spec.name!r} "
+                        f"(template {variant.template.name!r}): input {exc.field!r}: {exc.problem}",
+                        location=item.location,
+                    ) from None
+
+    def router_for(self, model: str) -> Router:
+        spec = self.spec
+        if spec.router is not None:
+            from promptkit.config import load_config
+
+            path = Path(spec.router)
+            config = load_config(path=path if path.is_absolute() else self.suite.base_dir / path)
+            return Router.from_config(config, max_attempts_per_tier=spec.max_attempts)
+        target: str | Backend = self.backends.get(model, model)
+        concurrency: int | None = spec.concurrency
+        if isinstance(target, str):
+            alias = self.config.raw.get("models", {}).get(target)
+            # A configured in-flight limit (a provider's rate limit) wins over the suite's concurrency.
+            if isinstance(alias, dict) and "concurrency" in alias:
+                concurrency = None
+        deployment = Deployment(target, name=model, concurrency=concurrency, config=self.config)
+        if deployment.is_local:
+            deployment = Deployment(target, name=model, config=self.config)  # one call at a time on a GGUF
+        return Router([Tier(model, [deployment])], max_attempts_per_tier=spec.max_attempts, config=self.config)
+
+    # -- one unit -------------------------------------------------------------------------------------------
+
+    async def run_unit(self, unit: _Unit, model: str, router: Router) -> ItemResult:
+        from promptkit.generate import agenerate
+
+        variant, item = unit.variant, unit.item
+        inputs = {**item.inputs, **variant.spec.inputs}
+        base = ItemResult(
+            item_id=item.id,
+            variant=variant.spec.name,
+            model=model,
+            repeat=unit.repeat,
+            inputs=item.inputs,
+            expected=item.expected,
+        )
+        started = time.perf_counter()
+        try:
+            result = await agenerate(
+                variant.template,
+                inputs,
+                router=router,
+                cache=self.cache if self.cache is not None else False,
+                ledger=self.ledger if self.ledger is not None else False,
+                run_id=self.ledger_run,
+                max_attempts=self.spec.max_attempts,
+                temperature=variant.temperature,
+                max_tokens=variant.max_tokens,
+                examples=variant.examples,
+                budget_tokens=variant.spec.budget_tokens,
+                seed=derive_seed(self.spec.seed, item.id, unit.repeat),
+            )
+        except EvalError:
+            raise
+        except PromptkitError as exc:
+            attempts = list(getattr(exc, "attempts", None) or [])
+            raw = next((a.raw_output for a in reversed(attempts) if getattr(a, "raw_output", None)), None)
+            usage = getattr(exc, "usage", None)
+            base.output = raw
+            base.error = scrub_secrets(f"{type(exc).__name__}: {exc}")
+            base.passed = False
+            base.latency_s = time.perf_counter() - started
+            base.cost_usd = sum(getattr(a, "cost_usd", 0.0) for a in attempts)
+            base.input_tokens = getattr(usage, "input_tokens", 0) or 0
+            base.output_tokens = getattr(usage, "output_tokens", 0) or 0
+            return base
+        latency = sum(a.latency_s for a in result.attempts) or (time.perf_counter() - started)
+        generation = Generation(
+            text=result.text,
+            model=model,
+            variant=variant.spec.name,
+            repeat=unit.repeat,
+            latency_s=latency,
+            cost_usd=result.cost_usd,
+            input_tokens=result.usage.input_tokens,
+            output_tokens=result.usage.output_tokens,
+            cached=result.cached,
+            output_model=variant.template.output_model,
+        )
+        parsed = _jsonable(result.output)
+        scores = await asyncio.gather(*(self.score(s, item, generation, parsed) for s in self.scorers))
+        verdicts = [s.passed for s in scores if s.passed is not None]
+        base.output = result.text
+        base.parsed = parsed
+        base.scores = list(scores)
+        base.passed = all(verdicts) if verdicts else None
+        base.latency_s = latency
+        base.cost_usd = result.cost_usd
+        base.input_tokens = result.usage.input_tokens
+        base.output_tokens = result.usage.output_tokens
+        base.cached = result.cached
+        return base
+
+    async def score(self, scorer: Scorer, item: Item, output: Generation, parsed: Any) -> Score:
+        try:
+            return await scorer(item, output, parsed)
+        except EvalError:
+            raise  # a suite or dataset bug: stop rather than score every item wrong
+        except PromptkitError as exc:
+            # The scorer itself failed (a judge with no valid answer): a failed score, never a silent pass.
+            return Score(
+                scorer=scorer.name,
+                value=0.0,
+                passed=False,
+                rationale=scrub_secrets(f"scorer failed: {type(exc).__name__}: {exc}")[-600:],
+                meta={"scorer_error": True},
+            )
+
+    # -- the run --------------------------------------------------------------------------------------------
+
+    def units(self, items: Sequence[Item], model: str, done: set[tuple[str, str, str, int]]) -> Iterator[_Unit]:
+        for item in items:
+            for repeat in range(self.spec.repeats):
+                for variant in self.variants:
+                    if (variant.spec.name, model, item.id, repeat) not in done:
+                        yield _Unit(item, variant, repeat)
+
+    async def run(self, items: Sequence[Item], done: set[tuple[str, str, str, int]]) -> None:
+        models = self.suite.model_names()
+        total = len(items) * self.spec.repeats * len(self.variants) * len(models)
+        with _Progress(self.show_progress, total, len(done), self.suite.name) as bar:
+            for model in models:
+                router = self.router_for(model)
+                work = self.units(items, model, done)
+                bar.describe(f"{self.suite.name} · {model}")
+
+                async def worker(router: Router = router, model: str = model, work: Iterator[_Unit] = work) -> None:
+                    for unit in work:  # a shared iterator: each unit goes to exactly one worker
+                        result = await self.run_unit(unit, model, router)
+                        self.run_log.add(result)
+                        self.cost += result.cost_usd
+                        bar.advance(self.cost)
+
+                tasks = [asyncio.ensure_future(worker()) for _ in range(self.spec.concurrency)]
+                try:
+                    await asyncio.gather(*tasks)
+                except BaseException:
+                    for task in tasks:
+                        task.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                    raise
+
+    def aggregates(self) -> list[Aggregate]:
+        """pass@k for every scorer that asks for it, per (variant, model), from the committed results."""
+        wanted = {s.name: list(getattr(s, "ks", [])) for s in self.scorers if getattr(s, "ks", None)}
+        if not wanted:
+            return []
+        counts: dict[tuple[str, str, str], dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+        for result in self.run_log.iter_results():
+            passed = {s.scorer: bool(s.passed) for s in result.scores}
+            for name in wanted:
+                cell = counts[(name, result.variant, result.model)][result.item_id]
+                cell[0] += 1
+                cell[1] += 1 if passed.get(name, False) and result.error is None else 0
+        out: list[Aggregate] = []
+        for (name, variant, model), per_item in sorted(counts.items()):
+            ns = [n for n, _ in per_item.values()]
+            cs = [c for _, c in per_item.values()]
+            for k in wanted[name]:
+                if min(ns) < k:
+                    continue  # pass@k is undefined with fewer than k samples of a problem
+                out.append(
+                    Aggregate(
+                        scorer=name,
+                        metric=f"pass@{k}",
+                        variant=variant,
+                        model=model,
+                        value=pass_at_k_array(ns, cs, k),
+                        n_items=len(ns),
+                        n_samples=min(ns),
+                    )
+                )
+        return out
+
+
+class _Progress:
+    """A rich progress bar with ETA and running cost, or nothing."""
+
+    def __init__(self, enabled: bool, total: int, completed: int, name: str) -> None:
+        self.enabled = enabled
+        self.total = total
+        self.completed = completed
+        self.name = name
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                TextColumn("${task.fields[cost]:.4f}"),
+                console=Console(stderr=True),
+                transient=False,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(self.name, total=self.total, completed=self.completed, cost=0.0)
+        return self
+
+    def describe(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, description=text)
+
+    def advance(self, cost: float) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, advance=1, cost=cost)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _header(suite: Suite, runner: _Runner, run_id: str, suite_hash: str) -> EvalLog:
+    return EvalLog(
+        suite=suite.name,
+        suite_path=str(suite.path) if suite.path else None,
+        suite_hash=suite_hash,
+        run_id=run_id,
+        started_at=time.time(),
+        status="running",
+        seed=suite.spec.seed,
+        repeats=suite.spec.repeats,
+        variants=[
+            VariantInfo(name=v.spec.name, template=v.template.name, template_hash=v.template.hash, options=v.spec.options())
+            for v in runner.variants
+        ],
+        models=suite.model_names(),
+        scorers=[s.name for s in runner.scorers],
+        results=[],
+        thresholds=dict(suite.spec.thresholds),
+    )
+
+
+async def arun_suite(
+    suite: Suite | str | Path,
+    *,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    progress: bool = True,
+    backends: Mapping[str, Backend] | None = None,
+    run_id: str | None = None,
+    cache: Any = None,
+    ledger: Any = True,
+    state_dir: str | Path | None = None,
+) -> EvalLog:
+    """Run ``suite`` (a Suite or a YAML path) and return its :class:`EvalLog`; write it to ``out`` if given.
+
+    ``resume``: a run id (or run-log path) whose finished results are kept and not redone.
+    ``backends`` maps a model name of the suite to a ready Backend (scripted, function, a shared server).
+    ``cache``: None follows the suite's ``cache:``; True/False or an ExactCache override it.
+    The run log is ``<state_dir>/evals/<run_id>.sqlite``, or next to ``out``.
+    """
+    if not isinstance(suite, Suite):
+        suite = load_suite(suite)
+    from promptkit.generate._defaults import current_config
+
+    out_path = Path(out) if out is not None else None
+    state = Path(state_dir) if state_dir is not None else current_config().state_dir
+    suite_hash = suite.hash
+    if resume is not None:
+        log_path = find_run_log(resume, state_dir=state, out=out_path)
+        run_log = RunLog(log_path)
+        header = run_log.header()
+        if header is None:
+            raise EvalError("the run log has no header: it is not an eval run", location=str(log_path))
+        if header.suite_hash != suite_hash:
+            run_log.close()
+            raise EvalError(
+                f"the suite or its dataset changed since run {header.run_id!r}; "
+                "resuming would mix results of two different evals",
+                location=str(suite.path or suite.name),
+            )
+        the_run = header.run_id
+    else:
+        the_run = run_id or new_eval_run_id(suite.name)
+        log_path = run_log_path(the_run, state_dir=state, out=out_path)
+        if log_path.exists():
+            raise EvalError(f"run {the_run!r} already exists; resume it instead", location=str(log_path))
+        run_log = RunLog(log_path)
+        header = None
+    try:
+        runner = _Runner(
+            suite,
+            backends=backends or {},
+            cache=cache,
+            ledger=ledger,
+            run_log=run_log,
+            run_id=the_run,
+            progress=progress,
+        )
+        items = suite.items()
+        runner.check_inputs(items)
+        if header is None:
+            run_log.write_header(_header(suite, runner, the_run, suite_hash))
+        else:
+            run_log.update_header(status="running", finished_at=None)
+        done = run_log.done()
+        try:
+            await runner.run(items, done)
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            run_log.update_header(status="interrupted")
+            raise
+        except BaseException:
+            run_log.update_header(status="failed")
+            raise
+        run_log.update_header(status="complete", finished_at=time.time(), aggregates=runner.aggregates())
+        if out_path is not None:
+            run_log.write_json(out_path)
+        return run_log.to_log()
+    finally:
+        run_log.close()
+
+
+def run_suite(
+    suite: Suite | str | Path,
+    *,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    progress: bool = True,
+    **kwargs: Any,
+) -> EvalLog:
+    """The synchronous form of :func:`arun_suite` (works inside a running event loop too)."""
+    return run_sync(arun_suite(suite, out=out, resume=resume, progress=progress, **kwargs))  # type: ignore[no-any-return]
+
+
+def failed_gates(log: EvalLog) -> list[ThresholdCheck]:
+    """The CI gates of ``log`` that did not pass (every variant is checked)."""
+    from promptkit.evals._ab import check_thresholds
+
+    return [check for check in check_thresholds(log) if not check.passed]
+
+
+def describe_gate(check: ThresholdCheck) -> str:
+    value = "no results" if check.value is None else f"{check.value:.4g}"
+    op = ">=" if check.direction == "min" else "<="
+    return f"{check.name} of variant {check.variant!r} is {value}, needs {op} {check.limit:g}"
+
+
+def assert_suite(suite: Suite | str | Path, **kwargs: Any) -> EvalLog:
+    """Run ``suite`` and raise ``AssertionError`` listing every CI gate that failed; return the log."""
+    kwargs.setdefault("progress", False)
+    log = run_suite(suite, **kwargs)
+    failed = failed_gates(log)
+    if failed:
+        raise AssertionError(f"suite {log.suite!r}: " + "; ".join(describe_gate(c) for c in failed))
+    return log

@@ -1,0 +1,286 @@
+"""Eval suites: YAML files naming prompt variants, models, a dataset, scorers, repeats and CI gates.
+
+    name: debug-fewshot-vs-zeroshot
+    variants:
+      - {name: zero-shot, template: debug, examples: {strategy: first_k, k: 0}}
+      - {name: few-shot, template: debug, examples: {strategy: all}}
+    models: [cheap]                      # or  router: promptkit.toml
+    dataset: {path: data/bugs.jsonl, id_field: id, inputs: {language: lang, code: code}, expected: answer}
+    scorers:
+      - {type: exact, field: diagnosis}
+    repeats: 3
+    concurrency: 8
+    seed: 0
+    thresholds: {pass_rate: 0.8}
+
+Every problem is an :class:`EvalError` naming ``file:line: field``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from promptkit.errors import EvalError, PromptkitError
+from promptkit.evals._dataset import DatasetSpec, Item, load_dataset
+from promptkit.evals._scorers import Scorer, ScorerEnv, _FieldError, build_scorer
+from promptkit.prompts import ExampleSelection, Template
+
+__all__ = ["VariantSpec", "SuiteSpec", "Suite", "load_suite", "GATES"]
+
+# CI gates besides per-scorer minimums (see promptkit.evals._ab.check_thresholds).
+GATES = ("pass_rate", "error_rate")
+_TEMPLATE_SUFFIXES = (".yaml", ".yml")
+
+
+class VariantSpec(BaseModel):
+    """One prompt variant: a template (name or path) and the options it is rendered with."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    template: str = Field(min_length=1)
+    examples: ExampleSelection | str | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)  # constant inputs added to every item's
+    budget_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0)
+    max_tokens: int | None = Field(default=None, ge=1)
+
+    def options(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"name", "template"}, exclude_none=True, exclude_defaults=True)
+
+
+class SuiteSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    description: str | None = None
+    variants: list[VariantSpec] = Field(min_length=1)
+    models: list[str] | None = None
+    router: str | None = None  # a promptkit.toml whose [router] cascade is the one "model" under test
+    dataset: DatasetSpec
+    scorers: list[dict[str, Any]] = Field(min_length=1)
+    repeats: int = Field(default=1, ge=1)
+    concurrency: int = Field(default=8, ge=1)
+    seed: int = 0
+    temperature: float = Field(default=0.0, ge=0)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_attempts: int = Field(default=3, ge=1)
+    cache: bool = True
+    thresholds: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_model_source(self) -> SuiteSpec:
+        if (self.models is None) == (self.router is None):
+            raise ValueError("give exactly one of models: [...] or router: <promptkit.toml>")
+        if self.models is not None and not self.models:
+            raise ValueError("models must list at least one model")
+        return self
+
+
+class Suite:
+    """A validated suite: the spec, where it came from, its hash, its scorers and (lazily) its items."""
+
+    def __init__(
+        self,
+        spec: SuiteSpec,
+        *,
+        path: Path | None = None,
+        base_dir: Path | None = None,
+        lines: Any = None,
+        text: str | None = None,
+    ) -> None:
+        self.spec = spec
+        self.path = path
+        self.base_dir = base_dir or (path.parent if path is not None else Path.cwd())
+        self._lines = lines
+        self._text = text if text is not None else json.dumps(spec.model_dump(mode="json"), sort_keys=True)
+        self._items: list[Item] | None = None
+        self._templates: dict[str, Template] = {}
+        self._check()
+
+    # -- construction -----------------------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, base_dir: Path | str | None = None) -> Suite:
+        """A suite from plain data (what a YAML file holds); errors name the field."""
+        return cls(_validate(dict(data), None, None), base_dir=Path(base_dir) if base_dir else None)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def where(self, *path: Any) -> str:
+        """``file:line: field`` for a position in the suite document."""
+        field = _dotted(path)
+        if self._lines is not None and self.path is not None:
+            return f"{self._lines.where(tuple(path))}: {field}" if field else self._lines.where(tuple(path))
+        source = str(self.path) if self.path else f"suite {self.spec.name!r}"
+        return f"{source}: {field}" if field else source
+
+    def _check(self) -> None:
+        spec = self.spec
+        names = [v.name for v in spec.variants]
+        for index, name in enumerate(names):
+            if names.index(name) != index:
+                raise EvalError(f"duplicate variant name {name!r}", location=self.where("variants", index, "name"))
+        for index, variant in enumerate(spec.variants):
+            self.template(variant, index)
+            if isinstance(variant.examples, str):
+                try:
+                    ExampleSelection.parse(variant.examples)
+                except PromptkitError as exc:
+                    raise EvalError(exc.message, location=self.where("variants", index, "examples")) from None
+        scorers = self.build_scorers()
+        scorer_names = [s.name for s in scorers]
+        for index, made in enumerate(scorers):
+            too_big = [k for k in getattr(made, "ks", []) if k > spec.repeats]
+            if too_big:
+                raise EvalError(
+                    f"pass@{too_big[0]} needs at least {too_big[0]} samples per item; set repeats: to {max(too_big)} or more",
+                    location=self.where("scorers", index, "k"),
+                )
+        for index, name in enumerate(scorer_names):
+            if scorer_names.index(name) != index:
+                raise EvalError(
+                    f"two scorers are named {name!r}; give one a different name:",
+                    location=self.where("scorers", index),
+                )
+        for gate in spec.thresholds:
+            if gate not in GATES and gate not in scorer_names:
+                raise EvalError(
+                    f"unknown gate {gate!r}: use pass_rate, error_rate or a scorer name ({', '.join(scorer_names)})",
+                    location=self.where("thresholds", gate),
+                )
+
+    # -- parts --------------------------------------------------------------------------------------------
+
+    def template(self, variant: VariantSpec, index: int | None = None) -> Template:
+        """The variant's template: a name on the search path, or a YAML file relative to the suite."""
+        found = self._templates.get(variant.template)
+        if found is not None:
+            return found
+        if index is None:
+            index = self.spec.variants.index(variant)
+        try:
+            if variant.template.endswith(_TEMPLATE_SUFFIXES):
+                path = Path(variant.template)
+                found = Template.from_file(path if path.is_absolute() else self.base_dir / path)
+            else:
+                from promptkit.generate._defaults import template_for
+
+                found = template_for(variant.template)
+        except PromptkitError as exc:
+            raise EvalError(str(exc), location=self.where("variants", index, "template")) from None
+        self._templates[variant.template] = found
+        return found
+
+    def build_scorers(self, env: ScorerEnv | None = None) -> list[Scorer]:
+        env = env or ScorerEnv(base_dir=self.base_dir)
+        out: list[Scorer] = []
+        for index, spec in enumerate(self.spec.scorers):
+            try:
+                out.append(build_scorer(spec, env))
+            except _FieldError as exc:
+                path = ("scorers", index, exc.field) if exc.field else ("scorers", index)
+                raise EvalError(exc.message, location=self.where(*path)) from None
+            except PromptkitError as exc:
+                raise EvalError(exc.message, location=self.where("scorers", index)) from None
+        return out
+
+    def items(self) -> list[Item]:
+        """The dataset's items, read once."""
+        if self._items is None:
+            self._items = load_dataset(self.spec.dataset, base=self.base_dir)
+        return self._items
+
+    def dataset_path(self) -> Path:
+        path = Path(self.spec.dataset.path).expanduser()
+        return path if path.is_absolute() else self.base_dir / path
+
+    @property
+    def hash(self) -> str:
+        """sha256 of the suite text and the dataset bytes: a resumed run must see the same of both."""
+        digest = hashlib.sha256(self._text.encode())
+        try:
+            with self.dataset_path().open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError as exc:
+            raise EvalError(f"cannot read the dataset: {exc.strerror}", location=self.where("dataset", "path")) from None
+        return digest.hexdigest()
+
+    def model_names(self) -> list[str]:
+        if self.spec.models is not None:
+            return list(self.spec.models)
+        return [f"router:{self.spec.router}"]
+
+
+def _dotted(path: tuple[Any, ...] | list[Any]) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _validate(data: Any, lines: Any, source: str | None) -> SuiteSpec:
+    def where(loc: tuple[Any, ...]) -> str:
+        field = _dotted(loc)
+        base = lines.where(loc) if lines is not None else (source or "suite")
+        return f"{base}: {field}" if field else base
+
+    if not isinstance(data, dict):
+        raise EvalError("a suite must be a mapping", location=where(()))
+    try:
+        return SuiteSpec.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        # Union members add their type name to the location; keep only the document's keys.
+        loc = _doc_path(data, tuple(err["loc"]))
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif err["type"] == "missing":
+            message = "this field is required"
+        raise EvalError(message, location=where(loc)) from None
+
+
+def _doc_path(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``loc`` without the union-member tags pydantic adds: only the keys and indexes of the document."""
+    out: list[Any] = []
+    node = data
+    for n, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            out.append(part)
+            node = node[part]
+        elif n == len(loc) - 1 and isinstance(node, dict):
+            out.append(part)  # a missing field
+    return tuple(out)
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and validate a suite YAML file; errors name ``file:line: field``."""
+    from promptkit.prompts._yaml import load_yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise EvalError(f"cannot read the suite: {exc.strerror or exc}", location=str(path)) from None
+    try:
+        data, lines = load_yaml(text, str(path))
+    except PromptkitError as exc:
+        raise EvalError(exc.message, location=exc.location) from None
+    spec = _validate(data, lines, str(path))
+    return Suite(spec, path=path, lines=lines, text=text)

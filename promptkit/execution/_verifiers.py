@@ -1,0 +1,514 @@
+"""Verifiers: checks that a workspace is right (it compiles, lints, passes its tests, parses).
+
+Each verifier runs its check inside the sandbox, since the code and files it looks at are untrusted.
+Plans name verifiers as data, so they are built from specs::
+
+    "pytest"                                  # defaults
+    {"pytest": {"args": ["-k", "fast"]}}      # options
+    {"command": ["make", "check"]}            # one positional argument
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shlex
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from promptkit.errors import ConfigError
+from promptkit.execution._sandbox import Limits, SandboxResult, arun_sandboxed
+
+__all__ = [
+    "Verifier",
+    "VerifierResult",
+    "verifier",
+    "get_verifier",
+    "verifier_names",
+    "verifier_from_spec",
+    "run_verifiers",
+    "PythonCompile",
+    "Ruff",
+    "Pytest",
+    "JsonValid",
+    "YamlValid",
+    "Command",
+]
+
+_DETAILS_LIMIT = 8_000
+
+
+@dataclass(frozen=True)
+class VerifierResult:
+    """One verifier's verdict. ``summary`` is one line; ``details`` the (truncated) output behind it;
+    ``counts`` what the check counted (``errors``, ``files``, ``passed``, ``failed``...)."""
+
+    name: str
+    ok: bool
+    summary: str
+    details: str = ""
+    duration_s: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Verifier(Protocol):
+    """Anything that checks a workspace. It must not raise for a failed check: it returns ``ok=False``."""
+
+    async def __call__(self, workspace: Path) -> VerifierResult: ...
+
+
+_V = TypeVar("_V", bound=Callable[..., Verifier])
+_REGISTRY: dict[str, Callable[..., Verifier]] = {}
+
+
+def _normal(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+def verifier(name: str) -> Callable[[_V], _V]:
+    """Register a verifier class (or factory) under ``name`` so that specs can refer to it."""
+
+    def register(factory: _V) -> _V:
+        _REGISTRY[_normal(name)] = factory
+        return factory
+
+    return register
+
+
+def verifier_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_verifier(name: str, *, location: str = "verifier spec") -> Callable[..., Verifier]:
+    factory = _REGISTRY.get(_normal(name)) if isinstance(name, str) else None
+    if factory is None:
+        raise ConfigError(
+            f"unknown verifier {name!r}; known: {', '.join(verifier_names())}", location=location
+        )
+    return factory
+
+
+def verifier_from_spec(spec: str | Mapping[str, Any], *, location: str = "verifier spec") -> Verifier:
+    """Build a verifier from a plan's spec: a name, or ``{name: options}`` (a mapping of keyword
+    arguments, a single positional value, or null)."""
+    if isinstance(spec, str):
+        name, options = spec, None
+    elif isinstance(spec, Mapping) and len(spec) == 1:
+        ((name, options),) = spec.items()
+    else:
+        raise ConfigError(
+            f"a verifier spec is a name or a one-key mapping {{name: options}}, got {spec!r}",
+            location=location,
+        )
+    factory = get_verifier(name, location=location)
+    try:
+        if options is None:
+            return factory()
+        if isinstance(options, Mapping):
+            return factory(**{str(k).replace("-", "_"): v for k, v in options.items()})
+        return factory(options)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, location=f"{location}: {name}") from None
+    except TypeError as exc:
+        raise ConfigError(f"bad options for verifier {name!r}: {exc}", location=location) from None
+
+
+async def run_verifiers(
+    workspace: Path,
+    verifiers: Iterable[Verifier | str | Mapping[str, Any]],
+    *,
+    stop_on_failure: bool = False,
+) -> list[VerifierResult]:
+    """Run verifiers one after the other (they share the workspace); specs are built first, so a bad
+    spec fails before anything runs."""
+    built = [v if callable(v) else verifier_from_spec(v) for v in verifiers]  # type: ignore[arg-type]
+    results: list[VerifierResult] = []
+    for check in built:
+        result = await check(Path(workspace))
+        results.append(result)
+        if stop_on_failure and not result.ok:
+            break
+    return results
+
+
+# --- helpers --------------------------------------------------------------------------------------------------
+
+
+def _truncate(text: str, limit: int = _DETAILS_LIMIT) -> str:
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n[… {len(text) - 2 * half} characters truncated …]\n{text[-half:]}"
+
+
+def _output(result: SandboxResult) -> str:
+    return "\n".join(part for part in (result.stdout.rstrip(), result.stderr.rstrip()) if part)
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _killed(name: str, result: SandboxResult, limits: Limits) -> str:
+    bound = {
+        "wall-time": f"{limits.wall_s:g} s wall",
+        "cpu-time": f"{limits.cpu_s:g} s CPU",
+        "memory": f"{limits.memory_mb} MB",
+        "output": f"{limits.max_output_bytes} bytes of output",
+    }.get(result.killed_reason or "", "its limits")
+    return f"{name}: stopped by the sandbox ({result.killed_reason}, limit {bound})"
+
+
+def _relative_paths(paths: str | Sequence[str] | None, what: str) -> tuple[str, ...]:
+    if paths is None:
+        return ()
+    items = (paths,) if isinstance(paths, str) else tuple(paths)
+    for item in items:
+        pure = PurePosixPath(str(item))
+        if not isinstance(item, str) or not item or pure.is_absolute() or ".." in pure.parts:
+            raise ConfigError(
+                f"{what} must be relative paths inside the workspace, got {item!r}", location=what
+            )
+    return items
+
+
+class _Sandboxed:
+    """Shared plumbing: run a command in the sandbox and time it."""
+
+    name = "verifier"
+    default_limits = Limits()
+
+    def __init__(self, limits: Limits | None = None, env: Mapping[str, str] | None = None) -> None:
+        self.limits = limits or self.default_limits
+        self.env = dict(env) if env else None
+
+    async def _run(self, workspace: Path, cmd: list[str]) -> tuple[SandboxResult, float]:
+        started = time.monotonic()
+        result = await arun_sandboxed(cmd, cwd=workspace, limits=self.limits, env=self.env)
+        return result, round(time.monotonic() - started, 4)
+
+    def _result(self, ok: bool, summary: str, details: str, duration: float, **counts: int) -> VerifierResult:
+        return VerifierResult(
+            name=self.name,
+            ok=ok,
+            summary=summary,
+            details=_truncate(details),
+            duration_s=duration,
+            counts=counts,
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+# Scripts that run inside the sandbox print one finding per line: "path:line:col: Kind: message".
+_COMPILE_SCRIPT = r"""
+import os, sys
+SKIP = {".git", ".hg", ".venv", "venv", "__pycache__", "node_modules", ".tox", ".nox"}
+files = []
+for root in sys.argv[1:] or ["."]:
+    if os.path.isfile(root):
+        files.append(root)
+        continue
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP and not d.startswith("."))
+        files += [os.path.join(folder, n) for n in sorted(names) if n.endswith(".py")]
+errors = 0
+for path in files:
+    rel = os.path.normpath(path)
+    try:
+        with open(path, "rb") as f:
+            compile(f.read(), rel, "exec", dont_inherit=True)
+    except SyntaxError as e:
+        errors += 1
+        print(f"{rel}:{e.lineno or 0}:{e.offset or 0}: {type(e).__name__}: {e.msg}")
+    except (ValueError, OSError) as e:
+        errors += 1
+        print(f"{rel}:0:0: {type(e).__name__}: {e}")
+print(f"#files={len(files)} errors={errors}")
+sys.exit(1 if errors else 0)
+"""
+
+_PARSE_SCRIPT = r"""
+import glob, json, sys
+kind, patterns = sys.argv[1], sys.argv[2:]
+files = sorted({p for pat in patterns for p in glob.glob(pat, recursive=True) if not p.endswith("/")})
+import os
+files = [f for f in files if os.path.isfile(f)]
+errors = 0
+for path in files:
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8")
+        if kind == "json":
+            json.loads(text)
+        else:
+            import yaml
+            for _ in yaml.safe_load_all(text):
+                pass
+    except UnicodeDecodeError as e:
+        errors += 1
+        print(f"{path}:0:0: UnicodeDecodeError: {e.reason} at byte {e.start}")
+    except json.JSONDecodeError as e:
+        errors += 1
+        print(f"{path}:{e.lineno}:{e.colno}: JSONDecodeError: {e.msg}")
+    except Exception as e:
+        mark = getattr(e, "problem_mark", None)
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
+        errors += 1
+        msg = " ".join(str(getattr(e, "problem", None) or e).split())
+        print(f"{path}:{line}:{col}: {type(e).__name__}: {msg}")
+print(f"#files={len(files)} errors={errors}")
+sys.exit(1 if errors else 0)
+"""
+
+_TALLY = re.compile(r"^#files=(\d+) errors=(\d+)$", re.MULTILINE)
+_FINDING = re.compile(r"^(?!#).+:\d+:\d+: .+$", re.MULTILINE)
+
+
+def _finding_result(v: _Sandboxed, result: SandboxResult, duration: float, noun: str) -> VerifierResult:
+    """Result for the in-sandbox scripts above."""
+    details = _output(result)
+    tally = _TALLY.search(result.stdout)
+    if result.killed_reason or tally is None:
+        summary = (
+            _killed(v.name, result, v.limits)
+            if result.killed_reason
+            else f"{v.name}: checker failed (exit {result.returncode}): {_last_line(details)}"
+        )
+        return v._result(False, summary, details, duration)
+    files, errors = int(tally.group(1)), int(tally.group(2))
+    if files == 0:
+        return v._result(False, f"{v.name}: no {noun} files found", details, duration, files=0, errors=0)
+    if errors == 0:
+        return v._result(
+            True, f"{v.name}: {files} {noun} file(s) ok", details, duration, files=files, errors=0
+        )
+    first = _FINDING.search(result.stdout)
+    summary = (
+        f"{v.name}: {errors} error(s) in {files} {noun} file(s); first: {first.group(0) if first else '?'}"
+    )
+    return v._result(False, summary, details, duration, files=files, errors=errors)
+
+
+# --- the verifiers -----------------------------------------------------------------------------------------
+
+
+@verifier("python-compile")
+class PythonCompile(_Sandboxed):
+    """Every ``.py`` file under ``paths`` (default: the whole workspace) compiles."""
+
+    name = "python-compile"
+
+    def __init__(
+        self,
+        paths: str | Sequence[str] | None = None,
+        *,
+        limits: Limits | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(limits, env)
+        self.paths = _relative_paths(paths, "python-compile.paths")
+
+    async def __call__(self, workspace: Path) -> VerifierResult:
+        result, duration = await self._run(
+            workspace, [sys.executable, "-I", "-S", "-c", _COMPILE_SCRIPT, *self.paths]
+        )
+        return _finding_result(self, result, duration, "Python")
+
+
+@verifier("json-valid")
+class JsonValid(_Sandboxed):
+    """Every file matching ``glob`` (relative to the workspace; ``**`` recurses) is valid JSON."""
+
+    name = "json-valid"
+
+    def __init__(
+        self,
+        glob: str | Sequence[str] = "**/*.json",
+        *,
+        limits: Limits | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(limits, env)
+        self.globs = _relative_paths(glob, f"{self.name}.glob")
+
+    async def __call__(self, workspace: Path) -> VerifierResult:
+        cmd = [sys.executable, "-I", "-S", "-c", _PARSE_SCRIPT, "json", *self.globs]
+        result, duration = await self._run(workspace, cmd)
+        return _finding_result(self, result, duration, "JSON")
+
+
+@verifier("yaml-valid")
+class YamlValid(_Sandboxed):
+    """Every file matching ``glob`` is valid YAML (safe loader, every document of a stream)."""
+
+    name = "yaml-valid"
+
+    def __init__(
+        self,
+        glob: str | Sequence[str] = ("**/*.yaml", "**/*.yml"),
+        *,
+        limits: Limits | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(limits, env)
+        self.globs = _relative_paths(glob, f"{self.name}.glob")
+
+    async def __call__(self, workspace: Path) -> VerifierResult:
+        # Not -I/-S: PyYAML lives in site-packages. The sandbox env carries no PYTHON* surprises.
+        cmd = [sys.executable, "-c", _PARSE_SCRIPT, "yaml", *self.globs]
+        result, duration = await self._run(workspace, cmd)
+        return _finding_result(self, result, duration, "YAML")
+
+
+_RUFF_FINDING = re.compile(r"^.+?:\d+:\d+: \S.*$", re.MULTILINE)
+
+
+@verifier("ruff")
+class Ruff(_Sandboxed):
+    """``ruff check`` passes on the workspace (its own ruff configuration applies)."""
+
+    name = "ruff"
+
+    def __init__(
+        self,
+        select: str | Sequence[str] | None = None,
+        *,
+        limits: Limits | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(limits, env)
+        if select is not None and not isinstance(select, str):
+            select = ",".join(select)
+        self.select = select
+
+    @staticmethod
+    def _command() -> list[str] | None:
+        exe_dir = str(Path(sys.executable).parent)
+        found = shutil.which("ruff", path=exe_dir) or shutil.which("ruff")
+        if found:
+            return [found]
+        if importlib.util.find_spec("ruff") is not None:
+            return [sys.executable, "-m", "ruff"]
+        return None
+
+    async def __call__(self, workspace: Path) -> VerifierResult:
+        base = self._command()
+        if base is None:
+            return self._result(False, "ruff: not installed (pip install ruff); nothing was checked", "", 0.0)
+        cmd = [*base, "check", "--no-cache", "--output-format", "concise", "--no-fix"]
+        if self.select:
+            cmd += ["--select", self.select]
+        result, duration = await self._run(workspace, [*cmd, "."])
+        details = _output(result)
+        if result.killed_reason:
+            return self._result(False, _killed(self.name, result, self.limits), details, duration)
+        findings = _RUFF_FINDING.findall(result.stdout)
+        if result.returncode == 0:
+            return self._result(True, "ruff: no violations", details, duration, violations=0)
+        if result.returncode == 1 and findings:
+            summary = f"ruff: {len(findings)} violation(s); first: {findings[0]}"
+            return self._result(False, summary, details, duration, violations=len(findings))
+        return self._result(
+            False, f"ruff: failed to run (exit {result.returncode}): {_last_line(details)}", details, duration
+        )
+
+
+_PYTEST_COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected|warnings?)\b")
+_PYTEST_SUMMARY = re.compile(
+    r"^=*\s*(?:\d+ \w+(?:, )?)+.* in [\d.]+s.*$|^no tests ran in [\d.]+s.*$", re.MULTILINE
+)
+_PYTEST_EXIT = {2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests collected"}
+
+
+@verifier("pytest")
+class Pytest(_Sandboxed):
+    """``python -m pytest -q -x -p no:cacheprovider [args] [tests]`` passes; the counts are parsed."""
+
+    name = "pytest"
+    default_limits = Limits(wall_s=120, cpu_s=120, memory_mb=1024)
+
+    def __init__(
+        self,
+        args: Sequence[str] = (),
+        tests: str | Sequence[str] | None = None,
+        *,
+        limits: Limits | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(limits, env)
+        if isinstance(args, str):
+            args = shlex.split(args)
+        if not all(isinstance(a, str) for a in args):
+            raise ConfigError(f"args must be strings, got {args!r}", location="pytest.args")
+        self.args = tuple(args)
+        self.tests = _relative_paths(tests, "pytest.tests")
+
+    @staticmethod
+    def parse_counts(output: str) -> dict[str, int]:
+        """Counts from pytest's final summary line (``1 failed, 2 passed in 0.1s``)."""
+        lines = _PYTEST_SUMMARY.findall(output)
+        if not lines:
+            return {}
+        counts: dict[str, int] = {}
+        for number, kind in _PYTEST_COUNT.findall(lines[-1]):
+            key = {"error": "errors", "warning": "warnings"}.get(kind, kind)
+            counts[key] = counts.get(key, 0) + int(number)
+        return counts
+
+    async def __call__(self, workspace: Path) -> VerifierResult:
+        cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *self.args, *self.tests]
+        result, duration = await self._run(workspace, cmd)
+        details = _output(result)
+        counts = self.parse_counts(result.stdout)
+        if result.killed_reason:
+            return self._result(False, _killed(self.name, result, self.limits), details, duration, **counts)
+        tally = ", ".join(f"{n} {k}" for k, n in counts.items() if k != "warnings") or "no tests ran"
+        if result.returncode == 0:
+            return self._result(True, f"pytest: {tally}", details, duration, **counts)
+        first = next((ln for ln in result.stdout.splitlines() if ln.startswith(("FAILED ", "ERROR "))), "")
+        why = _PYTEST_EXIT.get(result.returncode, f"exit {result.returncode}")
+        summary = f"pytest: {tally}" + (f" ({why})" if result.returncode != 1 else "")
+        if first:
+            summary += f"; first: {first}"
+        elif result.returncode not in (1, 5):
+            summary += f": {_last_line(details)}"
+        return self._result(False, summary, details, duration, **counts)
+
+
+@verifier("command")
+class Command(_Sandboxed):
+    """Any command: passes when it exits 0. A string is split like a shell would (no shell runs)."""
+
+    name = "command"
+
+    def __init__(
+        self, cmd: str | Sequence[str], *, limits: Limits | None = None, env: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(limits, env)
+        argv = shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
+        if not argv or not all(isinstance(a, str) for a in argv):
+            raise ConfigError(f"must be a non-empty command, got {cmd!r}", location="command.cmd")
+        self.cmd = argv
+
+    async def __call__(self, workspace: Path) -> VerifierResult:
+        result, duration = await self._run(workspace, self.cmd)
+        details = _output(result)
+        shown = shlex.join(self.cmd)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        if result.killed_reason:
+            return self._result(False, _killed(f"command `{shown}`", result, self.limits), details, duration)
+        if result.returncode == 0:
+            return self._result(True, f"command `{shown}` passed", details, duration, returncode=0)
+        last = _last_line(result.stderr) or _last_line(result.stdout)
+        summary = f"command `{shown}` exited {result.returncode}" + (f": {last}" if last else "")
+        return self._result(False, summary, details, duration, returncode=result.returncode)

@@ -1,0 +1,29 @@
+"""``generate()``: render a template, route it to the cheapest model whose answer passes, and record it all.
+
+    result = generate("debug", inputs, model="cheap")                       # one model, re-asked up to 3 times
+    result = generate("debug", inputs, router=Router.from_config(), accept=lambda out: bool(out.fix))
+
+``repair_loop`` is the one attempt → validate → feedback loop; the executor reuses it for verify-and-repair.
+"""
+
+from promptkit.generate._defaults import reset_defaults
+from promptkit.generate._generate import agenerate, generate
+from promptkit.generate._loop import Feedback, LoopAttempt, LoopResult, repair_loop
+from promptkit.generate._parse import Accept, check_acceptance, feedback_messages, parse_output, strip_fences
+from promptkit.generate._result import GenerateResult
+
+__all__ = [
+    "Accept",
+    "Feedback",
+    "GenerateResult",
+    "LoopAttempt",
+    "LoopResult",
+    "agenerate",
+    "check_acceptance",
+    "feedback_messages",
+    "generate",
+    "parse_output",
+    "repair_loop",
+    "reset_defaults",
+    "strip_fences",
+]

@@ -1,0 +1,158 @@
+"""Process-wide memos so a call never reloads config, templates or databases: the hot path stays cheap.
+
+Keys include the current folder and the environment variables that change where things live, so a test
+(or a program) that changes them gets fresh objects.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+from promptkit.backends import Backend
+from promptkit.cache import ExactCache, default_cache
+from promptkit.config import STATE_ENV, TEMPLATE_PATH_ENV, Config, load_config
+from promptkit.errors import ConfigError
+from promptkit.ledger import Ledger, default_ledger
+from promptkit.routing import Router
+
+if TYPE_CHECKING:
+    from promptkit.prompts import Template
+
+__all__ = [
+    "current_config",
+    "resolve_cache",
+    "resolve_ledger",
+    "router_for_model",
+    "template_for",
+    "reset_defaults",
+]
+
+_lock = threading.RLock()
+_configs: dict[tuple[str, str, str], Config] = {}
+_caches: dict[str, ExactCache] = {}
+_ledgers: dict[str, Ledger] = {}
+_templates: OrderedDict[tuple[Any, ...], tuple[Template, tuple[int, int] | None]] = OrderedDict()
+_routers: OrderedDict[tuple[Any, ...], tuple[Any, Router]] = OrderedDict()
+_MAX_TEMPLATES = 256
+_MAX_ROUTERS = 64
+
+
+def _env_key() -> tuple[str, str, str]:
+    return (os.getcwd(), os.environ.get(STATE_ENV, ""), os.environ.get(TEMPLATE_PATH_ENV, ""))
+
+
+def current_config() -> Config:
+    """``load_config()`` for the current folder and environment, loaded once."""
+    key = _env_key()
+    config = _configs.get(key)
+    if config is None:
+        with _lock:
+            config = _configs.get(key)
+            if config is None:
+                config = _configs[key] = load_config()
+    return config
+
+
+def resolve_cache(cache: ExactCache | bool | None) -> ExactCache | None:
+    """True → the project's default cache (opened once); an ExactCache as is; False/None → no cache."""
+    if cache is None or cache is False:
+        return None
+    if cache is True:
+        config = current_config()
+        key = str(config.state_dir)
+        found = _caches.get(key)
+        if found is None:
+            with _lock:
+                found = _caches.get(key)
+                if found is None:
+                    found = _caches[key] = default_cache(config)
+        return found
+    if isinstance(cache, ExactCache):
+        return cache
+    raise ConfigError(f"cache= must be an ExactCache, True, False or None, got {type(cache).__name__}")
+
+
+def resolve_ledger(ledger: Ledger | bool | None) -> Ledger | None:
+    """True → the project's default ledger (opened once); a Ledger as is; False/None → no ledger."""
+    if ledger is None or ledger is False:
+        return None
+    if ledger is True:
+        config = current_config()
+        key = str(config.state_dir)
+        found = _ledgers.get(key)
+        if found is None:
+            with _lock:
+                found = _ledgers.get(key)
+                if found is None:
+                    found = _ledgers[key] = default_ledger(config)
+        return found
+    if isinstance(ledger, Ledger):
+        return ledger
+    raise ConfigError(f"ledger= must be a Ledger, True, False or None, got {type(ledger).__name__}")
+
+
+def _stamp(path: str | None) -> tuple[int, int] | None:
+    if not path:
+        return None
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+def template_for(template: str | Template) -> Template:
+    """A Template as is; a name looked up once per folder/environment, reloaded when its file changes.
+
+    The registry's lookup scans the search path on every call; here a hit costs one ``stat``.
+    """
+    if not isinstance(template, str):
+        return template
+    key = (template, *_env_key())
+    entry = _templates.get(key)
+    if entry is not None and _stamp(entry[0].source) == entry[1]:
+        return entry[0]
+    from promptkit.prompts import load_template
+
+    found = load_template(template)
+    with _lock:
+        _templates[key] = (found, _stamp(found.source))
+        while len(_templates) > _MAX_TEMPLATES:
+            _templates.popitem(last=False)
+    return found
+
+
+def router_for_model(model: str | Backend, max_attempts: int) -> Router:
+    """The one-tier router for ``generate(model=...)``, reused across calls with the same model."""
+    if isinstance(model, str):
+        key: tuple[Any, ...] = ("spec", model, max_attempts, *_env_key())
+    else:
+        key = ("backend", id(model), max_attempts)
+    entry = _routers.get(key)
+    # The entry holds the backend itself, so a matching id is the same live object.
+    if entry is not None and (isinstance(model, str) or entry[0] is model):
+        return entry[1]
+    config = current_config() if isinstance(model, str) else None
+    router = Router.for_model(model, max_attempts=max_attempts, config=config)
+    with _lock:
+        _routers[key] = (model, router)
+        while len(_routers) > _MAX_ROUTERS:
+            _routers.popitem(last=False)
+    return router
+
+
+def reset_defaults() -> None:
+    """Forget every memo (closing the default cache and ledger); for tests and long-lived processes."""
+    with _lock:
+        for cache in _caches.values():
+            cache.close()
+        for ledger in _ledgers.values():
+            ledger.close()
+        _configs.clear()
+        _caches.clear()
+        _ledgers.clear()
+        _templates.clear()
+        _routers.clear()

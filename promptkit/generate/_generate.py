@@ -1,0 +1,360 @@
+"""``generate()``: render → per tier (cache → call → parse → accept → re-ask) → escalate → record.
+
+The cascade lives here because it is the repair loop run once per tier: the router supplies the tiers, and
+for each attempt an answer (with budgets, limits, retries and fallbacks applied); this module decides
+whether the answer is good enough.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from promptkit.backends import Backend, GenerateRequest, run_sync
+from promptkit.cache import ExactCache
+from promptkit.errors import (
+    AttemptsExhausted,
+    ConfigError,
+    OutputValidationError,
+    RoutingError,
+    TransportError,
+)
+from promptkit.generate._defaults import resolve_cache, resolve_ledger, router_for_model, template_for
+from promptkit.generate._loop import Feedback, repair_loop
+from promptkit.generate._parse import Accept, check_acceptance, feedback_messages, parse_output
+from promptkit.generate._result import GenerateResult
+from promptkit.ledger import Ledger, scrub_secrets
+from promptkit.prompts import Template, approximate_tokens, count_tokens
+from promptkit.routing import Answer, CallContext, Route, RouteFeatures, Router
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+__all__ = ["agenerate", "generate"]
+
+# GenerateRequest fields a caller may set through **kw; anything else goes to request.params.
+_REQUEST_FIELDS = ("top_p", "stop", "seed", "timeout_s")
+_SECRET_WORDS = ("key", "token", "secret", "password", "authorization")
+
+
+def _tags(template: Any) -> tuple[str, ...]:
+    tags = getattr(template, "tags", None)
+    if tags is None:
+        return ()
+    if isinstance(tags, Mapping):
+        groups = tags.values()
+    else:
+        groups = [getattr(tags, "technique", ()) or (), getattr(tags, "task", ()) or ()]
+    return tuple(t for group in groups for t in group)
+
+
+def _request(
+    rendered: Any, temperature: float | None, max_tokens: int | None, kw: dict[str, Any]
+) -> GenerateRequest:
+    fields: dict[str, Any] = {}
+    params: dict[str, Any] = {}
+    for name, value in kw.items():
+        if any(word in name.lower() for word in _SECRET_WORDS):
+            raise ConfigError(
+                f"generate() does not take {name!r}: secrets come from the model alias' api_key_env, "
+                "never from call arguments (they would reach caches and logs)",
+                location=f"template {rendered.template!r}",
+            )
+        if name in _REQUEST_FIELDS:
+            fields[name] = value
+        else:
+            params[name] = value
+    return GenerateRequest(
+        messages=list(rendered.messages),
+        temperature=temperature,
+        max_tokens=max_tokens,
+        output_model=rendered.output_model,
+        params=params,
+        **fields,
+    )
+
+
+def _input_tokens(rendered: Any, router: Router) -> int:
+    if rendered.token_count is not None:
+        return int(rendered.token_count)
+    # A real tokenizer only when a rule depends on the size; the ledger's feature can be approximate.
+    if router.needs_input_tokens:
+        return count_tokens(rendered.messages)
+    return approximate_tokens(rendered.messages)
+
+
+class _Call:
+    """One logical generate() call: the state the per-tier repair loops share."""
+
+    def __init__(
+        self,
+        *,
+        template: Template,
+        request: GenerateRequest,
+        router: Router,
+        ctx: CallContext,
+        accept: Accept | None,
+        cache: ExactCache | None,
+        max_attempts: int | None,
+    ) -> None:
+        self.template = template
+        self.request = request
+        self.output_model: type[BaseModel] | None = request.output_model
+        self.router = router
+        self.ctx = ctx
+        self.accept = accept
+        self.cache = cache
+        self.max_attempts = max_attempts
+        self.location = f"template {template.name!r}"
+        self._key_request: GenerateRequest | None = None
+        self._keys: dict[int, str] = {}  # deployment id -> key: computed once for lookup and store
+
+    def _key(self, route: Route, index: int) -> str:
+        deployment = route.tier.deployments[index]
+        key = self._keys.get(id(deployment))
+        if key is not None:
+            return key
+        if self._key_request is None:
+            # The template hash already covers the output schema; leaving the model out of the keyed request
+            # spares a JSON-schema generation per call (the slowest step of keying).
+            self._key_request = self.request.model_copy(update={"output_model": None})
+        key = ExactCache.key_for(
+            self._key_request, template_hash=self.template.hash, model=deployment.cache_id
+        )
+        self._keys[id(deployment)] = key
+        return key
+
+    async def from_cache(self, route: Route) -> GenerateResult | None:
+        """A cached answer for this tier that still validates and passes ``accept``, or None."""
+        assert self.cache is not None
+        for index, deployment in enumerate(route.tier.deployments):
+            entry = self.cache.get(self._key(route, index))
+            if entry is None:
+                continue
+            text = entry.response.text
+            try:
+                output = parse_output(text, self.output_model, location=self.location)
+                await check_acceptance(self.accept, output, raw=text, location=self.location)
+            except OutputValidationError as exc:
+                # A stale or call-specific rejection: note it, and let the real attempt keep its reason.
+                reason = self.ctx.next_reason
+                self.ctx.record(
+                    model=deployment.name,
+                    tier=route.index,
+                    tier_name=route.tier.name,
+                    outcome="invalid",
+                    raw_output=text,
+                    error=f"cached answer rejected: {exc.message}",
+                    cache="exact",
+                    accepted=False,
+                )
+                self.ctx.next_reason = reason
+                continue
+            saved = float(entry.cost_usd or 0.0)
+            self.ctx.record(
+                model=deployment.name,
+                tier=route.index,
+                tier_name=route.tier.name,
+                outcome="cache_hit",
+                raw_output=text,
+                cache="exact",
+                saved_usd=saved,
+                accepted=True,
+            )
+            return self.result(output, text, deployment.name, route, cached=True, saved_usd=saved)
+        return None
+
+    async def on_tier(self, route: Route) -> tuple[Answer, Any]:
+        """Run the repair loop on one tier; raises AttemptsExhausted or TransportError when it cannot."""
+        structured = self.output_model is not None
+        base = self.request
+
+        async def attempt(feedback: tuple[Feedback, ...]) -> Answer:
+            request = base
+            if feedback:
+                messages = [*base.messages, *feedback_messages(feedback, structured=structured)]
+                request = base.model_copy(update={"messages": messages})
+            return await self.router.call(request, route, self.ctx)
+
+        async def validate(answer: Answer) -> tuple[Answer, Any]:
+            try:
+                output = parse_output(answer.text, self.output_model, location=self.location)
+                await check_acceptance(self.accept, output, raw=answer.text, location=self.location)
+            except OutputValidationError as exc:
+                answer.record(self.ctx, outcome="invalid", error=exc.message, accepted=False)
+                self.ctx.next_reason = "reask"
+                raise
+            answer.record(self.ctx, outcome="ok", accepted=True)
+            return answer, output
+
+        result = await repair_loop(
+            attempt,
+            validate,
+            max_attempts=self.max_attempts or self.router.attempts_for(route.tier),
+            subject=f"answer from tier {route.tier.name!r}",
+            location=self.location,
+        )
+        return result.value
+
+    def result(
+        self, output: Any, text: str, model: str, route: Route, *, cached: bool, saved_usd: float = 0.0
+    ) -> GenerateResult:
+        ctx = self.ctx
+        # Built without re-validation: every field is already of its type, and this is the hot path.
+        return GenerateResult.model_construct(
+            output=output,
+            text=text,
+            model=model,
+            tier=route.index,
+            tier_name=route.tier.name,
+            attempts=list(ctx.attempts),
+            usage=ctx.usage,
+            cost_usd=ctx.cost_usd,
+            saved_usd=saved_usd,
+            cached=cached,
+            run_id=ctx.run_id,
+            call_id=ctx.call_id,
+            template=self.template.name,
+            template_hash=self.template.hash,
+        )
+
+    async def run(self, routes: list[Route]) -> GenerateResult:
+        last: Exception | None = None
+        for route in routes:
+            if self.cache is not None:
+                hit = await self.from_cache(route)
+                if hit is not None:
+                    return hit
+            try:
+                answer, output = await self.on_tier(route)
+            except AttemptsExhausted as exc:
+                self.ctx.next_reason = "escalation"
+                last = exc
+                continue
+            except TransportError as exc:
+                self.ctx.next_reason = "fallback"
+                last = exc
+                continue
+            if self.cache is not None:
+                index = route.tier.deployments.index(answer.deployment)
+                # Sync on purpose: one small WAL insert costs less than a hop to a worker thread.
+                self.cache.set(
+                    self._key(route, index),
+                    answer.response,
+                    template=self.template.name,
+                    model=answer.deployment.name,
+                    cost_usd=answer.cost_usd,
+                )
+            return self.result(output, answer.text, answer.deployment.name, route, cached=False)
+        raise self.failure(routes, last)
+
+    def failure(self, routes: list[Route], last: Exception | None) -> Exception:
+        ctx = self.ctx
+        tiers = ", ".join(repr(r.tier.name) for r in routes)
+        errors = [a.error for a in ctx.attempts if a.error]
+        if isinstance(last, AttemptsExhausted) and errors:
+            detail = errors[-1]
+        elif last is not None:
+            detail = scrub_secrets(f"{type(last).__name__}: {last}")
+        else:
+            detail = "no attempt was made"
+        # One line: the CLI prints str(error) as the whole story.
+        detail = detail.replace(":\n- ", ": ").replace("\n- ", "; ").replace("\n", " ")
+        if ctx.answered:
+            error = AttemptsExhausted(
+                f"no answer passed validation and the acceptance check after {len(ctx.attempts)} attempt(s) "
+                f"on tier(s) {tiers}; last error: {detail}",
+                attempts=list(ctx.attempts),
+                usage=ctx.usage,
+                location=self.location,
+            )
+        else:
+            error = RoutingError(
+                f"no route could serve the call: tier(s) {tiers} failed with transport errors after "
+                f"{len(ctx.attempts)} attempt(s); last error: {detail}",
+                location=self.location,
+            )
+        error.__cause__ = last
+        return error
+
+
+async def agenerate(
+    template: str | Template,
+    inputs: Mapping[str, Any] | None = None,
+    *,
+    model: str | Backend | None = None,
+    router: Router | None = None,
+    accept: Accept | None = None,
+    cache: ExactCache | bool | None = True,
+    ledger: Ledger | bool | None = True,
+    run_id: str | None = None,
+    max_attempts: int | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    kind: str | None = None,
+    budget_tokens: int | None = None,
+    examples: Any = None,
+    **kw: Any,
+) -> GenerateResult:
+    """Render ``template`` with ``inputs``, get an answer that validates and passes ``accept``, and return it.
+
+    Give exactly one of ``model`` (a model string, alias or Backend: a one-tier router with ``max_attempts``
+    attempts, default 3) or ``router`` (a cascade; ``max_attempts``, when given, overrides its attempts per
+    tier). ``accept(output)`` returns True/None to accept, False or a reason string to reject (it may be
+    async, or raise OutputValidationError). ``cache``: True = the project's default cache, an ExactCache, or
+    False/None for none; ``ledger`` likewise. ``kind`` is a hint for routing rules; ``budget_tokens`` fits
+    the render into that many tokens; other keyword arguments (``top_p``, ``stop``, ``seed``, ``timeout_s``,
+    provider parameters) go into the request.
+
+    Raises ``AttemptsExhausted`` (every attempt's raw output and the summed usage) when no tier produced an
+    acceptable answer, ``RoutingError`` when every route failed with transport errors, ``BudgetExceeded``
+    when the run's cap refuses a call, and template errors for bad inputs.
+    """
+    if (model is None) == (router is None):
+        raise RoutingError(
+            "generate() needs exactly one of model= or router=",
+            location=f"template {getattr(template, 'name', template)!r}",
+        )
+    if max_attempts is not None and max_attempts < 1:
+        raise RoutingError(f"max_attempts must be >= 1, got {max_attempts}")
+    tpl = template_for(template)
+    # A model name makes the renderer count tokens with a real tokenizer: only worth it when fitting a budget.
+    token_model = model if isinstance(model, str) and budget_tokens is not None else None
+    rendered = tpl.render(inputs or {}, examples=examples, budget=budget_tokens, model=token_model)
+    if router is None:
+        assert model is not None
+        router = router_for_model(model, max_attempts or 3)
+        per_tier = None
+    else:
+        per_tier = max_attempts
+    cache_obj = resolve_cache(cache)
+    ledger_obj = resolve_ledger(ledger)
+    features = RouteFeatures(
+        template=tpl.name, tags=_tags(tpl), kind=kind, input_tokens=_input_tokens(rendered, router)
+    )
+    ctx = CallContext(
+        run_id=run_id or router.run_id(ledger_obj),
+        ledger=ledger_obj,
+        template=tpl.name,
+        template_hash=tpl.hash,
+        features=features.as_dict(),
+    )
+    call = _Call(
+        template=tpl,
+        request=_request(rendered, temperature, max_tokens, kw),
+        router=router,
+        ctx=ctx,
+        accept=accept,
+        cache=cache_obj,
+        max_attempts=per_tier,
+    )
+    return await call.run(router.route(features))
+
+
+def generate(
+    template: str | Template,
+    inputs: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> GenerateResult:
+    """The synchronous form of :func:`agenerate` (works inside a running event loop too)."""
+    return run_sync(agenerate(template, inputs, **kwargs))  # type: ignore[no-any-return]

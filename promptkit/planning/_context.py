@@ -1,0 +1,279 @@
+"""The values playbooks see: the spec plus derived names, code fragments and test data, all deterministic.
+
+Everything here is computed in Python so that playbook templates stay declarative loops, and so that the
+generated code and its test data are correct by construction (types, constraints, imports).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from promptkit.planning._naming import kebab_case, pluralize, snake_case
+from promptkit.planning._spec import AppSpec, Entity, EntityField, Feature, TaskSpec
+
+__all__ = ["spec_context", "sample_value"]
+
+_PY_TYPES = {
+    "str": "str",
+    "text": "str",
+    "int": "int",
+    "float": "float",
+    "bool": "bool",
+    "date": "date",
+    "datetime": "datetime",
+}
+_SQL_TYPES = {
+    "str": "TEXT",
+    "text": "TEXT",
+    "int": "INTEGER",
+    "float": "REAL",
+    "bool": "INTEGER",
+    "date": "TEXT",
+    "datetime": "TEXT",
+}
+
+
+def sample_value(f: EntityField, variant: int) -> Any:
+    """A JSON-able value valid for ``f``; variants 0 and 1 differ whenever the field's domain allows."""
+    if f.type in ("str", "text"):
+        base = f"{f.name.replace('_', '-')}-" if f.type == "str" else f"Some {f.name.replace('_', ' ')} text "
+        value = f"{base}{variant}"
+        if f.max_length is not None and len(value) > f.max_length:
+            value = base[: f.max_length - 1] + str(variant) if f.max_length >= 2 else str(variant)
+        return value
+    if f.type == "bool":
+        return variant == 0
+    if f.type == "date":
+        return f"2024-0{1 + variant}-15"
+    if f.type == "datetime":
+        return f"2024-0{1 + variant}-15T09:30:00"
+    if f.type == "int":
+        lo = math.ceil(f.min) if f.min is not None else 1
+        hi = math.floor(f.max) if f.max is not None else None
+        value = lo + variant
+        if hi is not None and value > hi:
+            value = max(lo, hi - variant)
+        return value
+    lo_f = float(f.min) if f.min is not None else 1.0
+    value_f = lo_f + 0.5 * (variant + 1)
+    if f.max is not None and value_f > f.max:
+        value_f = (lo_f + f.max) / 2 if variant == 0 else float(f.max)
+    return round(value_f, 6)
+
+
+def _invalid_cases(entity: Entity, payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """Payloads that must be rejected, each with a short case name (for parametrized tests)."""
+    cases: list[dict[str, Any]] = []
+
+    def add(name: str, bad: dict[str, Any]) -> None:
+        cases.append({"case": name, "payload": repr(bad), "argv": repr(_argv(entity, bad))})
+
+    def case(name: str, field: str, value: Any) -> None:
+        add(name, {**payload, field: value})
+
+    for f in entity.fields:
+        if f.required and f.default is None:
+            add(f"missing-{kebab_case(f.name)}", {k: v for k, v in payload.items() if k != f.name})
+        if f.max_length is not None:
+            case(f"{kebab_case(f.name)}-too-long", f.name, "x" * (f.max_length + 1))
+        if f.min is not None:
+            case(
+                f"{kebab_case(f.name)}-below-min",
+                f.name,
+                (math.ceil(f.min) - 1) if f.type == "int" else f.min - 1,
+            )
+        if f.max is not None:
+            case(
+                f"{kebab_case(f.name)}-above-max",
+                f.name,
+                (math.floor(f.max) + 1) if f.type == "int" else f.max + 1,
+            )
+        if f.type in ("int", "float"):
+            case(f"{kebab_case(f.name)}-not-a-number", f.name, "not-a-number")
+        if f.type in ("date", "datetime"):
+            case(f"{kebab_case(f.name)}-not-a-{f.type}", f.name, f"not-a-{f.type}")
+    return cases
+
+
+def _field_call(f: EntityField, default: str | None) -> str:
+    """``= <default>`` or ``= Field(...)`` for a pydantic field declaration, or "" when nothing is needed."""
+    args: list[str] = []
+    if default is not None:
+        args.append(f"default={default}")
+    if f.max_length is not None:
+        args.append(f"max_length={f.max_length}")
+    if f.min is not None:
+        args.append(f"ge={_num(f)(f.min)!r}")
+    if f.max is not None:
+        args.append(f"le={_num(f)(f.max)!r}")
+    if f.description:
+        args.append(f"description={f.description!r}")
+    if not args:
+        return ""
+    if args == [f"default={default}"]:
+        return f" = {default}"
+    return f" = Field({', '.join(args)})"
+
+
+def _num(f: EntityField) -> Any:
+    return int if f.type == "int" else float
+
+
+def _default_literal(f: EntityField) -> str | None:
+    if f.default is None:
+        return "None" if not f.required else None
+    value = f.default
+    if f.type == "date":
+        return f"date.fromisoformat({str(value)!r})"
+    if f.type == "datetime":
+        return f"datetime.fromisoformat({str(value).replace(' ', 'T')!r})"
+    if f.type == "float":
+        return repr(float(value))
+    return repr(value)
+
+
+def _field_context(f: EntityField) -> dict[str, Any]:
+    py = _PY_TYPES[f.type]
+    nullable = not f.required
+    annotation = f"{py} | None" if nullable else py
+    column = (
+        f'"{f.name}" {_SQL_TYPES[f.type]}'
+        + (" NOT NULL" if f.required else "")
+        + (" UNIQUE" if f.unique else "")
+    )
+    sample0, sample1 = sample_value(f, 0), sample_value(f, 1)
+    return {
+        "name": f.name,
+        "type": f.type,
+        "py_type": py,
+        "annotation": annotation,
+        "description": f.description,
+        "required": f.required,
+        "nullable": nullable,
+        "unique": f.unique,
+        "max_length": f.max_length,
+        "min": f.min,
+        "max": f.max,
+        "has_default": f.has_default,
+        "input_required": f.required and f.default is None,
+        "decl": f"{f.name}: {annotation}{_field_call(f, _default_literal(f))}",
+        "update_decl": f"{f.name}: {py} | None{_field_call(f, 'None')}",
+        "column": column,
+        "flag": "--" + f.name.replace("_", "-"),
+        "sample0": sample0,
+        "sample1": sample1,
+        "sample0_py": repr(sample0),
+        "sample1_py": repr(sample1),
+    }
+
+
+def _argv(entity: Entity, payload: dict[str, Any]) -> list[str]:
+    argv: list[str] = []
+    for f in entity.fields:
+        if f.name not in payload:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        value = payload[f.name]
+        if f.type == "bool":
+            argv.append(flag if value else "--no-" + f.name.replace("_", "-"))
+        else:
+            argv += [flag, str(value)]
+    return argv
+
+
+def _entity_context(entity: Entity) -> dict[str, Any]:
+    snake = snake_case(entity.name)
+    plural = pluralize(snake)
+    fields = [_field_context(f) for f in entity.fields]
+    payload0 = {f.name: sample_value(f, 0) for f in entity.fields}
+    payload1 = {f.name: sample_value(f, 1) for f in entity.fields}
+    # The "update" test changes one field that is not unique-constrained when possible.
+    changeable = next((f for f in entity.fields if not f.unique), entity.fields[0])
+    return {
+        "name": entity.name,
+        "description": entity.description or f"A {entity.name}.",
+        "snake": snake,
+        "plural": plural,
+        "slug": kebab_case(snake),
+        "plural_slug": kebab_case(plural),
+        "table": plural,
+        "create_cls": f"{entity.name}Create",
+        "update_cls": f"{entity.name}Update",
+        "fields": fields,
+        "field_names": [f.name for f in entity.fields],
+        "not_null": [f.name for f in entity.fields if f.required],
+        "unique_fields": [f.name for f in entity.fields if f.unique],
+        "payload0": repr(payload0),
+        "payload1": repr(payload1),
+        "argv0": repr(_argv(entity, payload0)),
+        "argv1": repr(_argv(entity, payload1)),
+        "update_field": changeable.name,
+        "update_value": repr(payload1[changeable.name]),
+        "update_argv": repr(_argv(entity, {changeable.name: payload1[changeable.name]})),
+        "invalid_cases": _invalid_cases(entity, payload0),
+        "uses_date": any(f.type == "date" for f in entity.fields),
+        "uses_datetime": any(f.type == "datetime" for f in entity.fields),
+        # Whether `Field` must be imported: by the entity models, or also by the *Update models.
+        "uses_field": any("= Field(" in fc["decl"] for fc in fields),
+        "uses_field_any": any("= Field(" in fc["decl"] or "= Field(" in fc["update_decl"] for fc in fields),
+    }
+
+
+def _feature_context(feature: Feature, package: str, stack: str) -> dict[str, Any]:
+    snake = snake_case(feature.id)
+    # Library features are public modules of the package; app features plug into features/.
+    module = f"{package}/{snake}.py" if stack == "python-library" else f"{package}/features/{snake}.py"
+    first = feature.description.strip().split("\n", 1)[0]
+    title = first if len(first) <= 80 else first[:77].rstrip() + "..."
+    return {
+        "id": feature.id,
+        "snake": snake,
+        "title": title,
+        "description": feature.description.strip(),
+        "acceptance": list(feature.acceptance),
+        "module": module,
+        "module_name": module.removesuffix(".py").replace("/", "."),
+        "test_path": f"tests/test_feature_{snake}.py",
+    }
+
+
+def spec_context(spec: AppSpec | TaskSpec) -> dict[str, Any]:
+    """Every name a playbook template may use (see playbooks/README.md)."""
+    base: dict[str, Any] = {
+        "spec": spec.model_dump(mode="json"),
+        "name": spec.name,
+        "summary": spec.summary.strip(),
+        "constraints": list(spec.constraints),
+        "spec_yaml": spec.to_yaml(),
+    }
+    if isinstance(spec, TaskSpec):
+        target_file = spec.target_file
+        stem = snake_case(target_file.rsplit("/", 1)[-1].removesuffix(".py"))
+        return {
+            **base,
+            "task": spec.task,
+            "target": spec.target,
+            "target_file": target_file,
+            "goal": spec.goal,
+            "files": list(spec.files),
+            "tests": list(spec.tests),
+            "module_name": target_file.removesuffix(".py").replace("/", "."),
+            "pin_test": f"tests/test_{stem}_behaviour.py",
+            "entities": [],
+            "features": [],
+        }
+    entities = [_entity_context(e) for e in spec.entities]
+    return {
+        **base,
+        "stack": spec.stack,
+        "pkg": spec.package,
+        "title": spec.name.replace("-", " ").title(),
+        "env_prefix": spec.package.upper(),
+        "entities": entities,
+        "features": [_feature_context(f, spec.package, spec.stack) for f in spec.features],
+        "uses_date": any(e["uses_date"] for e in entities),
+        "uses_datetime": any(e["uses_datetime"] for e in entities),
+        "uses_field": any(e["uses_field"] for e in entities),
+        "uses_field_any": any(e["uses_field_any"] for e in entities),
+    }

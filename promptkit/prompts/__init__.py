@@ -1,0 +1,41 @@
+"""Typed, versioned prompt templates: loading, sandboxed rendering, few-shot examples, token budgets.
+
+from promptkit.prompts import load_template
+prompt = load_template("debug").render(language="python", code=src, error=err, budget=4000)
+prompt.messages        # list[promptkit.types.Message]
+prompt.output_model    # the pydantic model the answer must match, or None for free text
+"""
+
+from __future__ import annotations
+
+from promptkit.prompts._examples import Example, ExampleSelection, LexicalEmbedder
+from promptkit.prompts._inputs import InputField
+from promptkit.prompts._lint import LintProblem
+from promptkit.prompts._registry import (
+    TemplateRegistry,
+    builtin_template_dir,
+    default_registry,
+    list_templates,
+    load_template,
+)
+from promptkit.prompts._schema import schema_to_model
+from promptkit.prompts._template import RenderedPrompt, Template
+from promptkit.prompts._tokens import approximate_tokens, count_tokens
+
+__all__ = [
+    "Template",
+    "InputField",
+    "RenderedPrompt",
+    "Example",
+    "ExampleSelection",
+    "TemplateRegistry",
+    "LintProblem",
+    "load_template",
+    "list_templates",
+    "default_registry",
+    "builtin_template_dir",
+    "count_tokens",
+    "approximate_tokens",
+    "schema_to_model",
+    "LexicalEmbedder",
+]

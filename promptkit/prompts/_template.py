@@ -1,0 +1,449 @@
+"""The Template: loaded once, rendered many times on a hot path."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SecurityError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from promptkit.errors import PromptkitError, RenderError, TemplateLoadError
+from promptkit.prompts._budget import fit_to_budget
+from promptkit.prompts._examples import Example, ExampleSelection, inputs_text, select_examples
+from promptkit.prompts._inputs import InputField, raise_input_error
+from promptkit.prompts._jinja import environment, undeclared_variables
+from promptkit.prompts._loader import ExampleBlock, MessageSpec, ParsedTemplate, parse_template
+from promptkit.prompts._tokens import count_tokens_detailed
+from promptkit.prompts._yaml import LineMap, load_yaml
+from promptkit.types import Embedder, Message
+
+__all__ = ["Template", "RenderedPrompt"]
+
+
+class RenderedPrompt(BaseModel):
+    """The messages a template produced, with what it took to make them fit."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    template: str
+    version: str
+    hash: str
+    messages: list[Message]
+    output_model: type[BaseModel] | None = Field(default=None, exclude=True)
+    token_count: int | None = None
+    # False when the count is the approximation used without litellm (see count_tokens).
+    token_count_exact: bool = True
+    trimmed: list[str] = Field(default_factory=list)
+    examples_used: int = 0
+
+    @property
+    def template_id(self) -> str:
+        return f"{self.template}@{self.version}"
+
+    def to_dicts(self) -> list[dict[str, str]]:
+        """Messages as plain ``{role, content}`` dicts (the shape chat APIs take)."""
+        return [m.model_dump(exclude_none=True) for m in self.messages]
+
+
+class Template:
+    """A typed, versioned prompt template (see templates/README.md for the file format)."""
+
+    __slots__ = (
+        "_parsed",
+        "_base_context",
+        "_hash",
+        "_examples_message",
+        "_input_names",
+        "_has_block",
+        "_constant",
+        "_memo",
+        "__weakref__",
+    )
+
+    def __init__(self, parsed: ParsedTemplate) -> None:
+        self._parsed = parsed
+        self._input_names = frozenset(parsed.inputs)
+        env = environment()
+        # Everything but the inputs is the same on every render: build it once.
+        self._base_context: dict[str, Any] = {**env.globals, "output_schema": self.output_schema_text}
+        self._hash = hashlib.sha256(_canonical(self._hash_payload()).encode("utf-8")).hexdigest()
+        self._has_block = any(isinstance(m, ExampleBlock) for m in parsed.messages)
+        self._examples_message = self._find_examples_message()
+        # Messages whose text depends on nothing, or only on `example`, render the same every time:
+        # render them once and reuse the (immutable) Message.
+        self._constant = self._find_constant_messages()
+        self._memo: dict[tuple[int, int, int], Message | None] = {}
+
+    # ---- construction -------------------------------------------------------------------------------
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Template:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise TemplateLoadError(
+                f"cannot read template: {exc.strerror or exc}", location=str(path)
+            ) from None
+        except UnicodeDecodeError as exc:
+            raise TemplateLoadError(f"not UTF-8 text: {exc.reason}", location=str(path)) from None
+        return cls.from_text(text, source=str(path))
+
+    @classmethod
+    def from_text(cls, text: str, *, source: str | None = None) -> Template:
+        data, lines = load_yaml(text, source or "<string>")
+        return cls(parse_template(data, lines))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> Template:
+        return cls(parse_template(dict(data), LineMap(source or "<dict>")))
+
+    # ---- identity ----------------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._parsed.name
+
+    @property
+    def version(self) -> str:
+        return self._parsed.version
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @property
+    def hash(self) -> str:
+        """sha256 of everything that changes rendering or parsing (not the description or tags)."""
+        return self._hash
+
+    @property
+    def short_hash(self) -> str:
+        return self._hash[:12]
+
+    @property
+    def description(self) -> str:
+        return self._parsed.description
+
+    @property
+    def tags(self) -> dict[str, tuple[str, ...]]:
+        return dict(self._parsed.tags)
+
+    @property
+    def all_tags(self) -> list[str]:
+        return sorted({t for values in self._parsed.tags.values() for t in values})
+
+    @property
+    def source(self) -> str | None:
+        return self._parsed.source
+
+    # ---- declared parts ----------------------------------------------------------------------------
+
+    @property
+    def inputs(self) -> dict[str, InputField]:
+        return dict(self._parsed.inputs)
+
+    @property
+    def must_match(self) -> tuple[str, ...]:
+        return self._parsed.must_match
+
+    @property
+    def input_model(self) -> type[BaseModel]:
+        return self._parsed.input_model
+
+    @property
+    def output_model(self) -> type[BaseModel] | None:
+        """The pydantic model of a structured answer; None for free text."""
+        return self._parsed.output_model
+
+    @property
+    def output_schema(self) -> dict[str, Any] | None:
+        """The output's JSON schema: as written, or the referenced model's schema."""
+        if self._parsed.output_schema is not None:
+            return self._parsed.output_schema
+        if self._parsed.output_model is not None:
+            return self._parsed.output_model.model_json_schema()
+        return None
+
+    @property
+    def output_schema_text(self) -> str:
+        schema = self.output_schema
+        return json.dumps(schema, indent=2, ensure_ascii=False, default=str) if schema is not None else ""
+
+    @property
+    def examples(self) -> tuple[Example, ...]:
+        return self._parsed.examples
+
+    @property
+    def example_selection(self) -> ExampleSelection:
+        return self._parsed.example_selection
+
+    @property
+    def examples_trim_priority(self) -> int | None:
+        return self._parsed.examples_trim_priority
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The messages as written in the file (Jinja source)."""
+        return [dict(m) for m in self._parsed.raw_messages]
+
+    @property
+    def line_map(self) -> LineMap:
+        """Where each key of the source file is (empty for templates built from a dict)."""
+        return self._parsed.lines
+
+    @property
+    def message_specs(self) -> tuple[MessageSpec | ExampleBlock, ...]:
+        return self._parsed.messages
+
+    @property
+    def uses_examples(self) -> bool:
+        """Whether the rendered text contains the examples (an examples block, or `examples` in a message)."""
+        return self._has_block or self._examples_message is not None
+
+    def variables(self) -> dict[int, set[str]]:
+        """Variables each message (by index) uses that the renderer does not define itself."""
+        out: dict[int, set[str]] = {}
+        for i, spec in enumerate(self._parsed.messages):
+            sources = [m.source for m in spec.messages] if isinstance(spec, ExampleBlock) else [spec.source]
+            out[i] = set().union(*(undeclared_variables(s) for s in sources))
+        return out
+
+    def __repr__(self) -> str:
+        return f"Template({self.id}, hash={self.short_hash})"
+
+    def _hash_payload(self) -> dict[str, Any]:
+        p = self._parsed
+        output: Any = None
+        if p.output_schema is not None:
+            output = p.output_schema
+        elif p.output_model is not None:
+            output = {"model": p.output_model_ref, "schema": p.output_model.model_json_schema()}
+        return {
+            "messages": list(p.raw_messages),
+            "inputs": {name: spec.spec() for name, spec in p.inputs.items()},
+            "must_match": list(p.must_match),
+            "output": output,
+            "examples": list(p.raw_examples),
+            "example_selection": p.example_selection.model_dump(),
+            "examples_trim_priority": p.examples_trim_priority,
+        }
+
+    def _find_constant_messages(self) -> frozenset[tuple[int, int]]:
+        constant: set[tuple[int, int]] = set()
+        for i, spec in enumerate(self._parsed.messages):
+            if isinstance(spec, MessageSpec):
+                if not undeclared_variables(spec.source, include_globals=True):
+                    constant.add((i, -1))
+                continue
+            for j, item in enumerate(spec.messages):
+                if undeclared_variables(item.source, include_globals=True) <= {"example"}:
+                    constant.add((i, j))
+        return frozenset(constant)
+
+    def _find_examples_message(self) -> int | None:
+        """Without an examples block, the first message whose text uses ``examples`` carries the marker."""
+        for i, spec in enumerate(self._parsed.messages):
+            if isinstance(spec, MessageSpec) and "examples" in undeclared_variables(spec.source):
+                return i
+        return None
+
+    # ---- rendering ---------------------------------------------------------------------------------
+
+    def validate_inputs(self, inputs: Mapping[str, Any] | None = None, **more_inputs: Any) -> dict[str, Any]:
+        """Checked inputs with defaults filled in; raises InputValidationError naming the field."""
+        if inputs is not None and not isinstance(inputs, Mapping):
+            raise RenderError(
+                f"template {self.name!r}: inputs must be a mapping, not {type(inputs).__name__}"
+            )
+        data: Mapping[str, Any]
+        if more_inputs:
+            data = {**inputs, **more_inputs} if inputs else more_inputs
+        else:
+            data = inputs if inputs is not None else {}
+        try:
+            return dict(self._parsed.input_model.model_validate(data).__dict__)
+        except ValidationError as exc:
+            raise_input_error(self.name, exc, self._parsed.inputs)
+
+    def render(
+        self,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        examples: ExampleSelection | str | None = None,
+        budget: int | None = None,
+        model: str | None = None,
+        embedder: Embedder | None = None,
+        **more_inputs: Any,
+    ) -> RenderedPrompt:
+        """Validate ``inputs``, pick examples, render every message; fit ``budget`` tokens if given.
+
+        The token count is filled when ``budget`` or ``model`` is given (it costs a tokenizer call).
+        """
+        values = self.validate_inputs(inputs, **more_inputs)
+        selection = self._selection(examples)
+        chosen = self._select(selection, values, embedder, model)
+        count: int | None
+        if budget is not None:
+            if selection.strategy == "fit_budget" and selection.budget is None:
+                chosen = self._fit_examples_to(values, chosen, budget, model)
+            messages, count, exact, trimmed, chosen = fit_to_budget(self, values, chosen, budget, model)
+        else:
+            messages = self.render_messages(values, chosen)
+            trimmed = []
+            count, exact = count_tokens_detailed(messages, model) if model is not None else (None, True)
+        return RenderedPrompt(
+            template=self._parsed.name,
+            version=self._parsed.version,
+            hash=self._hash,
+            messages=messages,
+            output_model=self._parsed.output_model,
+            token_count=count,
+            token_count_exact=exact,
+            trimmed=trimmed,
+            examples_used=len(chosen),
+        )
+
+    def _selection(self, examples: ExampleSelection | str | None) -> ExampleSelection:
+        if examples is None:
+            return self._parsed.example_selection
+        if isinstance(examples, str):
+            return ExampleSelection.parse(examples)
+        if isinstance(examples, ExampleSelection):
+            return examples
+        raise RenderError(
+            f"template {self.name!r}: examples must be an ExampleSelection or a strategy string"
+        )
+
+    def _select(
+        self,
+        selection: ExampleSelection,
+        values: dict[str, Any],
+        embedder: Embedder | None,
+        model: str | None,
+    ) -> list[Example]:
+        pool = self._parsed.examples
+        if not pool:
+            return []
+
+        def example_tokens(example: Example) -> int:
+            pair = [
+                {"role": "user", "content": example.text},
+                {"role": "assistant", "content": example.output_json},
+            ]
+            return count_tokens_detailed(pair, model)[0]
+
+        return select_examples(
+            pool,
+            selection,
+            query=lambda: inputs_text(values),
+            embedder=embedder,
+            example_tokens=example_tokens,
+        )
+
+    def _fit_examples_to(
+        self, values: dict[str, Any], chosen: list[Example], budget: int, model: str | None
+    ) -> list[Example]:
+        """fit_budget against the render budget: the longest prefix of examples whose render fits."""
+
+        def fits(n: int) -> bool:
+            return count_tokens_detailed(self.render_messages(values, chosen[:n]), model)[0] <= budget
+
+        lo, hi = 0, len(chosen)
+        if fits(hi):
+            return chosen
+        while lo < hi:  # largest n with fits(n); fits(0) may be False, the budget step handles that
+            mid = (lo + hi + 1) // 2
+            if fits(mid):
+                lo = mid
+            else:
+                hi = mid - 1
+        return chosen[:lo]
+
+    def render_messages(
+        self, values: dict[str, Any], chosen: list[Example], note: str | None = None
+    ) -> list[Message]:
+        """Render every message with already-validated ``values``; ``note`` marks dropped examples."""
+        context = {**self._base_context, **values, "examples": chosen}
+        out: list[Message] = []
+        block_at: int | None = None  # index in `out` where the examples block's messages begin
+        block_count = 0
+        constant = self._constant
+        for index, spec in enumerate(self._parsed.messages):
+            if isinstance(spec, MessageSpec):
+                if index == self._examples_message and note is not None and not self._has_block:
+                    text = self._render_one(spec, context, index).strip()
+                    text = f"{text}\n\n{note}" if text else note
+                    out.append(Message(role=spec.role, content=text, name=spec.name))  # type: ignore[arg-type]
+                    continue
+                message = self._message(
+                    spec, context, index, (index, -1, -1) if (index, -1) in constant else None
+                )
+                if message is not None:
+                    out.append(message)
+                continue
+            block_at = len(out)
+            for example in chosen:
+                context["example"] = example
+                for j, item in enumerate(spec.messages):
+                    key = (index, j, example.index) if (index, j) in constant else None
+                    message = self._message(item, context, index, key)
+                    if message is not None:
+                        out.append(message)
+            context.pop("example", None)
+            block_count = len(out) - block_at
+        if note is not None and self._has_block and block_at is not None:
+            _place_note(out, block_at, block_count, note)
+        return out
+
+    def _message(
+        self, spec: MessageSpec, context: dict[str, Any], index: int, key: tuple[int, int, int] | None
+    ) -> Message | None:
+        """The rendered message (None when its text is empty), memoised under ``key`` when constant."""
+        if key is not None and key in self._memo:
+            return self._memo[key]
+        text = self._render_one(spec, context, index).strip()
+        message = Message(role=spec.role, content=text, name=spec.name) if text else None  # type: ignore[arg-type]
+        if key is not None:
+            self._memo[key] = message
+        return message
+
+    def _render_one(self, spec: MessageSpec, context: dict[str, Any], index: int) -> str:
+        template = spec.compiled
+        try:
+            return "".join(template.root_render_func(template.new_context(context, shared=True)))
+        except PromptkitError:
+            raise
+        except SecurityError as exc:
+            raise self._render_error(spec, index, f"sandbox violation: {exc}") from None
+        except jinja2.UndefinedError as exc:
+            raise self._render_error(spec, index, f"undefined variable: {exc.message}") from None
+        except Exception as exc:  # noqa: BLE001 - any failure inside template code is a render error
+            raise self._render_error(spec, index, f"{type(exc).__name__}: {exc}") from None
+
+    def _render_error(self, spec: MessageSpec, index: int, problem: str) -> RenderError:
+        where = f"{self._parsed.source}:{spec.line}" if spec.line is not None else self._parsed.source
+        return RenderError(f"template {self.name!r} message {index}: {problem}", location=where)
+
+
+def _place_note(out: list[Message], block_at: int, block_count: int, note: str) -> None:
+    """After the last example message; or, when none is left, before the message that followed the block."""
+    if block_count:
+        target = block_at + block_count - 1
+        out[target] = out[target].model_copy(update={"content": f"{out[target].content}\n\n{note}"})
+        return
+    if block_at < len(out):
+        out[block_at] = out[block_at].model_copy(update={"content": f"{note}\n\n{out[block_at].content}"})
+    elif out:
+        out[-1] = out[-1].model_copy(update={"content": f"{out[-1].content}\n\n{note}"})
+    else:
+        out.append(Message.model_construct(role="user", content=note, name=None))
+
+
+def _canonical(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)

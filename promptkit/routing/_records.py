@@ -1,0 +1,163 @@
+"""What one logical call leaves behind: a record per attempt, kept in memory and written to the ledger."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from promptkit.ledger import LedgerEntry, scrub_secrets
+from promptkit.types import Usage
+
+if TYPE_CHECKING:
+    from promptkit.ledger import Ledger
+
+__all__ = ["Attempt", "Outcome", "Reason", "CallContext", "new_call_id"]
+
+Outcome = Literal["ok", "invalid", "transport_error", "error", "budget_refused", "cache_hit"]
+Reason = Literal["reask", "escalation", "fallback", "retry"]
+
+
+class Attempt(BaseModel):
+    """One attempt of a call: which model and tier, why it happened, what came back and what it cost."""
+
+    attempt: int
+    model: str
+    tier: int | None = None
+    tier_name: str | None = None
+    reason: Reason | None = None
+    outcome: Outcome
+    raw_output: str | None = None
+    error: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    compute_s: float | None = None
+    cache: Literal["exact", "semantic"] | None = None
+    saved_usd: float = 0.0
+    accepted: bool | None = None
+
+
+def new_call_id() -> str:
+    return secrets.token_hex(8)
+
+
+class CallContext:
+    """The state of one logical call shared by the router and generate(): attempts, reasons, totals.
+
+    ``next_reason`` says why the next attempt happens; whoever records an attempt consumes it. Every record
+    goes to the ledger as it happens, with its error scrubbed of anything that looks like a secret.
+    """
+
+    __slots__ = (
+        "run_id",
+        "call_id",
+        "ledger",
+        "template",
+        "template_hash",
+        "features",
+        "attempts",
+        "next_reason",
+        "usage",
+        "cost_usd",
+        "skip",
+    )
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        ledger: Ledger | None = None,
+        template: str | None = None,
+        template_hash: str | None = None,
+        features: dict[str, Any] | None = None,
+        call_id: str | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.call_id = call_id or new_call_id()
+        self.ledger = ledger
+        self.template = template
+        self.template_hash = template_hash
+        self.features = features or {}
+        self.attempts: list[Attempt] = []
+        self.next_reason: Reason | None = None
+        self.usage = Usage()
+        self.cost_usd = 0.0
+        # Deployments that used up their retries in this call; later attempts of the call skip them.
+        self.skip: set[int] = set()
+
+    def record(
+        self,
+        *,
+        model: str,
+        outcome: Outcome,
+        tier: int | None = None,
+        tier_name: str | None = None,
+        raw_output: str | None = None,
+        error: str | None = None,
+        usage: Usage | None = None,
+        cost_usd: float = 0.0,
+        latency_s: float = 0.0,
+        compute_s: float | None = None,
+        cache: Literal["exact", "semantic"] | None = None,
+        saved_usd: float = 0.0,
+        accepted: bool | None = None,
+    ) -> Attempt:
+        """Add one attempt (consuming ``next_reason``), sum its usage and cost, and write it to the ledger."""
+        if error is not None:
+            error = scrub_secrets(error)
+        spent = usage if usage is not None else Usage()
+        record = Attempt(
+            attempt=len(self.attempts) + 1,
+            model=model,
+            tier=tier,
+            tier_name=tier_name,
+            reason=self.next_reason,
+            outcome=outcome,
+            raw_output=raw_output,
+            error=error,
+            usage=spent,
+            cost_usd=cost_usd,
+            latency_s=latency_s,
+            compute_s=compute_s,
+            cache=cache,
+            saved_usd=saved_usd,
+            accepted=accepted,
+        )
+        self.next_reason = None
+        self.attempts.append(record)
+        self.usage = self.usage + spent
+        self.cost_usd += cost_usd
+        if self.ledger is not None:
+            self.ledger.record(
+                LedgerEntry(
+                    run_id=self.run_id,
+                    ts=time.time(),
+                    call_id=self.call_id,
+                    attempt=record.attempt,
+                    template=self.template,
+                    template_hash=self.template_hash,
+                    model=model,
+                    tier=tier,
+                    input_tokens=spent.input_tokens,
+                    output_tokens=spent.output_tokens,
+                    cost_usd=cost_usd,
+                    compute_s=compute_s,
+                    latency_s=latency_s,
+                    cache=cache,
+                    saved_usd=saved_usd,
+                    reason=record.reason,
+                    outcome=outcome,
+                    error=error,
+                    features=self.features,
+                    accepted=accepted,
+                )
+            )
+        return record
+
+    @property
+    def answered(self) -> bool:
+        """Whether any attempt produced an answer (valid or not), as opposed to only transport faults."""
+        return any(a.raw_output is not None for a in self.attempts)

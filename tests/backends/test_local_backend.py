@@ -1,0 +1,306 @@
+"""LlamaBackend: real in-process llama.cpp calls on the tiny random-weight model.
+
+Random weights give random text, so these tests assert structure: finish reasons, token counts, determinism,
+schema validity, and what the shared model, its lock and its prefix cache do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import threading
+from typing import Annotated
+
+import pytest
+from pydantic import BaseModel, Field
+
+from promptkit.backends._base import Backend, GenerateRequest
+from promptkit.backends._llama import LlamaBackend, loaded_model_count
+from promptkit.errors import BackendUnavailable, ConfigError, ModelRequestError, RequestTimeout
+from promptkit.types import Message
+
+
+class Review(BaseModel):
+    title: str = Field(max_length=16)
+    tags: list[Annotated[str, Field(max_length=8)]] = Field(max_length=3)
+    score: int
+    recommended: bool
+
+
+def ask(text: str, **kwargs) -> GenerateRequest:  # type: ignore[no-untyped-def]
+    return GenerateRequest(messages=[Message(role="user", content=text)], **kwargs)
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_gguf):  # type: ignore[no-untyped-def]
+    b = LlamaBackend(tiny_gguf, n_ctx=2048, n_threads=1)
+    b.load()
+    yield b
+    b.close()
+
+
+async def test_plain_chat(backend):
+    response = await backend.generate(ask("Say hello.", max_tokens=12, temperature=0))
+    assert isinstance(backend, Backend)
+    assert response.finish_reason == "length"  # random weights never choose to stop this early
+    assert response.usage.input_tokens > 5
+    assert response.usage.output_tokens == 12
+    assert response.text
+    assert response.compute_s is not None and 0 < response.compute_s <= response.latency_s
+    assert response.cost_usd is None
+    assert response.model == backend.model_name
+
+
+async def test_temperature_zero_is_deterministic_and_prompt_dependent(backend):
+    first = await backend.generate(ask("alpha", max_tokens=16, temperature=0))
+    again = await backend.generate(ask("alpha", max_tokens=16, temperature=0))
+    other = await backend.generate(ask("a completely different prompt", max_tokens=16, temperature=0))
+    assert first.text == again.text
+    assert other.text != first.text
+
+
+async def test_seed_maps_to_sampling(backend):
+    texts = [
+        (await backend.generate(ask("seeded", max_tokens=16, temperature=1.0, seed=s))).text
+        for s in (1, 1, 2, 3)
+    ]
+    assert texts[0] == texts[1]
+    assert len(set(texts)) > 1
+
+
+async def test_max_tokens_and_stop_map(backend):
+    base = await backend.generate(ask("stop test", max_tokens=20, temperature=0))
+    assert base.usage.output_tokens == 20
+    cut = base.text[3:5]
+    stopped = await backend.generate(ask("stop test", max_tokens=20, temperature=0, stop=[cut]))
+    assert stopped.finish_reason == "stop"
+    assert stopped.text == base.text[: base.text.index(cut)]
+
+
+async def test_params_pass_through_and_reserved_keys_are_refused(backend):
+    eos = backend.llama.token_eos()
+    ended = await backend.generate(
+        ask("x", max_tokens=20, temperature=0, params={"logit_bias": {eos: 100.0}})
+    )
+    assert ended.finish_reason == "stop" and ended.usage.output_tokens == 0
+    with pytest.raises(ModelRequestError, match="stream"):
+        await backend.generate(ask("x", params={"stream": True}))
+    with pytest.raises(ModelRequestError, match="no_such_option"):
+        await backend.generate(ask("x", max_tokens=2, params={"no_such_option": 1}))
+
+
+async def test_structured_output_is_valid_50_of_50(backend):
+    valid = 0
+    for seed in range(50):
+        response = await backend.generate(
+            ask(
+                f"Review item {seed} as JSON.",
+                output_model=Review,
+                temperature=1.0,
+                seed=seed,
+                max_tokens=400,
+            )
+        )
+        Review.model_validate_json(response.text)  # raises if not valid
+        assert response.finish_reason == "stop"
+        valid += 1
+    assert valid == 50
+
+
+async def test_streaming_chunks_join_to_the_full_text(backend):
+    request = ask("stream me", max_tokens=24, temperature=0)
+    chunks = [chunk async for chunk in backend.stream(request)]
+    assert len(chunks) > 1
+    assert "".join(chunks) == (await backend.generate(request)).text
+
+
+async def test_streaming_structured_output_is_valid_json(backend):
+    request = ask("json please", output_model=Review, temperature=1.0, seed=4, max_tokens=400)
+    text = "".join([chunk async for chunk in backend.stream(request)])
+    Review.model_validate_json(text)
+
+
+async def test_leaving_a_stream_early_stops_generation(backend, monkeypatch):
+    evaluated = _count_evaluated_tokens(backend.llama, monkeypatch)
+    produced = 0
+    async with contextlib.aclosing(backend.stream(ask("long", max_tokens=1500, temperature=0))) as chunks:
+        async for _ in chunks:
+            produced += 1
+            if produced == 3:
+                break
+    # Closing waited for the worker: it stopped after a few tokens instead of running on to 1,500.
+    assert 3 <= len(evaluated) < 50
+    response = await backend.generate(ask("next", max_tokens=4, temperature=0))
+    assert response.usage.output_tokens == 4
+
+
+async def test_two_backends_on_one_file_share_one_loaded_model(tiny_gguf, backend):
+    before = loaded_model_count()
+    first = LlamaBackend(tiny_gguf, n_ctx=2048, n_threads=1)
+    second = LlamaBackend(tiny_gguf, n_ctx=2048, n_threads=1)
+    other_ctx = LlamaBackend(tiny_gguf, n_ctx=1024, n_threads=1)
+    try:
+        assert first.llama is second.llama is backend.llama
+        assert loaded_model_count() == before
+        assert other_ctx.llama is not first.llama
+        assert loaded_model_count() == before + 1
+        first.close()
+        first.close()  # twice is fine
+        # The model stays loaded for the others.
+        assert (await second.generate(ask("still here", max_tokens=3))).usage.output_tokens == 3
+        with pytest.raises(BackendUnavailable, match="closed"):
+            await first.generate(ask("closed"))
+    finally:
+        second.close()
+        await other_ctx.aclose()
+    assert loaded_model_count() == before  # the last user of the n_ctx=1024 model freed it
+
+
+async def test_concurrent_calls_are_serialised_and_correct(backend, monkeypatch):
+    prompts = [f"question {i % 5}" for i in range(20)]
+    expected = {p: (await backend.generate(ask(p, max_tokens=10, temperature=0))).text for p in set(prompts)}
+
+    llama = backend.llama
+    real = llama.create_chat_completion
+    active = 0
+    most = 0
+    guard = threading.Lock()
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal active, most
+        with guard:
+            active += 1
+            most = max(most, active)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with guard:
+                active -= 1
+
+    monkeypatch.setattr(llama, "create_chat_completion", counting)
+    responses = await asyncio.gather(
+        *(backend.generate(ask(p, max_tokens=10, temperature=0)) for p in prompts)
+    )
+    assert most == 1
+    assert [r.text for r in responses] == [expected[p] for p in prompts]
+
+
+async def test_event_loop_stays_free_during_a_call(backend):
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    try:
+        await backend.generate(ask("busy", max_tokens=200, temperature=0))
+    finally:
+        task.cancel()
+    assert ticks > 10
+
+
+def _count_evaluated_tokens(llama, monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
+    counts: list[int] = []
+    real_eval = llama.eval
+
+    def counting_eval(tokens):  # type: ignore[no-untyped-def]
+        counts.append(len(tokens))
+        return real_eval(tokens)
+
+    monkeypatch.setattr(llama, "eval", counting_eval)
+    return counts
+
+
+async def _prefix_then_other_then_prefix(backend, monkeypatch) -> int:  # type: ignore[no-untyped-def]
+    """Tokens evaluated for a prompt whose long prefix was seen two calls earlier (another prompt in between)."""
+    prefix = "You are a careful assistant. " + " ".join(f"rule {i}: be precise." for i in range(60))
+    counts = _count_evaluated_tokens(backend.llama, monkeypatch)
+
+    def with_prefix(question: str) -> GenerateRequest:
+        return GenerateRequest(
+            messages=[Message(role="system", content=prefix), Message(role="user", content=question)],
+            max_tokens=4,
+            temperature=0,
+        )
+
+    await backend.generate(with_prefix("first question?"))
+    await backend.generate(ask("an unrelated prompt " * 30, max_tokens=4, temperature=0))
+    counts.clear()
+    third = await backend.generate(with_prefix("second question?"))
+    assert third.usage.input_tokens > 300
+    return counts[0]  # the prompt evaluation (later evals are one sampled token each)
+
+
+async def test_prefix_cache_skips_a_long_prefix_seen_before(tiny_gguf, monkeypatch):
+    cached = LlamaBackend(tiny_gguf, n_ctx=2048, n_threads=1, prefix_cache=64 << 20)
+    uncached = LlamaBackend(tiny_gguf, n_ctx=2048, n_threads=1, prefix_cache=False)
+    try:
+        with_cache = await _prefix_then_other_then_prefix(cached, monkeypatch)
+        without_cache = await _prefix_then_other_then_prefix(uncached, monkeypatch)
+        assert without_cache > 300
+        assert with_cache < 50  # only the new question and the turn markers
+        stats = cached.prefix_cache_stats()
+        assert stats is not None and stats.hits >= 1 and stats.entries == 3
+        assert stats.capacity_bytes == 64 << 20 and 0 < stats.size_bytes <= stats.capacity_bytes
+        assert uncached.prefix_cache_stats() is None
+    finally:
+        cached.close()
+        uncached.close()
+
+
+async def test_context_overflow_is_a_model_request_error(backend):
+    with pytest.raises(ModelRequestError) as info:
+        await backend.generate(ask("word " * 3000, max_tokens=4))
+    assert str(backend.model_path) in str(info.value)
+    assert "context window" in str(info.value)
+
+
+async def test_timeout_ends_the_call_and_frees_the_model(backend, monkeypatch):
+    evaluated = _count_evaluated_tokens(backend.llama, monkeypatch)
+    with pytest.raises(RequestTimeout, match="0.005 s"):
+        await backend.generate(ask("go on forever", max_tokens=1900, temperature=0, timeout_s=0.005))
+    response = await backend.generate(ask("after", max_tokens=4, temperature=0))
+    assert response.usage.output_tokens == 4
+    # The timed-out call was ended at its deadline, not left to run to 1,900 tokens on the worker thread.
+    assert len(evaluated) < 500
+
+
+def test_missing_file_is_unavailable_and_names_the_path(tmp_path):
+    missing = tmp_path / "nope.gguf"
+    with pytest.raises(BackendUnavailable) as info:
+        LlamaBackend(missing)
+    assert str(missing) in str(info.value)
+
+
+def test_a_file_that_is_not_a_model_is_unavailable(tmp_path):
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"not a gguf at all")
+    backend = LlamaBackend(junk)
+    with pytest.raises(BackendUnavailable, match="cannot load"):
+        backend.load()
+
+
+def test_without_llama_cpp_the_error_says_how_to_install(tiny_gguf, monkeypatch):
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)
+    with pytest.raises(BackendUnavailable, match=r"pip install 'promptkit\[local\]'"):
+        LlamaBackend(tiny_gguf)
+
+
+@pytest.mark.parametrize("bad", [{"prefix_cache": -1}, {"n_ctx": 0}])
+def test_bad_options_are_config_errors(tiny_gguf, bad):
+    with pytest.raises(ConfigError):
+        LlamaBackend(tiny_gguf, **bad)
+
+
+def test_capabilities():
+    caps = LlamaBackend.capabilities
+    assert (caps.structured_output, caps.streaming, caps.embeddings, caps.tools) == (True, True, False, False)
+
+
+def test_generate_sync_works_from_plain_code(backend):
+    response = backend.generate_sync(ask("sync", max_tokens=3, temperature=0))
+    assert response.usage.output_tokens == 3

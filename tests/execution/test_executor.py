@@ -1,0 +1,341 @@
+"""The executor on small hand-built plans, driven by scripted and function backends."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from promptkit.backends import FunctionBackend, GenerateRequest, ScriptedBackend
+from promptkit.execution import NO_MODEL_HINT, RunState, execute_plan
+from promptkit.planning import AppSpec, Plan, Step
+from promptkit.routing import Router, Tier
+
+SPEC = AppSpec(name="demo", summary="A tiny demo library.", stack="python-library")
+GOOD = "def double(x: int) -> int:\n    return 2 * x\n"
+BAD = "def double(x: int) -> int\n    return 2 * x\n"  # missing colon: a SyntaxError python-compile reports
+
+
+def model_step(step_id: str, files: list[str], *, depends_on: list[str] | None = None, **kw: Any) -> Step:
+    return Step(
+        id=step_id,
+        title=f"Step {step_id}",
+        kind=kw.pop("kind", "generate-code"),
+        template="implement_step",
+        inputs={
+            "spec_summary": "demo: a tiny library.",
+            "step": {"id": step_id, "title": f"Step {step_id}", "description": "Write it.", "acceptance": []},
+            "allowed_paths": files,
+        },
+        files=files,
+        depends_on=depends_on or [],
+        verifiers=kw.pop("verifiers", [{"python-compile": {"paths": files}}]),
+        **kw,
+    )
+
+
+def render_step(step_id: str, files: dict[str, str], **kw: Any) -> Step:
+    return Step(
+        id=step_id,
+        title=f"Render {step_id}",
+        kind="render",
+        render_files=files,
+        files=list(files),
+        verifiers=kw.pop("verifiers", ["python-compile"]),
+        **kw,
+    )
+
+
+def plan_of(*steps: Step) -> Plan:
+    return Plan(spec=SPEC, planner="playbook", steps=list(steps))
+
+
+def answer(path: str, content: str) -> dict[str, Any]:
+    return {"files": [{"path": path, "content": content}], "notes": "done"}
+
+
+def run(plan: Plan, out: Path, **kw: Any) -> Any:
+    kw.setdefault("cache", False)
+    kw.setdefault("ledger", False)
+    return execute_plan(plan, out, **kw)
+
+
+def is_repair(request: GenerateRequest) -> bool:
+    return "Repair attempt" in request.messages[-1].content
+
+
+# --- success, repair, escalation, exhaustion ---------------------------------------------------------------
+
+
+def test_success_at_the_first_tier(tmp_path: Path) -> None:
+    backend = ScriptedBackend([answer("lib/double.py", GOOD)])
+    plan = plan_of(render_step("layout", {"lib/__init__.py": ""}), model_step("code", ["lib/double.py"], depends_on=["layout"]))
+    report = run(plan, tmp_path / "out", model=backend)
+    assert [s.status for s in report.steps] == ["passed", "passed"]
+    code = report.steps[1]
+    assert (code.attempts, code.model, code.escalations) == (1, "scripted", 0)
+    assert (tmp_path / "out/lib/double.py").read_text() == GOOD
+    assert code.verifiers[0]["name"] == "python-compile" and code.verifiers[0]["ok"] is True
+    assert backend.calls == 1
+    # The first request is the step's own template, with the allow-list shown.
+    assert "Allowed paths: lib/double.py" in backend.history[0].messages[-1].content
+    assert report.totals.output_tokens > 0 and report.ok
+    saved = json.loads((tmp_path / "out/.promptkit/runs" / report.run_id / "report.json").read_text())
+    assert saved["steps"][1]["status"] == "passed"
+
+
+def test_verifier_failure_is_repaired_with_the_error_text(tmp_path: Path) -> None:
+    backend = ScriptedBackend([answer("lib/double.py", BAD), answer("lib/double.py", GOOD)])
+    report = run(plan_of(model_step("code", ["lib/double.py"])), tmp_path / "out", model=backend)
+    step = report.steps[0]
+    assert step.status == "passed" and step.attempts == 2
+    repair = backend.history[1].messages[-1].content
+    assert is_repair(backend.history[1]) and not is_repair(backend.history[0])
+    # The exact verifier output reaches the model: file, line and the compiler's message.
+    assert "[python-compile] FAILED" in repair
+    assert "lib/double.py:1:" in repair and "SyntaxError" in repair
+    # The failed attempt's file is shown to the repair, not the (rolled back) empty workspace.
+    assert "def double(x: int) -> int\n" in repair
+    assert (tmp_path / "out/lib/double.py").read_text() == GOOD
+
+
+def test_escalates_to_the_next_tier_when_a_tier_is_spent(tmp_path: Path) -> None:
+    cheap = FunctionBackend(lambda r: answer("lib/double.py", BAD), name="cheap")
+    strong = FunctionBackend(lambda r: answer("lib/double.py", GOOD), name="strong")
+    router = Router([Tier("cheap", [cheap]), Tier("strong", [strong])])
+    step = model_step("code", ["lib/double.py"], max_attempts=2)
+    report = run(plan_of(step), tmp_path / "out", router=router)
+    result = report.steps[0]
+    assert result.status == "passed"
+    assert (cheap.calls, strong.calls) == (2, 1)
+    assert (result.tier, result.tier_name, result.model, result.escalations) == (1, "strong", "strong", 1)
+    assert report.totals.escalations == 1
+    # The strong tier starts afresh with the step's own template, not a repair of the cheap tier's answer.
+    assert not is_repair(strong.history[0])
+
+
+def test_route_hint_starts_the_cascade_at_the_hinted_tier(tmp_path: Path) -> None:
+    cheap = FunctionBackend(lambda r: answer("lib/double.py", GOOD), name="cheap")
+    strong = FunctionBackend(lambda r: answer("lib/double.py", GOOD), name="strong")
+    router = Router([Tier("cheap", [cheap]), Tier("strong", [strong])])
+    report = run(plan_of(model_step("code", ["lib/double.py"], route={"tier": 1})), tmp_path / "out", router=router)
+    assert report.steps[0].tier_name == "strong" and cheap.calls == 0
+
+
+def test_exhausted_attempts_give_a_clear_failure_and_skip_dependents(tmp_path: Path) -> None:
+    backend = FunctionBackend(lambda r: answer("lib/double.py", BAD))
+    plan = plan_of(
+        model_step("code", ["lib/double.py"], max_attempts=2),
+        render_step("after", {"lib/after.py": "X = 1\n"}, depends_on=["code"]),
+    )
+    report = run(plan, tmp_path / "out", model=backend)
+    code, after = report.steps
+    assert code.status == "failed" and code.attempts == 2 and backend.calls == 2
+    assert "SyntaxError" in code.errors[-1] and "lib/double.py:1:" in code.errors[-1]
+    assert after.status == "skipped" and after.reason == "depends on code, which failed"
+    assert not report.ok
+    # Nothing of the failed step stays in the workspace; its last files are kept in the run folder.
+    assert not (tmp_path / "out/lib/double.py").exists()
+    kept = tmp_path / "out/.promptkit/runs" / report.run_id / "failed/code/lib/double.py"
+    assert kept.read_text() == BAD
+
+
+def test_schema_failures_go_through_the_same_repair_loop(tmp_path: Path) -> None:
+    backend = ScriptedBackend(["this is not json", answer("lib/double.py", GOOD)])
+    report = run(plan_of(model_step("code", ["lib/double.py"])), tmp_path / "out", model=backend)
+    assert report.steps[0].status == "passed" and report.steps[0].attempts == 2
+    assert "does not match the output schema" in backend.history[1].messages[-1].content
+
+
+def test_render_step_that_fails_its_verifier_fails(tmp_path: Path) -> None:
+    report = run(plan_of(render_step("layout", {"pkg/bad.py": BAD})), tmp_path / "out")
+    assert report.steps[0].status == "failed"
+    assert "SyntaxError" in report.steps[0].errors[0]
+    assert not (tmp_path / "out/pkg/bad.py").exists()
+
+
+# --- the workspace boundary ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("evil", ["../outside/pwned.py", "/tmp/promptkit-pwned.py", "link/pwned.py"])
+def test_escaping_writes_are_refused_reported_and_fed_back(tmp_path: Path, evil: str) -> None:
+    out = tmp_path / "out"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    out.mkdir()
+    os.symlink(outside, out / "link")
+    backend = ScriptedBackend([answer(evil, "x = 1\n"), answer(evil, "x = 2\n")])
+    step = model_step("code", ["lib/double.py", "link/**"], max_attempts=2)
+    report = run(plan_of(step), out, model=backend)
+    result = report.steps[0]
+    assert result.status == "failed"
+    assert "refused" in result.errors[-1] and evil in result.errors[-1]
+    # The refusal went back to the model as an error, like a verifier failure.
+    assert "refused" in backend.history[1].messages[-1].content
+    assert list(outside.iterdir()) == []
+    assert not Path("/tmp/promptkit-pwned.py").exists()
+
+
+def test_files_off_the_allow_list_are_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    backend = ScriptedBackend(
+        [{"files": [{"path": "lib/double.py", "content": GOOD}, {"path": "setup.py", "content": "x"}], "notes": ""}]
+    )
+    report = run(plan_of(model_step("code", ["lib/double.py"], max_attempts=1)), tmp_path / "out", model=backend)
+    assert report.steps[0].status == "failed"
+    assert "'setup.py'" in report.steps[0].errors[-1] and "allow-list" in report.steps[0].errors[-1]
+    # The allowed file of the same answer was not written either: edits are checked before any write.
+    assert not (tmp_path / "out/lib/double.py").exists()
+
+
+# --- unified diffs through the executor ----------------------------------------------------------------------
+
+DIFF_TEMPLATE = """\
+name: edit_by_diff
+version: 1.0.0
+description: Change files by unified diffs (a test template).
+inputs:
+  files:
+    type: string
+    description: Current files.
+  allowed_paths:
+    type: array
+    items: {type: string}
+    description: Paths the diff may touch.
+output:
+  type: object
+  properties:
+    files:
+      type: array
+      items:
+        type: object
+        properties:
+          path: {type: string}
+          diff: {type: string}
+        required: [path, diff]
+  required: [files]
+messages:
+  - role: user
+    content: |
+      Edit {{ allowed_paths | join(", ") }} with unified diffs.
+      {{ files }}
+"""
+
+
+def test_unified_diff_answers_are_applied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from promptkit.generate import reset_defaults
+
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "edit_by_diff.yaml").write_text(DIFF_TEMPLATE)
+    monkeypatch.setenv("PROMPTKIT_TEMPLATE_PATH", str(templates))
+    reset_defaults()
+    stale = "@@ -1,2 +1,2 @@\n def double(x: int) -> int:\n-    return x + x\n+    return x * 2\n"
+    fresh = "@@ -1,2 +1,2 @@\n def double(x: int) -> int:\n-    return 2 * x\n+    return x * 2\n"
+    edit = Step(
+        id="edit",
+        title="Edit by diff",
+        kind="refactor",
+        template="edit_by_diff",
+        inputs={"allowed_paths": ["lib/double.py"]},
+        files=["lib/double.py"],
+        depends_on=["layout"],
+        verifiers=["python-compile"],
+    )
+    plan = plan_of(render_step("layout", {"lib/double.py": GOOD}), edit)
+    wanted = "def double(x: int) -> int:\n    return x * 2\n"
+
+    backend = ScriptedBackend([{"files": [{"path": "lib/double.py", "diff": fresh}]}])
+    report = run(plan, tmp_path / "one", model=backend)
+    assert report.steps[1].status == "passed" and report.steps[1].attempts == 1
+    assert (tmp_path / "one/lib/double.py").read_text() == wanted
+
+    # A stale diff fails with the exact mismatch, which the repair (fix_step, whole files) receives.
+    backend = ScriptedBackend([{"files": [{"path": "lib/double.py", "diff": stale}]}, answer("lib/double.py", wanted)])
+    report = run(plan, tmp_path / "two", model=backend)
+    assert report.steps[1].status == "passed" and report.steps[1].attempts == 2
+    repair = backend.history[1].messages[-1].content
+    assert "hunk 1 (diff line 1) does not apply: line 2 is '    return 2 * x'" in repair
+    assert "the diff expects '    return x + x'" in repair
+    assert (tmp_path / "two/lib/double.py").read_text() == wanted
+    reset_defaults()
+
+
+# --- concurrency -------------------------------------------------------------------------------------------
+
+
+def _tracking_backend() -> tuple[FunctionBackend, dict[str, int]]:
+    seen = {"now": 0, "max": 0}
+
+    async def fn(request: GenerateRequest) -> dict[str, Any]:
+        seen["now"] += 1
+        seen["max"] = max(seen["max"], seen["now"])
+        await asyncio.sleep(0.3)
+        seen["now"] -= 1
+        path = request.messages[-1].content.split("Allowed paths: ", 1)[1].split("\n", 1)[0].split(",")[0].strip()
+        return answer(path, GOOD)
+
+    return FunctionBackend(fn), seen
+
+
+def test_independent_steps_with_disjoint_files_run_concurrently(tmp_path: Path) -> None:
+    backend, seen = _tracking_backend()
+    plan = plan_of(model_step("a", ["lib/a.py"]), model_step("b", ["lib/b.py"]), model_step("c", ["lib/c.py"]))
+    report = run(plan, tmp_path / "out", model=backend, concurrency=2)
+    assert report.complete and seen["max"] == 2
+
+
+def test_steps_sharing_files_do_not_run_together(tmp_path: Path) -> None:
+    backend, seen = _tracking_backend()
+    plan = plan_of(model_step("a", ["lib/a.py"]), model_step("b", ["lib/*.py"]))
+    report = run(plan, tmp_path / "out", model=backend, concurrency=4)
+    assert report.complete and seen["max"] == 1
+
+
+# --- no model, confirm, run state ------------------------------------------------------------------------------
+
+
+def test_without_a_model_render_steps_run_and_model_steps_are_skipped_with_the_hint(tmp_path: Path) -> None:
+    plan = plan_of(
+        render_step("layout", {"lib/__init__.py": ""}),
+        model_step("code", ["lib/double.py"], depends_on=["layout"]),
+        model_step("tests", ["tests/test_double.py"], depends_on=["code"], kind="write-tests"),
+    )
+    report = run(plan, tmp_path / "out")
+    assert [s.status for s in report.steps] == ["passed", "skipped", "skipped"]
+    assert NO_MODEL_HINT in (report.steps[1].reason or "")
+    assert "--model local:/path/model.gguf" in NO_MODEL_HINT and "OPENAI_API_KEY" in NO_MODEL_HINT
+    assert report.steps[2].reason == "depends on code, which was skipped (no model configured)"
+    assert report.ok and report.no_model and not report.complete
+    assert report.steps[1].attempts == 0 and report.totals.model_calls == 0
+
+
+def test_confirm_sees_the_step_then_the_diff_and_can_decline(tmp_path: Path) -> None:
+    seen: list[tuple[str, str | None]] = []
+
+    def confirm(step: Step, diff: str | None) -> bool:
+        seen.append((step.id, diff))
+        return diff is None  # yes to the plan, no to the change
+
+    backend = ScriptedBackend([answer("lib/double.py", GOOD)])
+    report = run(plan_of(model_step("code", ["lib/double.py"])), tmp_path / "out", model=backend, confirm=confirm)
+    assert report.steps[0].status == "skipped" and report.steps[0].reason == "declined at --confirm"
+    assert seen[0] == ("code", None)
+    assert seen[1][0] == "code" and "+++ b/lib/double.py" in (seen[1][1] or "") and "+    return 2 * x" in (seen[1][1] or "")
+    assert not (tmp_path / "out/lib/double.py").exists()
+
+
+def test_every_transition_is_checkpointed(tmp_path: Path) -> None:
+    backend = ScriptedBackend([answer("lib/double.py", BAD), answer("lib/double.py", GOOD)])
+    report = run(plan_of(model_step("code", ["lib/double.py"])), tmp_path / "out", model=backend)
+    with RunState.for_workspace(tmp_path / "out") as state:
+        step = state.step(report.run_id, "code")
+        events = [e["event"] for e in state.events(report.run_id)]
+    assert step.status == "passed" and step.attempts == 2 and step.runs == 1
+    assert step.files["lib/double.py"] is not None
+    assert events == ["run_started", "step_started", "attempt", "verified", "attempt", "verified", "step_passed", "run_finished"]
+    log = (tmp_path / "out/.promptkit/runs" / report.run_id / "log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["event"] for line in log] == events

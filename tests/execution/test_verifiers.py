@@ -1,0 +1,249 @@
+"""Each verifier passes on a good workspace and fails, with a useful one-line summary, on a bad one."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from promptkit.errors import ConfigError
+from promptkit.execution import (
+    Command,
+    JsonValid,
+    Limits,
+    Pytest,
+    PythonCompile,
+    Ruff,
+    VerifierResult,
+    YamlValid,
+    _verifiers,
+    get_verifier,
+    run_verifiers,
+    verifier,
+    verifier_from_spec,
+    verifier_names,
+)
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox runs on Linux")
+
+# Third-party pytest plugins take seconds to load; the verifier's behaviour does not depend on them.
+FAST_PYTEST = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+
+
+def write(ws: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = ws / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return ws
+
+
+async def test_python_compile_passes(workspace: Path) -> None:
+    write(workspace, {"a.py": "x = 1\n", "pkg/b.py": "def f():\n    return 2\n"})
+    result = await PythonCompile()(workspace)
+    assert result.ok and result.name == "python-compile"
+    assert result.counts == {"files": 2, "errors": 0}
+    assert result.duration_s > 0
+
+
+async def test_python_compile_fails_with_file_and_line(workspace: Path) -> None:
+    write(workspace, {"good.py": "x = 1\n", "pkg/bad.py": "import os\n\ndef f(:\n    pass\n"})
+    result = await PythonCompile()(workspace)
+    assert not result.ok
+    assert "pkg/bad.py:3:" in result.summary and "SyntaxError" in result.summary
+    assert result.counts == {"files": 2, "errors": 1}
+    assert "\n" not in result.summary
+    assert not list(workspace.rglob("__pycache__"))  # checking leaves no byte-code behind
+
+
+async def test_python_compile_paths_limit_the_check(workspace: Path) -> None:
+    write(workspace, {"src/ok.py": "x = 1\n", "broken.py": "def (\n"})
+    assert (await PythonCompile(paths=["src"])(workspace)).ok
+    assert not (await PythonCompile()(workspace)).ok
+
+
+async def test_python_compile_without_files_fails(workspace: Path) -> None:
+    result = await PythonCompile()(workspace)
+    assert not result.ok and "no Python files" in result.summary
+
+
+async def test_ruff_passes_and_fails(workspace: Path) -> None:
+    write(workspace, {"clean.py": "x = 1\n"})
+    assert (await Ruff(select=["F"])(workspace)).ok
+    write(workspace, {"dirty.py": "import os\n"})
+    result = await Ruff(select="F")(workspace)
+    assert not result.ok
+    assert result.counts == {"violations": 1}
+    assert "dirty.py:1:8: F401" in result.summary
+    assert not (workspace / ".ruff_cache").exists()
+
+
+async def test_ruff_missing_is_an_error_not_a_pass(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Ruff, "_command", staticmethod(lambda: None))
+    write(workspace, {"clean.py": "x = 1\n"})
+    result = await Ruff()(workspace)
+    assert not result.ok and "not installed" in result.summary
+
+
+TESTS_OK = "def test_one():\n    assert 1 + 1 == 2\n\ndef test_two():\n    assert 'a'.upper() == 'A'\n"
+TESTS_BAD = "def test_good():\n    assert True\n\ndef test_bad():\n    assert 2 * 2 == 5\n"
+
+
+async def test_pytest_passes_with_counts(workspace: Path) -> None:
+    write(workspace, {"test_ok.py": TESTS_OK})
+    result = await Pytest(env=FAST_PYTEST)(workspace)
+    assert result.ok, result.details
+    assert result.counts["passed"] == 2 and "failed" not in result.counts
+    assert result.summary.startswith("pytest: 2 passed")
+
+
+async def test_pytest_fails_with_counts_and_first_failure(workspace: Path) -> None:
+    write(workspace, {"test_ok.py": TESTS_OK, "test_bad.py": TESTS_BAD})
+    result = await Pytest(env=FAST_PYTEST, tests=["test_bad.py"])(workspace)
+    assert not result.ok
+    assert result.counts == {"failed": 1, "passed": 1}
+    assert "FAILED test_bad.py::test_bad" in result.summary
+    assert "assert 2 * 2 == 5" in result.details
+    assert not (workspace / ".pytest_cache").exists()
+
+
+async def test_pytest_with_no_tests_fails(workspace: Path) -> None:
+    write(workspace, {"mod.py": "x = 1\n"})
+    result = await Pytest(env=FAST_PYTEST)(workspace)
+    assert not result.ok and "no tests" in result.summary
+
+
+def test_pytest_summary_parsing() -> None:
+    out = "....F\n==== short test summary info ====\nFAILED t.py::x\n1 failed, 4 passed, 2 warnings, 1 error in 0.31s\n"
+    assert Pytest.parse_counts(out) == {"failed": 1, "passed": 4, "warnings": 2, "errors": 1}
+    assert Pytest.parse_counts("===== 3 passed in 1.02s =====") == {"passed": 3}
+    assert Pytest.parse_counts("no summary here") == {}
+
+
+async def test_json_valid(workspace: Path) -> None:
+    write(workspace, {"a.json": '{"a": [1, 2]}', "sub/b.json": "[]"})
+    result = await JsonValid()(workspace)
+    assert result.ok and result.counts == {"files": 2, "errors": 0}
+    write(workspace, {"sub/c.json": '{\n  "a": 1,\n}\n'})
+    result = await JsonValid()(workspace)
+    assert not result.ok
+    assert "sub/c.json:3:1: JSONDecodeError" in result.summary
+    assert result.counts == {"files": 3, "errors": 1}
+
+
+async def test_json_valid_glob_with_no_match_fails(workspace: Path) -> None:
+    write(workspace, {"a.json": "{}"})
+    result = await JsonValid("out/*.json")(workspace)
+    assert not result.ok and "no JSON files" in result.summary
+
+
+async def test_yaml_valid(workspace: Path) -> None:
+    write(workspace, {"a.yaml": "a: 1\nb: [x, y]\n", "b.yml": "---\nx: 1\n---\ny: 2\n"})
+    result = await YamlValid()(workspace)
+    assert result.ok and result.counts == {"files": 2, "errors": 0}
+    write(workspace, {"c.yaml": "a: 1\nb: [1\n"})
+    result = await YamlValid()(workspace)
+    assert not result.ok and result.summary.count("c.yaml:") == 1
+    assert "c.yaml:3:1" in result.summary
+
+
+async def test_yaml_unsafe_tags_are_rejected(workspace: Path) -> None:
+    write(workspace, {"evil.yaml": "!!python/object/apply:os.system ['touch pwned']\n"})
+    result = await YamlValid()(workspace)
+    assert not result.ok and "ConstructorError" in result.summary
+    assert not (workspace / "pwned").exists()
+
+
+async def test_command_passes_and_fails(workspace: Path) -> None:
+    assert (await Command([sys.executable, "-c", "pass"])(workspace)).ok
+    result = await Command(f"{sys.executable} -c \"import sys; sys.exit('broken: 42')\"")(workspace)
+    assert not result.ok
+    assert "exited 1: broken: 42" in result.summary
+    assert result.counts == {"returncode": 1}
+
+
+async def test_a_verifier_stopped_by_the_sandbox_says_why(workspace: Path) -> None:
+    result = await Command(["sleep", "30"], limits=Limits(wall_s=1))(workspace)
+    assert not result.ok and "wall-time" in result.summary
+
+
+# --- specs and registry --------------------------------------------------------------------------------------
+
+
+def test_specs_build_verifiers() -> None:
+    assert isinstance(verifier_from_spec("pytest"), Pytest)
+    built = verifier_from_spec({"pytest": {"args": ["-k", "fast"], "tests": ["tests/"]}})
+    assert isinstance(built, Pytest) and built.args == ("-k", "fast") and built.tests == ("tests/",)
+    command = verifier_from_spec({"command": ["make", "check"]})
+    assert isinstance(command, Command) and command.cmd == ["make", "check"]
+    assert isinstance(verifier_from_spec({"json-valid": "*.json"}), JsonValid)
+    assert isinstance(verifier_from_spec({"python_compile": None}), PythonCompile)
+    assert {"python-compile", "ruff", "pytest", "json-valid", "yaml-valid", "command"} <= set(
+        verifier_names()
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        ("nope", "unknown verifier 'nope'"),
+        ({"pytest": {"bogus": 1}}, "bad options for verifier 'pytest'"),
+        ({"pytest": {}, "ruff": {}}, "one-key mapping"),
+        ({"command": ""}, "non-empty command"),
+        ({"json-valid": "/etc/*.json"}, "relative paths"),
+        ({"python-compile": {"paths": ["../x"]}}, "relative paths"),
+        (42, "a verifier spec is"),
+    ],
+)
+def test_bad_specs_raise_config_error(spec: object, match: str) -> None:
+    with pytest.raises(ConfigError, match=match) as info:
+        verifier_from_spec(spec, location="plan.yaml:7")  # type: ignore[arg-type]
+    assert str(info.value).startswith("plan.yaml:7")
+
+
+def test_get_verifier_unknown() -> None:
+    with pytest.raises(ConfigError, match="known: .*pytest"):
+        get_verifier("lint-everything")
+
+
+async def test_registry_and_run_verifiers_stop_early(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_verifiers, "_REGISTRY", dict(_verifiers._REGISTRY))  # keep the test's verifier local
+    calls: list[str] = []
+
+    @verifier("test-always")
+    class Always:
+        def __init__(self, ok: bool = True) -> None:
+            self.ok = ok
+
+        async def __call__(self, ws: Path) -> VerifierResult:
+            calls.append(f"always-{self.ok}")
+            return VerifierResult(name="test-always", ok=self.ok, summary=f"always {self.ok}")
+
+    specs = [{"test-always": {"ok": False}}, "test-always"]
+    results = await run_verifiers(workspace, specs, stop_on_failure=True)
+    assert [r.ok for r in results] == [False] and calls == ["always-False"]
+    results = await run_verifiers(workspace, specs)
+    assert [r.ok for r in results] == [False, True]
+
+
+async def test_run_verifiers_on_a_real_workspace(workspace: Path) -> None:
+    write(
+        workspace,
+        {
+            "app.py": "def add(a, b):\n    return a + b\n",
+            "test_app.py": "from app import add\n\ndef test_add():\n    assert add(2, 3) == 5\n",
+            "conf.json": "{}",
+        },
+    )
+    results = await run_verifiers(
+        workspace, ["python-compile", {"ruff": {"select": ["F", "E"]}}, PytestFast(), "json-valid"]
+    )
+    assert [r.name for r in results] == ["python-compile", "ruff", "pytest", "json-valid"]
+    assert all(r.ok for r in results), [r.summary for r in results]
+
+
+def PytestFast() -> Pytest:  # noqa: N802 - reads like the class it builds
+    return Pytest(env=FAST_PYTEST)

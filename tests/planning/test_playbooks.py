@@ -1,0 +1,282 @@
+"""Playbooks: the shipped ones, deterministic expansion, errors, and the executor's view of their steps."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from promptkit.errors import PlanError
+from promptkit.execution import run_verifiers, verifier_from_spec
+from promptkit.planning import (
+    RUNTIME_INPUTS,
+    AppSpec,
+    Plan,
+    PlaybookPlanner,
+    builtin_playbook_dir,
+    find_playbook,
+    get_planner,
+    list_playbooks,
+    load_playbook,
+    load_spec,
+    parse_spec,
+)
+from promptkit.prompts import load_template
+
+from .conftest import EXAMPLE_SPECS, REPO
+
+Write = Callable[[str, str], Path]
+
+SHIPPED = {"fastapi_sqlite_crud", "cli_tool", "python_library", "fix_failing_test", "refactor_module"}
+
+FIX_TASK = "task: fix-failing-test\nname: fix-z\nsummary: ISO dates ending in Z fail.\ntarget: tests/test_dates.py::test_z\nfiles: [dates/parse.py]\n"
+REFACTOR_TASK = "task: refactor-module\nname: tidy\nsummary: Pricing.\ntarget: shop/pricing.py\ngoal: Use a rate table.\nfiles: [shop/rates.py]\n"
+
+
+def example_plans() -> list[Plan]:
+    return [PlaybookPlanner().plan(load_spec(p)) for p in EXAMPLE_SPECS]
+
+
+def test_the_five_playbooks_ship_and_load():
+    assert builtin_playbook_dir() == REPO / "playbooks"
+    assert {p.name for p in list_playbooks()} >= SHIPPED
+    for name in SHIPPED:
+        assert find_playbook(name).name == name
+
+
+@pytest.mark.parametrize(
+    ("path", "playbook"),
+    [
+        ("todo_api.yaml", "fastapi_sqlite_crud"),
+        ("url_shortener.yaml", "cli_tool"),
+        ("textstats_library.yaml", "python_library"),
+    ],
+)
+def test_examples_pick_the_playbook_of_their_stack(path: str, playbook: str):
+    plan = PlaybookPlanner().plan(load_spec(REPO / "examples" / path))
+    assert plan.playbook == playbook and plan.planner == "playbook"
+    spec = plan.spec
+    assert isinstance(spec, AppSpec)
+    ids = [s.id for s in plan.steps]
+    # The skeleton renders, then a code step and a test step per feature, the tests after their code.
+    for feature in spec.features:
+        code, tests = plan.step(f"feature-{feature.id}"), plan.step(f"feature-{feature.id}-tests")
+        assert (code.kind, code.template) == ("generate-code", "implement_step")
+        assert (tests.kind, tests.template) == ("write-tests", "write_tests")
+        assert ids.index(code.id) < ids.index(tests.id) and code.id in tests.depends_on
+        module = code.files[0]
+        assert code.files == [module] and module.endswith(".py")
+        assert sorted(tests.files) == sorted(
+            [f"tests/test_feature_{feature.id.replace('-', '_')}.py", module]
+        )
+        assert {"pytest": {"tests": [tests.files[0]]}} in tests.verifiers and "ruff" in tests.verifiers
+        assert {"python-compile": {"paths": [module]}} in code.verifiers
+        assert code.inputs["step"]["acceptance"] == feature.acceptance
+    for step in plan.steps:
+        if step.kind == "render":
+            assert step.render_files and step.template is None and step.max_attempts == 1
+
+
+def test_same_spec_gives_byte_identical_json():
+    for path in EXAMPLE_SPECS:
+        first = PlaybookPlanner().plan(load_spec(path)).to_json()
+        assert PlaybookPlanner().plan(load_spec(path)).to_json() == first
+        assert get_planner("playbook").plan(load_spec(path)).to_json() == first
+
+
+def test_determinism_holds_across_processes_and_hash_seeds(tmp_path: Path):
+    code = (
+        "import sys; from promptkit.planning import PlaybookPlanner, load_spec\n"
+        "sys.stdout.write(PlaybookPlanner().plan(load_spec(sys.argv[1])).to_json())\n"
+    )
+    spec = str(REPO / "examples" / "todo_api.yaml")
+    outputs = set()
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run(
+            [sys.executable, "-c", code, spec], capture_output=True, text=True, env=env, check=True
+        )
+        outputs.add(done.stdout)
+    assert len(outputs) == 1
+    assert outputs.pop() == PlaybookPlanner().plan(load_spec(spec)).to_json()
+
+
+def test_every_verifier_spec_builds_in_the_executor():
+    plans = [*example_plans()]
+    for plan in plans:
+        for step in plan.steps:
+            for index, spec in enumerate(step.verifiers):
+                verifier_from_spec(spec, location=f"{step.id}.verifiers[{index}]")
+
+
+def test_every_model_step_renders_its_template(write: Write):
+    plans = [
+        *example_plans(),
+        PlaybookPlanner().plan(load_spec(write("fix.yaml", FIX_TASK))),
+        PlaybookPlanner().plan(load_spec(write("refactor.yaml", REFACTOR_TASK))),
+    ]
+    runtime = {"files": "### FILE: a.py\n(empty file)", "errors": "E   assert 1 == 2", "attempt": 1}
+    seen = set()
+    for plan in plans:
+        for step in plan.steps:
+            if not step.uses_model:
+                continue
+            assert step.template is not None
+            template = load_template(step.template)
+            extra = {k: v for k, v in runtime.items() if k in template.inputs}
+            assert set(extra) <= set(RUNTIME_INPUTS)
+            rendered = template.render({**step.inputs, **extra})
+            assert rendered.messages[-1].role == "user"
+            seen.add(step.template)
+    assert seen == {"implement_step", "write_tests", "fix_step"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec_path", EXAMPLE_SPECS, ids=lambda p: p.stem)
+def test_render_steps_pass_their_own_verifiers_in_the_sandbox(spec_path: Path, tmp_path: Path):
+    """What the executor will do: apply each render step in order, then run its verifiers right away."""
+    plan = PlaybookPlanner().plan(load_spec(spec_path))
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    for step in plan.topological_order():
+        if step.kind != "render":
+            continue
+        for path, content in step.render_files.items():
+            (workspace / path).parent.mkdir(parents=True, exist_ok=True)
+            (workspace / path).write_text(content, encoding="utf-8")
+        results = asyncio.run(run_verifiers(workspace, step.verifiers))
+        assert [r.ok for r in results] == [True] * len(step.verifiers), [r.summary for r in results]
+
+
+def test_fix_failing_test_playbook(write: Write):
+    plan = PlaybookPlanner().plan(load_spec(write("fix.yaml", FIX_TASK)))
+    assert plan.playbook == "fix_failing_test"
+    (step,) = plan.steps
+    assert (step.kind, step.template, step.files, step.reads) == (
+        "fix",
+        "fix_step",
+        ["dates/parse.py"],
+        ["tests/test_dates.py"],
+    )
+    assert {"pytest": {"tests": ["tests/test_dates.py::test_z"]}} in step.verifiers
+    assert {"pytest": {"tests": ["tests"]}} in step.verifiers
+    assert step.inputs["allowed_paths"] == ["dates/parse.py"]
+
+
+def test_refactor_module_playbook_pins_behaviour_first(write: Write):
+    plan = PlaybookPlanner().plan(load_spec(write("refactor.yaml", REFACTOR_TASK)))
+    pin, refactor = plan.steps
+    assert (pin.id, pin.kind, pin.files) == (
+        "pin-behaviour",
+        "write-tests",
+        ["tests/test_pricing_behaviour.py"],
+    )
+    assert (refactor.kind, refactor.depends_on) == ("refactor", ["pin-behaviour"])
+    assert refactor.files == ["shop/pricing.py", "shop/rates.py"]
+    # The pin test guards the refactoring: it is read, never rewritten, and it runs as a verifier.
+    assert (
+        "tests/test_pricing_behaviour.py" in refactor.reads
+        and "tests/test_pricing_behaviour.py" not in refactor.files
+    )
+    assert {"pytest": {"tests": ["tests/test_pricing_behaviour.py", "tests"]}} in refactor.verifiers
+
+
+def test_a_playbook_for_another_stack_is_refused():
+    spec = load_spec(REPO / "examples" / "todo_api.yaml")
+    with pytest.raises(
+        PlanError,
+        match=r"playbook 'cli_tool' applies to stack 'python-cli', not to stack 'python-fastapi-sqlite'",
+    ):
+        PlaybookPlanner("cli_tool").plan(spec)
+    with pytest.raises(PlanError, match="no playbook named 'nope'"):
+        PlaybookPlanner("nope").plan(spec)
+
+
+CUSTOM = """\
+name: custom
+description: A test playbook.
+applies_to: {stack: python-library}
+vars:
+  greeting: "hello {{ name }}"
+steps:
+  - id: base
+    kind: render
+    title: Base
+    render_files:
+      "{{ pkg }}/__init__.py": "# {{ greeting }}\\n"
+  - id: "part-{{ feature.id }}"
+    for_each: features
+    when: "feature.id != 'skipped'"
+    kind: generate-code
+    title: "Part {{ index }}"
+    template: implement_step
+    inputs:
+      acceptance: "{{ feature.acceptance }}"
+    files: ["{{ feature.module }}"]
+    depends_on: [base]
+  - id: last
+    kind: docs
+    title: Docs
+    template: implement_step
+    files: [README.md]
+    depends_on: ["part-*"]
+"""
+
+LIBRARY = {
+    "name": "lib",
+    "summary": "s",
+    "stack": "python-library",
+    "features": [
+        {"id": "one", "description": "d", "acceptance": ["a1", "a2"]},
+        {"id": "skipped", "description": "d"},
+        {"id": "two", "description": "d"},
+    ],
+}
+
+
+def test_custom_playbook_expansion(write: Write):
+    playbook = load_playbook(write("custom.yaml", CUSTOM))
+    plan = PlaybookPlanner(playbook).plan(parse_spec(LIBRARY))
+    assert [s.id for s in plan.steps] == ["base", "part-one", "part-two", "last"]
+    assert plan.step("base").render_files == {"lib/__init__.py": "# hello lib\n"}
+    assert plan.step("part-one").inputs == {"acceptance": ["a1", "a2"]}  # a whole expression keeps its type
+    assert plan.step("part-two").title == "Part 2"
+    assert plan.step("last").depends_on == ["part-one", "part-two"]
+    # By path, through the search path variable, and via find_playbook.
+    assert PlaybookPlanner(str(write("again.yaml", CUSTOM))).plan(parse_spec(LIBRARY)).playbook == "custom"
+
+
+def test_playbook_search_path_from_the_environment(write: Write, monkeypatch: pytest.MonkeyPatch):
+    path = write("mine/custom.yaml", CUSTOM)
+    monkeypatch.setenv("PROMPTKIT_PLAYBOOK_PATH", str(path.parent))
+    # Found by name, and it shadows the built-in library playbook for its stack.
+    assert find_playbook("custom").source == str(path)
+    assert PlaybookPlanner().plan(parse_spec(LIBRARY)).playbook == "custom"
+
+
+def test_undefined_name_in_a_playbook_names_file_line_and_field(write: Write):
+    path = write("broken.yaml", CUSTOM.replace("{{ feature.module }}", "{{ feature.modul }}"))
+    with pytest.raises(PlanError) as caught:
+        PlaybookPlanner(str(path)).plan(parse_spec(LIBRARY))
+    assert str(caught.value).startswith(f"{path}:20: steps[1].files: cannot expand:")
+    assert "modul" in str(caught.value)
+
+
+def test_a_bad_playbook_file_names_the_line(write: Write):
+    path = write("bad.yaml", CUSTOM.replace("    for_each: features\n", "    for_each: widgets\n"))
+    with pytest.raises(PlanError) as caught:
+        load_playbook(path)
+    assert str(caught.value).startswith(f"{path}:13: steps[1].for_each: must be one of")
+
+
+def test_an_expanded_step_that_breaks_the_plan_is_reported(write: Write):
+    path = write(
+        "esc.yaml", CUSTOM.replace('files: ["{{ feature.module }}"]', 'files: ["../{{ feature.module }}"]')
+    )
+    with pytest.raises(PlanError, match=r"step 'part-one': files\[0\]: .*'\.\.'"):
+        PlaybookPlanner(str(path)).plan(parse_spec(LIBRARY))

@@ -1,0 +1,1 @@
+"""A package whose folder holds templates, as an installed plugin would (entry point -> module)."""
