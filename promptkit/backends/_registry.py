@@ -2,6 +2,7 @@
 
     local:/models/qwen.gguf            the llama.cpp backend on a GGUF file
     litellm:openai/gpt-4o-mini         any model litellm knows; api_base/api_key_env come from the alias
+    openai:http://host:8000/v1#model   any OpenAI-compatible server, without litellm (or openai:model + api_base)
     cheap                              an alias from promptkit.toml ([models.cheap] model = "...")
 
 Third-party backends register a scheme through the ``promptkit.backends`` entry-point group (value
@@ -44,6 +45,7 @@ BackendFactory = Callable[..., Backend]
 _BUILTINS: dict[str, str] = {
     "local": "promptkit.backends._llama:LlamaBackend",
     "litellm": "promptkit.backends._litellm:LiteLLMBackend",
+    "openai": "promptkit.backends._openai_compat:OpenAICompatBackend",
 }
 
 _lock = threading.RLock()

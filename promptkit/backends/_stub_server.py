@@ -1,21 +1,30 @@
 """A real OpenAI-compatible HTTP server on 127.0.0.1, with scripted latency and faults.
 
 It runs an asyncio server in a background thread with a minimal HTTP/1.1 parser (keep-alive, Content-Length
-and chunked bodies), so hundreds of concurrent connections cost nothing but sockets. Clients such as litellm
+and chunked bodies), so hundreds of concurrent connections cost nothing but sockets. With ``process=True`` the
+same server runs in a child process instead, so that a benchmark's client does not share its GIL with the
+server; the parent then reads counts and recorded requests, and pushes faults, over ``/_stub/*`` control
+routes (which are neither recorded nor counted). Clients such as litellm
 and the openai SDK talk to it exactly as they would to a provider, which lets tests put every transport fault
 on the wire: 429 with Retry-After, 5xx, a slow answer, a dropped connection, a body that is not JSON.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import http.client
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from promptkit.errors import BackendError
@@ -40,6 +49,8 @@ _REASONS = {
     504: "Gateway Timeout",
 }
 _MAX_BODY = 32 * 1024 * 1024
+_CONTROL = "/_stub/"
+_START_TIMEOUT_S = 30.0
 
 Reply = Callable[[dict[str, Any]], "str | dict[str, Any]"]
 
@@ -139,6 +150,9 @@ class StubOpenAIServer:
 
         with StubOpenAIServer(reply="hi", latency_s=0.1, faults=[Fault.rate_limit(2)]) as server:
             litellm.completion(model="openai/stub", api_base=server.base_url, api_key="x", ...)
+
+    ``process=True`` serves from a child process (``reply`` must then be a string or None): use it when the
+    client measures its own throughput, so that the server's CPU does not count against it.
     """
 
     def __init__(
@@ -150,8 +164,13 @@ class StubOpenAIServer:
         model: str = "stub",
         host: str = "127.0.0.1",
         port: int = 0,
+        process: bool = False,
     ) -> None:
+        if process and callable(reply):
+            raise BackendError("a stub server in a child process needs a text reply, not a function")
         self.reply = reply
+        self.process = process
+        self._child: subprocess.Popen[str] | None = None
         self.latency_s = latency_s
         self.model = model
         self.host = host
@@ -164,11 +183,13 @@ class StubOpenAIServer:
         self._thread: threading.Thread | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self._active = 0
-        self.max_active = 0
+        self._max_active = 0
 
     # ---------------------------------------------------------------- lifecycle
 
     def start(self) -> StubOpenAIServer:
+        if self.process:
+            return self._start_child()
         if self._thread is not None:
             return self
         ready = threading.Event()
@@ -204,8 +225,50 @@ class StubOpenAIServer:
             )
         return self
 
+    def _start_child(self) -> StubOpenAIServer:
+        if self._child is not None:
+            return self
+        faults = [asdict(f) for f in self._faults]
+        command = [
+            sys.executable,
+            "-c",
+            "from promptkit.backends._stub_server import main; main()",
+            "--host", self.host,
+            "--port", str(self._port),
+            "--latency", repr(self.latency_s),
+            "--model", self.model,
+            "--faults", json.dumps(faults),
+        ]  # fmt: skip
+        if self.reply is not None:
+            command += ["--reply", str(self.reply)]
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+        line = _read_line(child, _START_TIMEOUT_S)
+        if not line.startswith("listening "):
+            child.kill()
+            child.wait()
+            raise BackendError(
+                f"stub server process did not start (exit code {child.poll()}): {line.strip() or 'no output'}",
+                location=f"{self.host}:{self._port}",
+            )
+        self._port = int(line.split()[1])
+        self._child = child
+        self._faults.clear()  # the child owns them now
+        return self
+
     def stop(self) -> None:
         """Close the listener and every open connection. Safe to call twice."""
+        child = self._child
+        if child is not None:
+            self._child = None
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+            if child.stdout is not None:
+                child.stdout.close()
+            return
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return
@@ -233,8 +296,12 @@ class StubOpenAIServer:
     # ---------------------------------------------------------------- inspection
 
     @property
+    def running(self) -> bool:
+        return self._thread is not None or self._child is not None
+
+    @property
     def port(self) -> int:
-        if self._thread is None:
+        if not self.running:
             raise BackendError("stub server is not running; call start() or use it as a context manager")
         return self._port
 
@@ -244,29 +311,94 @@ class StubOpenAIServer:
 
     @property
     def requests(self) -> list[RecordedRequest]:
+        if self._child is not None:
+            rows = self._control("GET", "requests")
+            return [
+                RecordedRequest(**{**r, "fault": Fault(**r["fault"]) if r["fault"] else None}) for r in rows
+            ]
         with self._lock:
             return list(self._requests)
 
     @property
     def request_count(self) -> int:
+        if self._child is not None:
+            return int(self._control("GET", "state")["request_count"])
         with self._lock:
             return len(self._requests)
 
     @property
     def pending_faults(self) -> int:
+        if self._child is not None:
+            return int(self._control("GET", "state")["pending_faults"])
         with self._lock:
             return len(self._faults)
 
+    @property
+    def max_active(self) -> int:
+        """The most requests the server was answering at once."""
+        if self._child is not None:
+            return int(self._control("GET", "state")["max_active"])
+        return self._max_active
+
     def push_faults(self, *faults: Fault) -> None:
+        if self._child is not None:
+            self._control("POST", "faults", [asdict(f) for f in faults])
+            return
         with self._lock:
             self._faults.extend(faults)
 
     def reset(self) -> None:
         """Forget recorded requests and pending faults."""
+        if self._child is not None:
+            self._control("POST", "reset")
+            return
         with self._lock:
             self._requests.clear()
             self._faults.clear()
-        self.max_active = 0
+        self._max_active = 0
+
+    def _control(self, method: str, what: str, payload: Any = None) -> Any:
+        """Ask the child process (over loopback HTTP) for its state, or change it."""
+        conn = http.client.HTTPConnection(self.host, self._port, timeout=30)
+        try:
+            body = json.dumps(payload).encode() if payload is not None else None
+            conn.request(method, f"{_CONTROL}{what}", body=body, headers={"Content-Type": "application/json"})
+            response = conn.getresponse()
+            data = response.read()
+        except OSError as exc:
+            raise BackendError(
+                f"stub server process does not answer: {exc}", location=f"{self.host}:{self._port}"
+            ) from exc
+        finally:
+            conn.close()
+        if response.status != 200:
+            raise BackendError(
+                f"stub control {what!r} failed with HTTP {response.status}",
+                location=f"{self.host}:{self._port}",
+            )
+        return json.loads(data)
+
+    def _control_answer(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        """Serve a ``/_stub/*`` route in the process that owns the state."""
+        what = path[len(_CONTROL) :]
+        with self._lock:
+            if what == "state":
+                return 200, {
+                    "request_count": len(self._requests),
+                    "pending_faults": len(self._faults),
+                    "max_active": self._max_active,
+                }
+            if what == "requests":
+                return 200, [asdict(r) for r in self._requests]
+            if what == "faults" and method == "POST" and isinstance(body, list):
+                self._faults.extend(Fault(**f) for f in body)
+                return 200, {"pending_faults": len(self._faults)}
+            if what == "reset" and method == "POST":
+                self._requests.clear()
+                self._faults.clear()
+                self._max_active = 0
+                return 200, {}
+        return 404, {"error": {"message": f"no control route {method} {path}"}}
 
     # ---------------------------------------------------------------- HTTP
 
@@ -282,7 +414,7 @@ class StubOpenAIServer:
                 method, path, headers, raw = parsed
                 keep_alive = headers.get("connection", "").lower() != "close"
                 self._active += 1
-                self.max_active = max(self.max_active, self._active)
+                self._max_active = max(self._max_active, self._active)
                 try:
                     await self._respond(writer, method, path, headers, raw, keep_alive)
                 finally:
@@ -351,6 +483,10 @@ class StubOpenAIServer:
                 body = json.loads(raw)
             except ValueError:
                 body = raw.decode("utf-8", "replace")
+        if path.startswith(_CONTROL):
+            status, answer = self._control_answer(method, path, body)
+            await self._send(writer, status, json.dumps(answer).encode(), keep_alive)
+            return
         fault = self._record(method, path, headers, body)
         if self.latency_s > 0:
             await asyncio.sleep(self.latency_s)
@@ -534,7 +670,50 @@ class StubOpenAIServer:
         await writer.drain()
 
     def __repr__(self) -> str:
-        where = f"{self.host}:{self._port}" if self._thread is not None else "stopped"
+        where = f"{self.host}:{self._port}" if self.running else "stopped"
         return (
             f"StubOpenAIServer({where}, requests={self.request_count}, pending_faults={self.pending_faults})"
         )
+
+
+def _read_line(child: subprocess.Popen[str], timeout: float) -> str:
+    """The child's first line of output, or "" when it exits or says nothing in time."""
+    found: list[str] = []
+    reader = threading.Thread(target=lambda: found.append(child.stdout.readline() if child.stdout else ""))
+    reader.daemon = True
+    reader.start()
+    reader.join(timeout)
+    return found[0] if found else ""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT: the child side of ``StubOpenAIServer(process=True)``.
+
+    Prints ``listening <port>`` once the socket is open.
+    """
+    parser = argparse.ArgumentParser(description="promptkit's OpenAI-compatible stub server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--reply", default=None)
+    parser.add_argument("--model", default="stub")
+    parser.add_argument("--faults", default="[]", help="a JSON list of Fault fields")
+    args = parser.parse_args(argv)
+    faults = [Fault(**f) for f in json.loads(args.faults)]
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    server = StubOpenAIServer(
+        reply=args.reply,
+        latency_s=args.latency,
+        faults=faults,
+        model=args.model,
+        host=args.host,
+        port=args.port,
+    ).start()
+    print(f"listening {server.port}", flush=True)
+    try:
+        while not stopping.wait(0.5):
+            pass
+    finally:
+        server.stop()

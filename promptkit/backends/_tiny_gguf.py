@@ -104,7 +104,7 @@ def make_tiny_gguf(
     path: str | os.PathLike[str],
     *,
     seed: int = 0,
-    n_ctx: int = 2048,
+    n_ctx: int = 4096,
     n_layer: int = 2,
     n_embd: int = 64,
     n_head: int = 4,

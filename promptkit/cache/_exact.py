@@ -353,7 +353,9 @@ class ExactCache:
         ttl = self.ttl_s if ttl_s is None else self._check_ttl(ttl_s)
         expires_at = None if ttl is None or math.isinf(ttl) else now + ttl
         cost = cost_usd if cost_usd is not None else response.cost_usd
-        text = response.model_copy(update={"cached": False}).model_dump_json()
+        # Stored as not-cached; copying only when it must change keeps the write path cheap.
+        stored = response.model_copy(update={"cached": False}) if response.cached else response
+        text = stored.model_dump_json()
         return (ns, key, text, now, expires_at, template, model or response.model or None, cost)
 
     def delete(self, key: str, *, namespace: str | None = None) -> bool:

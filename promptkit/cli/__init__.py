@@ -24,7 +24,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ledger": ("promptkit.cli.ledger", "Show tokens, cost, retries and escalations per run."),
     "cache": ("promptkit.cli.cache", "Inspect and clear the response cache."),
     "plan": ("promptkit.cli.plan", "Turn an app spec into a typed plan of verified steps."),
+    "scaffold": ("promptkit.cli.scaffold", "Build an app from a spec: plan, generate, verify, repair."),
     "eval": ("promptkit.cli.eval", "Run an eval suite: datasets x prompt variants x models, scored."),
+    "route": ("promptkit.cli.route", "Evaluate and train routers on recorded outcomes."),
     "ab": ("promptkit.cli.ab", "Compare prompt variants on the same items, with paired statistics."),
 }
 

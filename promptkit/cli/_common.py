@@ -13,10 +13,15 @@ from promptkit.errors import PromptkitError
 __all__ = ["run_cli", "print_json", "console", "parse_key_values"]
 
 
-def console() -> Any:
+def console(*, stderr: bool = False) -> Any:
+    """A rich console; when output goes to a file or a pipe, tables get 120 columns instead of rich's 80."""
+    import os
+
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 120
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 
 def print_json(data: Any) -> None:

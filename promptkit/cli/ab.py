@@ -1,7 +1,9 @@
 """``promptkit ab SUITE_OR_LOG``: compare prompt variants on the same items, with paired statistics.
 
 Given an EvalLog JSON (``promptkit eval --out log.json``) it analyses it; given a suite YAML it runs the
-suite first. Exit code: 0, or 1 when a CI gate in the log's ``thresholds`` fails (2 for bad input).
+suite first. ``--judge MODEL`` also asks an LLM judge which variant's output is better on every item, in
+both orders, and reports its preferences next to the metric. Exit code: 0, or 1 when a CI gate in the
+log's ``thresholds`` fails (2 for bad input).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from promptkit.errors import EvalError
 if TYPE_CHECKING:
     from promptkit.evals._log import EvalLog
 
-__all__ = ["command", "load_log"]
+__all__ = ["command", "load_log", "read_rubric"]
 
 _SUITE_SUFFIXES = {".yaml", ".yml"}
 # Exit code when the analysis ran but a CI gate failed.
@@ -47,6 +49,22 @@ def load_log(path: Path) -> EvalLog:
         ) from None
 
 
+def read_rubric(value: str) -> str:
+    """``--rubric``: the text itself, or ``@FILE`` for a file's contents; an empty rubric is an error."""
+    if value.startswith("@"):
+        path = Path(value[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise EvalError(f"cannot read the rubric: {exc.strerror or exc}", location=str(path)) from None
+        where = str(path)
+    else:
+        text, where = value, "--rubric"
+    if not text.strip():
+        raise EvalError("the rubric is empty", location=where)
+    return text.strip()
+
+
 def _run_suite(path: Path, progress: bool) -> EvalLog:
     try:
         from promptkit.evals import run_suite  # type: ignore[attr-defined]
@@ -72,6 +90,23 @@ def _run_suite(path: Path, progress: bool) -> EvalLog:
     "--markdown", "md_path", type=click.Path(dir_okay=False, path_type=Path), help="Write Markdown."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the versioned ABReport JSON instead of tables.")
+@click.option(
+    "--judge",
+    "judge_model",
+    default=None,
+    metavar="MODEL",
+    help="Also compare the outputs pairwise with this LLM judge (both orders; a model string or alias).",
+)
+@click.option(
+    "--rubric", default=None, metavar="TEXT|@FILE", help="What the judge should prefer (with --judge)."
+)
+@click.option(
+    "--judge-concurrency",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Judge calls in flight at once.",
+)
 def command(
     source: Path,
     baseline: str | None,
@@ -81,17 +116,38 @@ def command(
     html_path: Path | None,
     md_path: Path | None,
     as_json: bool,
+    judge_model: str | None,
+    rubric: str | None,
+    judge_concurrency: int,
 ) -> int:
     """Compare prompt variants in SOURCE: an eval log (JSON) or a suite (YAML, run first)."""
     from promptkit.evals._ab import compare_variants
     from promptkit.evals._html import write_html
+    from promptkit.evals._pairwise import compare_pairwise, judge_pairs
     from promptkit.evals._report import print_report, to_markdown
 
+    if rubric is not None and judge_model is None:
+        raise click.UsageError("--rubric needs --judge MODEL")
+    rubric_text = read_rubric(rubric) if rubric is not None else None
     if source.suffix.lower() in _SUITE_SUFFIXES:
         log = _run_suite(source, progress=not as_json)
     else:
         log = load_log(source)
+    # The metric comparison first: a bad --metric/--baseline/--model fails before any judge call is paid for.
     report = compare_variants(log, metric=metric, baseline=baseline, alpha=alpha, model=model)
+    if judge_model is not None:
+        if not as_json:
+            click.echo(f"judging the outputs with {judge_model} (each pair twice, in both orders)…", err=True)
+        judgements = judge_pairs(
+            log,
+            judge_model,
+            rubric=rubric_text,
+            baseline=baseline,
+            model=model,
+            concurrency=judge_concurrency,
+        )
+        pairwise = compare_pairwise(judgements, alpha=alpha, baseline=baseline, model=model)
+        report = report.model_copy(update={"pairwise": pairwise})
 
     if html_path is not None:
         write_html(report, log, html_path)

@@ -1,12 +1,13 @@
-"""``promptkit cache``: show the response cache's statistics, or clear it."""
+"""``promptkit cache``: show the response cache's statistics, clear it, or calibrate the semantic cache."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from promptkit.cache import CACHE_FILE, CacheStats, default_cache
+from promptkit.cache import CACHE_FILE, SEMANTIC_FILE, CacheStats, SemanticStats, default_cache
 from promptkit.cli._common import console, print_json
 from promptkit.config import Config, load_config
 
@@ -45,8 +46,18 @@ def stats(state_dir: Path | None, as_json: bool) -> None:
             result = cache.stats()
     else:  # nothing cached yet; do not create a file just to say so
         result = CacheStats()
+    semantic = _semantic_stats(config)
     if as_json:
-        print_json({"path": str(path), **result.model_dump(), "hit_rate": result.hit_rate})
+        print_json(
+            {
+                "path": str(path),
+                **result.model_dump(),
+                "hit_rate": result.hit_rate,
+                "semantic": None
+                if semantic is None
+                else {**semantic.model_dump(), "hit_rate": semantic.hit_rate},
+            }
+        )
         return
     from rich.table import Table
 
@@ -59,10 +70,26 @@ def stats(state_dir: Path | None, as_json: bool) -> None:
     summary.add_row("hits", f"{result.hits:,} ({result.hit_rate:.1%})")
     summary.add_row("misses", f"{result.misses:,}")
     summary.add_row("exact hits", f"{result.exact_hits:,}")
-    summary.add_row("semantic hits", f"{result.semantic_hits:,}")
+    summary.add_row("semantic hits", f"{result.semantic_hits + (semantic.hits if semantic else 0):,}")
     summary.add_row("size", _size(result.bytes))
     summary.add_row("saved", f"${result.saved_usd:.4f}")
     out.print(summary)
+    if semantic is not None:
+        out.print(f"semantic cache [bold]{config.state_dir / SEMANTIC_FILE}[/bold]")
+        table = Table(show_header=False, box=None, pad_edge=False)
+        table.add_column(style="dim")
+        table.add_column(justify="right")
+        table.add_row("entries", f"{semantic.entries:,}")
+        table.add_row("lookups", f"{semantic.lookups:,}")
+        table.add_row("hits", f"{semantic.hits:,} ({semantic.hit_rate:.1%})")
+        table.add_row("missed: below threshold", f"{semantic.below_threshold:,}")
+        table.add_row("missed: ambiguous", f"{semantic.ambiguous:,}")
+        table.add_row("missed: guard", f"{semantic.guarded:,}")
+        table.add_row("hits failing accept", f"{semantic.rejected:,}")
+        if semantic.mean_hit_similarity is not None:
+            table.add_row("mean hit similarity", f"{semantic.mean_hit_similarity:.3f}")
+        table.add_row("saved", f"${semantic.saved_usd:.4f}")
+        out.print(table)
     if result.namespaces:
         table = Table(title="namespaces", title_justify="left")
         table.add_column("namespace", no_wrap=True)
@@ -91,6 +118,27 @@ def clear(namespace: str | None, state_dir: Path | None, as_json: bool) -> None:
     click.echo(f"removed {removed} {'entry' if removed == 1 else 'entries'} from {where} of {path}")
 
 
+class _StatsOnly:
+    """Stands in for the embedder when only counts are read: ``stats`` never embeds."""
+
+    model_id = "stats-only"
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        from promptkit.errors import CacheError
+
+        raise CacheError("this semantic cache was opened to read statistics only", location="cache stats")
+
+
+def _semantic_stats(config: Config) -> SemanticStats | None:
+    path = config.state_dir / SEMANTIC_FILE
+    if not path.exists():
+        return None
+    from promptkit.cache import SemanticCache
+
+    with SemanticCache(path, embedder=_StatsOnly()) as cache:
+        return cache.stats()
+
+
 def _size(n: int) -> str:
     size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -98,3 +146,156 @@ def _size(n: int) -> str:
             return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
         size /= 1024
     return f"{n} B"  # pragma: no cover - the loop always returns
+
+
+@command.command("calibrate")
+@click.argument("pairs_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--target-false-hit",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.01,
+    show_default=True,
+    help="Highest acceptable share of false hits.",
+)
+@click.option(
+    "--embedder",
+    "embedder_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A GGUF embedding model (default: the converted all-MiniLM-L6-v2).",
+)
+@click.option(
+    "--png",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also draw the threshold curve into this PNG.",
+)
+@click.option(
+    "--write-config", is_flag=True, help="Write the threshold into [cache.semantic] of promptkit.toml."
+)
+@state_dir_option
+@json_option
+def calibrate(
+    pairs_file: Path,
+    target_false_hit: float,
+    embedder_path: Path | None,
+    png: Path | None,
+    write_config: bool,
+    state_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Pick the lowest semantic-cache threshold whose false-hit rate meets the target.
+
+    PAIRS_FILE holds labelled pairs (JSONL/CSV/JSON with a, b, label) or GPTCache's mock_data.json
+    ({origin, similar}); the latter is run as GPTCache's protocol (cache the origins, query the paraphrases;
+    a hit on another origin is a false hit), which also calibrates the ambiguity margin.
+    """
+    from promptkit.cache import (
+        calibrate_pairs,
+        calibrate_protocol,
+        load_pairs,
+        protocol_candidates,
+        protocol_outcome,
+        semantic_settings,
+        write_semantic_config,
+    )
+    from promptkit.embeddings import EmbeddingCache, LlamaEmbedder, load_default_embedder
+
+    config = _config(state_dir)
+    settings = semantic_settings(config)
+    pairs = load_pairs(pairs_file)
+    vectors = EmbeddingCache(config.state_dir / "embeddings.sqlite")
+    embedder = (
+        LlamaEmbedder(embedder_path, cache=vectors)
+        if embedder_path is not None
+        else load_default_embedder(config, cache=vectors)
+    )
+    if pairs.kind == "gptcache":
+        origins = list(dict.fromkeys(pairs.a))
+        row = {text: i for i, text in enumerate(origins)}
+        origin_vectors = embedder.embed_array(origins)
+        query_vectors = embedder.embed_array(pairs.b)
+        top, cosines = protocol_candidates(origin_vectors, query_vectors, settings.candidates)
+        outcome = protocol_outcome(
+            origins, pairs.b, [row[o] for o in pairs.a], top, cosines,
+            lexical_weight=settings.lexical_weight, guards=settings.guards,
+        )  # fmt: skip
+        result = calibrate_protocol(
+            outcome, target_false_hit=target_false_hit, lexical_weight=settings.lexical_weight
+        )
+    else:
+        result = calibrate_pairs(
+            pairs, embedder, target_false_hit=target_false_hit,
+            lexical_weight=settings.lexical_weight, guards=settings.guards,
+        )  # fmt: skip
+    written = None
+    if write_config and result.threshold is not None:
+        target = config.source if config.source is not None else Path.cwd() / "promptkit.toml"
+        values = {"threshold": result.threshold}
+        if result.margin is not None:
+            values["margin"] = result.margin
+        written = write_semantic_config(target, values)
+    if png is not None:
+        _plot(result, png)
+    if as_json:
+        print_json(
+            {**result.model_dump(), "pairs_file": str(pairs_file), "config_written": written, "png": png}
+        )
+        return
+    _print_calibration(result, pairs_file, written, png)
+
+
+def _print_calibration(result: Any, pairs_file: Path, written: Path | None, png: Path | None) -> None:
+    from rich.table import Table
+
+    out = console()
+    out.print(f"calibrated on [bold]{pairs_file}[/bold] ({result.method}: {result.positives} positives, "
+              f"{result.negatives} negatives)")  # fmt: skip
+    table = Table(title="threshold curve", title_justify="left")
+    for name in ("threshold", "hits", "true hits", "false hits", "precision", "recall", "false-hit rate"):
+        table.add_column(name, justify="right")
+    chosen = result.threshold
+    for point in result.curve:
+        if round(point.threshold * 200) % 5 and point.threshold != chosen:
+            continue  # every 0.025, and the chosen threshold
+        style = "bold green" if point.threshold == chosen else None
+        table.add_row(
+            f"{point.threshold:.3f}", str(point.hits), str(point.true_hits), str(point.false_hits),
+            f"{point.precision:.3f}", f"{point.recall:.3f}", f"{point.false_hit_rate:.4f}", style=style,
+        )  # fmt: skip
+    out.print(table)
+    if chosen is None:
+        out.print(f"[red]no threshold meets a false-hit rate of {result.target_false_hit}[/red]")
+    else:
+        margin = f", margin {result.margin:.3f}" if result.margin is not None else ""
+        out.print(
+            f"threshold [bold]{chosen:.3f}[/bold]{margin}: precision {result.precision:.3f}, recall "
+            f"{result.recall:.3f}, false-hit rate {result.false_hit_rate:.4f} (target {result.target_false_hit})"
+        )
+    if written is not None:
+        out.print(f"wrote [cache.semantic] to {written}")
+    if png is not None:
+        out.print(f"curve drawn to {png}")
+
+
+def _plot(result: Any, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = [p.threshold for p in result.curve]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(xs, [p.precision for p in result.curve], label="precision")
+    ax.plot(xs, [p.recall for p in result.curve], label="recall")
+    ax.plot(xs, [p.false_hit_rate for p in result.curve], label="false-hit rate")
+    ax.axhline(result.target_false_hit, color="grey", linestyle=":", label="target false-hit rate")
+    if result.threshold is not None:
+        ax.axvline(result.threshold, color="black", linestyle="--", label=f"threshold {result.threshold:.3f}")
+    ax.set_xlabel("similarity threshold")
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=100)
+    plt.close(fig)

@@ -72,9 +72,24 @@ def _print_table(log: EvalLog, rows: list[dict[str, object]]) -> None:
 
 @click.command("eval")
 @click.argument("suite", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Write the EvalLog JSON here.")
-@click.option("--resume", default=None, metavar="RUN_ID", help="Continue this run (a run id or its .sqlite file).")
-@click.option("--run-id", default=None, help="Name the new run (default: suite name, time and a random suffix).")
+@click.option(
+    "--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Write the EvalLog JSON here."
+)
+@click.option(
+    "--resume", default=None, metavar="RUN_ID", help="Continue this run (a run id or its .sqlite file)."
+)
+@click.option(
+    "--run-id", default=None, help="Name the new run (default: suite name, time and a random suffix)."
+)
+@click.option(
+    "--model",
+    "-m",
+    "models",
+    multiple=True,
+    metavar="MODEL",
+    help="Run on this model instead of the suite's (repeatable), e.g. litellm:openai/gpt-4o-mini.",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N dataset items.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the response cache.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table.")
@@ -83,16 +98,18 @@ def command(
     out: Path | None,
     resume: str | None,
     run_id: str | None,
+    models: tuple[str, ...],
+    limit: int | None,
     no_cache: bool,
     no_progress: bool,
     as_json: bool,
 ) -> int:
     """Run the eval SUITE (YAML) and print pass rates and scores per variant and model."""
-    from promptkit.evals import failed_gates, run_suite
+    from promptkit.evals import failed_gates, load_suite, run_suite
     from promptkit.evals._runner import describe_gate
 
     log = run_suite(
-        suite,
+        load_suite(suite).with_overrides(models=models, limit=limit),
         out=out,
         resume=resume,
         run_id=run_id,

@@ -45,6 +45,12 @@ def _answer_text(output: Any) -> str:
 @click.option("--max-tokens", type=click.IntRange(min=1), default=None, help="Cap on the answer's tokens.")
 @click.option("--temperature", type=float, default=None)
 @click.option("--kind", default=None, help="A step-kind hint for routing rules.")
+@click.option(
+    "--budget", type=click.IntRange(min=1), default=None, help="Fit the prompt into this many tokens."
+)
+@click.option(
+    "--examples", default=None, metavar="STRATEGY[:K]", help="Few-shot selection, e.g. all, first_k:1, similar_k:2."
+)
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
 def command(
@@ -57,6 +63,8 @@ def command(
     max_tokens: int | None,
     temperature: float | None,
     kind: str | None,
+    budget: int | None,
+    examples: str | None,
     no_cache: bool,
     as_json: bool,
 ) -> None:
@@ -96,6 +104,8 @@ def command(
         max_tokens=max_tokens,
         temperature=temperature,
         kind=kind,
+        budget_tokens=budget,
+        examples=examples,
         **options,
     )
     if as_json:

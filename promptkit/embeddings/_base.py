@@ -57,11 +57,15 @@ class BaseEmbedder:
 
     def _plan(self, texts: Sequence[str]) -> tuple[list[np.ndarray | None], list[str]]:
         if isinstance(texts, str):
-            raise BackendError("embed() takes a list of texts; use embed_one() for a single text", location="texts")
+            raise BackendError(
+                "embed() takes a list of texts; use embed_one() for a single text", location="texts"
+            )
         found: list[np.ndarray | None] = (
             self.cache.get_many(self.model_id, texts) if self.cache is not None else [None] * len(texts)
         )
-        missing = list(dict.fromkeys(text for text, vector in zip(texts, found) if vector is None))
+        missing = list(
+            dict.fromkeys(text for text, vector in zip(texts, found, strict=True) if vector is None)
+        )
         return found, missing
 
     def _assemble(
@@ -71,12 +75,15 @@ class BaseEmbedder:
 
         if len(computed) != len(missing):
             raise BackendError(
-                f"{self.model_id}: asked for {len(missing)} embeddings, got {len(computed)}", location="embeddings"
+                f"{self.model_id}: asked for {len(missing)} embeddings, got {len(computed)}",
+                location="embeddings",
             )
         if missing and self.cache is not None:
             self.cache.put_many(self.model_id, missing, computed)
-        fresh = dict(zip(missing, computed))
-        rows = [vector if vector is not None else fresh[text] for text, vector in zip(texts, found)]
+        fresh = dict(zip(missing, computed, strict=True))
+        rows = [
+            vector if vector is not None else fresh[text] for text, vector in zip(texts, found, strict=True)
+        ]
         if not rows:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack(rows).astype(np.float32, copy=False)

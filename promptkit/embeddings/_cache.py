@@ -70,7 +70,9 @@ class EmbeddingCache:
             if self.path.is_dir():
                 raise sqlite3.OperationalError("is a directory")
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
             self._configure(conn)
         except (sqlite3.Error, OSError) as exc:
             if conn is not None:
@@ -91,7 +93,9 @@ class EmbeddingCache:
                 conn.execute("PRAGMA synchronous = NORMAL")
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
                 if version > _SCHEMA_VERSION:
-                    raise sqlite3.DatabaseError(f"schema version {version} is newer than this promptkit reads")
+                    raise sqlite3.DatabaseError(
+                        f"schema version {version} is newer than this promptkit reads"
+                    )
                 if version < _SCHEMA_VERSION:
                     conn.execute("BEGIN IMMEDIATE")
                     try:
@@ -131,7 +135,9 @@ class EmbeddingCache:
             raise self._fail("read", exc) from exc
         return [found.get(key) for key in keys]
 
-    def put_many(self, model_id: str, texts: Sequence[str], vectors: Sequence[Sequence[float]] | np.ndarray) -> None:
+    def put_many(
+        self, model_id: str, texts: Sequence[str], vectors: Sequence[Sequence[float]] | np.ndarray
+    ) -> None:
         """Store one vector per text (as float32) for ``model_id``; an existing entry is replaced."""
         import numpy as np
 
@@ -141,7 +147,7 @@ class EmbeddingCache:
             )
         now = time.time()
         rows = []
-        for text, vector in zip(texts, vectors):
+        for text, vector in zip(texts, vectors, strict=True):
             array = np.asarray(vector, dtype="<f4").reshape(-1)
             rows.append((embedding_key(model_id, text), model_id, int(array.size), array.tobytes(), now))
         if not rows:
@@ -164,7 +170,9 @@ class EmbeddingCache:
         try:
             if model_id is None:
                 return int(conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
-            return int(conn.execute("SELECT COUNT(*) FROM embeddings WHERE model_id = ?", (model_id,)).fetchone()[0])
+            return int(
+                conn.execute("SELECT COUNT(*) FROM embeddings WHERE model_id = ?", (model_id,)).fetchone()[0]
+            )
         except sqlite3.Error as exc:
             raise self._fail("count", exc) from exc
 

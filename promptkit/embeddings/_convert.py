@@ -34,6 +34,7 @@ MAX_TOKENS_KEY = "promptkit.max_seq_length"
 
 EmbedderDtype = Literal["f32", "f16", "q8_0"]
 _DTYPES: tuple[str, ...] = ("f32", "f16", "q8_0")
+_FILE_TYPES = {"f32": 0, "f16": 1, "q8_0": 7}  # gguf.LlamaFileType: ALL_F32, MOSTLY_F16, MOSTLY_Q8_0
 
 _SPECIAL = {"unk": "[UNK]", "sep": "[SEP]", "pad": "[PAD]", "cls": "[CLS]", "mask": "[MASK]"}
 
@@ -106,7 +107,9 @@ def _transformer_folder(source: Path) -> Path:
                 nested = source / str(module.get("path", ""))
                 if (nested / "config.json").is_file():
                     return nested
-    raise BackendUnavailable("no config.json: not a Hugging Face / sentence-transformers model", location=str(source))
+    raise BackendUnavailable(
+        "no config.json: not a Hugging Face / sentence-transformers model", location=str(source)
+    )
 
 
 def _pooling(source: Path) -> int:
@@ -137,7 +140,9 @@ def _vocab(folder: Path) -> list[str]:
     try:
         lines = path.read_text(encoding="utf-8").split("\n")
     except OSError as exc:
-        raise BackendUnavailable(f"cannot read the WordPiece vocabulary: {exc.strerror}", location=str(path)) from None
+        raise BackendUnavailable(
+            f"cannot read the WordPiece vocabulary: {exc.strerror}", location=str(path)
+        ) from None
     if lines and lines[-1] == "":
         lines.pop()
     return lines
@@ -189,10 +194,11 @@ def convert_minilm_to_gguf(
     Raises ``BackendUnavailable`` naming the missing package, folder or file and how to get it.
     """
     if dtype not in _DTYPES:
-        raise BackendUnavailable(f"dtype must be one of {', '.join(_DTYPES)}, not {dtype!r}", location="dtype")
+        raise BackendUnavailable(
+            f"dtype must be one of {', '.join(_DTYPES)}, not {dtype!r}", location="dtype"
+        )
     try:
         import gguf
-        import numpy as np
     except ImportError as exc:
         raise BackendUnavailable(
             f"converting needs the gguf package ({exc}): pip install 'promptkit[local]'", location="gguf"
@@ -209,14 +215,18 @@ def convert_minilm_to_gguf(
             f"model_type {config.get('model_type')!r} is not supported; only BERT sentence-transformers convert",
             location=f"{config_path}: model_type",
         )
-    if config.get("position_embedding_type", "absolute") != "absolute" or config.get("hidden_act", "gelu") != "gelu":
+    if (
+        config.get("position_embedding_type", "absolute") != "absolute"
+        or config.get("hidden_act", "gelu") != "gelu"
+    ):
         raise BackendUnavailable(
             "only BERT with absolute positions and GELU converts", location=f"{config_path}: hidden_act"
         )
     weights_path = folder / "model.safetensors"
     if not weights_path.is_file():
         raise BackendUnavailable(
-            "no model.safetensors (PyTorch .bin weights are not read, to avoid torch)", location=str(weights_path)
+            "no model.safetensors (PyTorch .bin weights are not read, to avoid torch)",
+            location=str(weights_path),
         )
 
     tokens = _vocab(folder)
@@ -224,24 +234,52 @@ def convert_minilm_to_gguf(
     missing = [tok for tok in _SPECIAL.values() if tok not in ids]
     if missing:
         raise BackendUnavailable(f"vocabulary lacks {', '.join(missing)}", location=str(folder / "vocab.txt"))
-    context = int(config.get("max_position_embeddings", 512))
+
+    def number(key: str) -> int:
+        value = config.get(key)
+        if not isinstance(value, int) or value <= 0:
+            raise BackendUnavailable("missing or not a positive integer", location=f"{config_path}: {key}")
+        return value
+
+    layers, context = number("num_hidden_layers"), number("max_position_embeddings")
+    tensors: dict[str, np.ndarray] = {}
+    for name, array in read_safetensors(weights_path).items():
+        target = _tensor_name(name)
+        if target == "":
+            raise BackendUnavailable(
+                f"unexpected tensor {name!r}: not a plain BERT encoder", location=str(weights_path)
+            )
+        if target is not None:
+            tensors[target] = array
+    expected = set(_EMBEDDINGS.values()) | {
+        f"blk.{layer}.{part}.{kind}"
+        for layer in range(layers)
+        for part in _LAYER_PARTS.values()
+        for kind in ("weight", "bias")
+    }
+    if expected - set(tensors):
+        raise BackendUnavailable(
+            f"weights lack {', '.join(sorted(expected - set(tensors))[:5])}", location=str(weights_path)
+        )
+    if tensors["token_embd.weight"].shape[0] != len(tokens):
+        raise BackendUnavailable(
+            f"vocab.txt has {len(tokens)} tokens but the embedding table "
+            f"{tensors['token_embd.weight'].shape[0]} rows",
+            location=str(weights_path),
+        )
 
     out = Path(out_path).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
     writer = gguf.GGUFWriter(partial, "bert")
     try:
-        writer.add_name(str(config.get("_name_or_path") or root.name).split("/")[-1] if source else "all-MiniLM-L6-v2")
-        writer.add_file_type(
-            {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[
-                dtype
-            ]
-        )
+        writer.add_name("all-MiniLM-L6-v2" if source is None else root.name)
+        writer.add_file_type(_FILE_TYPES[dtype])
         writer.add_context_length(context)
-        writer.add_embedding_length(int(config["hidden_size"]))
-        writer.add_feed_forward_length(int(config["intermediate_size"]))
-        writer.add_block_count(int(config["num_hidden_layers"]))
-        writer.add_head_count(int(config["num_attention_heads"]))
+        writer.add_embedding_length(number("hidden_size"))
+        writer.add_feed_forward_length(number("intermediate_size"))
+        writer.add_block_count(layers)
+        writer.add_head_count(number("num_attention_heads"))
         writer.add_layer_norm_eps(float(config.get("layer_norm_eps", 1e-12)))
         writer.add_causal_attention(False)
         writer.add_pooling_type(gguf.PoolingType(_pooling(root)))
@@ -251,9 +289,8 @@ def convert_minilm_to_gguf(
         writer.add_tokenizer_pre("default")
         writer.add_token_list([_phantom(token) for token in tokens])
         special_ids = {ids[token] for token in _SPECIAL.values()}
-        writer.add_token_types(
-            [int(gguf.TokenType.CONTROL if i in special_ids else gguf.TokenType.NORMAL) for i in range(len(tokens))]
-        )
+        control, normal = int(gguf.TokenType.CONTROL), int(gguf.TokenType.NORMAL)
+        writer.add_token_types([control if i in special_ids else normal for i in range(len(tokens))])
         writer.add_token_type_count(int(config.get("type_vocab_size", 2)))
         writer.add_bos_token_id(ids[_SPECIAL["cls"]])  # llama.cpp's WordPiece uses BOS as [CLS]
         writer.add_eos_token_id(ids[_SPECIAL["sep"]])
@@ -265,29 +302,9 @@ def convert_minilm_to_gguf(
         writer.add_add_sep_token(True)
         writer.add_add_eos_token(False)
 
-        written: set[str] = set()
-        for name, array in read_safetensors(weights_path).items():
-            target = _tensor_name(name)
-            if target is None:
-                continue
-            if not target:
-                raise BackendUnavailable(f"unexpected tensor {name!r}: not a plain BERT encoder", location=str(weights_path))
+        for target, array in tensors.items():
             data, raw_dtype = _encode(target, array, dtype)
             writer.add_tensor(target, data, raw_dtype=raw_dtype)
-            written.add(target)
-        expected = set(_EMBEDDINGS.values()) | {
-            f"blk.{layer}.{part}.{kind}"
-            for layer in range(int(config["num_hidden_layers"]))
-            for part in _LAYER_PARTS.values()
-            for kind in ("weight", "bias")
-        }
-        if expected - written:
-            raise BackendUnavailable(
-                f"weights lack {', '.join(sorted(expected - written)[:5])}", location=str(weights_path)
-            )
-        if int(np.asarray(read_safetensors(weights_path)["embeddings.word_embeddings.weight"]).shape[0]) != len(tokens):
-            raise BackendUnavailable("vocab.txt and the embedding table differ in size", location=str(weights_path))
-
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()

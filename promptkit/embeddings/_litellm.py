@@ -55,7 +55,13 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 
 _TIMEOUT = ("Timeout", "APITimeoutError", "TimeoutException", "ReadTimeout", "ConnectTimeout", "TimeoutError")
-_CONNECTION = ("APIConnectionError", "ConnectError", "ConnectionError", "ConnectionRefusedError", "RemoteProtocolError")
+_CONNECTION = (
+    "APIConnectionError",
+    "ConnectError",
+    "ConnectionError",
+    "ConnectionRefusedError",
+    "RemoteProtocolError",
+)
 
 
 def _map_error(exc: Exception, where: str, secret: str | None) -> BackendError:
@@ -69,15 +75,17 @@ def _map_error(exc: Exception, where: str, secret: str | None) -> BackendError:
     text = text[:500]
     chain = _chain(exc)
     names = {type(e).__name__ for e in chain}
-    status = next((e.status_code for e in chain if isinstance(getattr(e, "status_code", None), int)), None)
+    statuses = [getattr(e, "status_code", None) for e in chain]
+    status: int | None = next((code for code in statuses if isinstance(code, int)), None)
     if names & set(_TIMEOUT) or status == 408:
         return RequestTimeout(text, location=where)
     if names & set(_CONNECTION) or (status in (None, 500) and "connection error" in text.lower()):
         return ConnectionFailed(text, location=where)
     if status == 429:
-        headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+        responses = [getattr(e, "response", None) for e in chain]
+        headers = next((getattr(r, "headers", None) for r in responses if r is not None), None) or {}
         try:
-            retry_after: float | None = float(headers.get("retry-after"))
+            retry_after: float | None = float(str(headers.get("retry-after")))
         except (TypeError, ValueError):
             retry_after = None
         return RateLimited(text, retry_after=retry_after, location=where)
@@ -160,7 +168,8 @@ class LiteLLMEmbedder(BaseEmbedder):
         where = f"embedder {self.model}"
         try:
             items = sorted(
-                (item["index"] if isinstance(item, dict) else item.index, _embedding(item)) for item in response.data
+                (item["index"] if isinstance(item, dict) else item.index, _embedding(item))
+                for item in response.data
             )
             array = np.asarray([vector for _, vector in items], dtype=np.float32)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:

@@ -43,7 +43,9 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
         with path.open("rb") as handle:
             head = handle.read(8)
             if len(head) != 8:
-                raise BackendUnavailable("not a safetensors file: shorter than its 8-byte header", location=where)
+                raise BackendUnavailable(
+                    "not a safetensors file: shorter than its 8-byte header", location=where
+                )
             (length,) = struct.unpack("<Q", head)
             if length > _MAX_HEADER:
                 raise BackendUnavailable(f"not a safetensors file: header length {length}", location=where)
@@ -60,11 +62,15 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
             continue
         dtype = _DTYPES.get(info.get("dtype", ""))
         if dtype is None:
-            raise BackendUnavailable(f"tensor {name!r}: unsupported dtype {info.get('dtype')!r}", location=where)
+            raise BackendUnavailable(
+                f"tensor {name!r}: unsupported dtype {info.get('dtype')!r}", location=where
+            )
         start, end = info["data_offsets"]
         shape = tuple(int(n) for n in info["shape"])
         if end > data.size or start > end:
-            raise BackendUnavailable(f"tensor {name!r}: byte range beyond the end of the file", location=where)
+            raise BackendUnavailable(
+                f"tensor {name!r}: byte range beyond the end of the file", location=where
+            )
         array = data[start:end].view(dtype).reshape(shape)
         if info["dtype"] == "BF16":
             array = (array.astype(np.uint32) << 16).view(np.float32)

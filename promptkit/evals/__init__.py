@@ -1,12 +1,31 @@
 """Eval harness: suites, datasets, scorers, a resumable runner, and statistics for paired prompt comparisons.
 
-    log = run_suite("evals/examples/debug_fewshot.yaml", out="log.json")   # an EvalLog
-    assert_suite("evals/examples/debug_fewshot.yaml")                      # raise when a CI gate fails
+log = run_suite("evals/examples/debug_fewshot.yaml", out="log.json")   # an EvalLog
+assert_suite("evals/examples/debug_fewshot.yaml")                      # raise when a CI gate fails
 """
 
+from promptkit.evals._ab import (
+    ABReport,
+    PairComparison,
+    ThresholdCheck,
+    VariantSummary,
+    check_thresholds,
+    compare_variants,
+)
 from promptkit.evals._dataset import DatasetSpec, Item, load_dataset
+from promptkit.evals._html import to_html, write_html
 from promptkit.evals._log import Aggregate, EvalLog, ItemResult, Score, VariantInfo
+from promptkit.evals._pairwise import (
+    PairwiseComparison,
+    PairwiseJudgement,
+    PairwiseReport,
+    ajudge_pairs,
+    compare_pairwise,
+    judge_pairs,
+    wilson_interval,
+)
 from promptkit.evals._passk import pass_at_k, pass_at_k_array
+from promptkit.evals._report import print_report, render_terminal, to_markdown
 from promptkit.evals._runlog import RunLog
 from promptkit.evals._runner import arun_suite, assert_suite, derive_seed, failed_gates, run_suite
 from promptkit.evals._scorers import (
@@ -23,7 +42,6 @@ from promptkit.evals._scorers import (
     scorer,
     scorer_types,
 )
-from promptkit.evals._suite import Suite, SuiteSpec, VariantSpec, load_suite
 from promptkit.evals._stats import (
     BootstrapCI,
     Comparison,
@@ -43,8 +61,20 @@ from promptkit.evals._stats import (
     required_pairs_paired_mean,
     wilcoxon_signed_rank,
 )
+from promptkit.evals._suite import Suite, SuiteSpec, VariantSpec, load_suite
 
 __all__ = [
+    "ABReport",
+    "PairComparison",
+    "ThresholdCheck",
+    "VariantSummary",
+    "check_thresholds",
+    "compare_variants",
+    "to_html",
+    "write_html",
+    "print_report",
+    "render_terminal",
+    "to_markdown",
     "Aggregate",
     "DatasetSpec",
     "EvalLog",
@@ -94,4 +124,11 @@ __all__ = [
     "required_pairs_mcnemar",
     "required_pairs_paired_mean",
     "wilcoxon_signed_rank",
+    "PairwiseComparison",
+    "PairwiseJudgement",
+    "PairwiseReport",
+    "ajudge_pairs",
+    "compare_pairwise",
+    "judge_pairs",
+    "wilson_interval",
 ]

@@ -14,6 +14,8 @@
 - **Decision.** A winner is declared only when a difference is significant after Holm; otherwise the
   verdict says there is not enough evidence and about how many paired items would settle it (80% power
   for the observed effect).
+- **Judge.** Optionally, an LLM judge's pairwise preferences (``judgements=``, from ``judge_pairs``) are
+  summarised into ``ABReport.pairwise``: sign tests with the positions swapped (see ``_pairwise.py``).
 
 The statistics themselves live in ``_stats.py``; this module only gathers the data and phrases the answer.
 """
@@ -29,6 +31,7 @@ from pydantic import BaseModel
 
 from promptkit.errors import EvalError
 from promptkit.evals._log import EvalLog, ItemResult
+from promptkit.evals._pairwise import PairwiseJudgement, PairwiseReport, compare_pairwise
 from promptkit.evals._stats import (
     Comparison,
     McNemarResult,
@@ -149,6 +152,8 @@ class ABReport(BaseModel):
     winner: str | None
     verdict: str
     thresholds: list[ThresholdCheck] = []
+    # The LLM judge's pairwise preferences, when it was asked. Optional, so version 1 reports still load.
+    pairwise: PairwiseReport | None = None
 
     @property
     def thresholds_passed(self) -> bool:
@@ -477,13 +482,17 @@ def compare_variants(
     model: str | None = None,
     seed: int | None = None,
     n_resamples: int = 10_000,
+    judgements: Sequence[PairwiseJudgement] | None = None,
 ) -> ABReport:
     """Compare the log's prompt variants on the same items and decide which (if any) is better.
 
     ``metric``: ``"pass"`` or a scorer name (default: see :func:`resolve_metric`). ``baseline``: compare
     every other variant against it; without one, every pair is compared. ``model`` restricts the
     comparison to one model's results (default: all models, each (model, item) a paired unit).
-    ``seed`` (default: the log's) fixes the bootstrap. See the module docstring for the method.
+    ``seed`` (default: the log's) fixes the bootstrap. ``judgements`` (from
+    :func:`~promptkit.evals._pairwise.judge_pairs`) add the judge's pairwise preferences as
+    ``ABReport.pairwise``, with the same ``alpha``, ``baseline`` and ``model``. See the module docstring
+    for the method.
     """
     import numpy as np
 
@@ -584,4 +593,7 @@ def compare_variants(
         winner=winner,
         verdict=verdict,
         thresholds=check_thresholds(log),
+        pairwise=None
+        if judgements is None
+        else compare_pairwise(judgements, alpha=alpha, baseline=baseline, model=model),
     )

@@ -92,7 +92,9 @@ def _read_text(path: Path) -> str:
                 return handle.read()
         return path.read_text(encoding="utf-8")
     except (OSError, EOFError, UnicodeDecodeError) as exc:
-        raise EvalError(f"cannot read the dataset: {getattr(exc, 'strerror', None) or exc}", location=str(path)) from None
+        raise EvalError(
+            f"cannot read the dataset: {getattr(exc, 'strerror', None) or exc}", location=str(path)
+        ) from None
 
 
 def _rows(path: Path, fmt: DatasetFormat) -> Iterator[tuple[dict[str, Any], int | None]]:
@@ -119,7 +121,9 @@ def _rows(path: Path, fmt: DatasetFormat) -> Iterator[tuple[dict[str, Any], int 
         reader = csv.DictReader(io.StringIO(text, newline=""))
         for row in reader:
             if None in row:  # more cells than header columns
-                raise EvalError("the row has more cells than the header", location=file_location(path, reader.line_num))
+                raise EvalError(
+                    "the row has more cells than the header", location=file_location(path, reader.line_num)
+                )
             yield dict(row), reader.line_num
     else:
         from promptkit.prompts._yaml import load_yaml
@@ -136,7 +140,9 @@ def _rows(path: Path, fmt: DatasetFormat) -> Iterator[tuple[dict[str, Any], int 
 
 def _object(row: Any, path: Path, line: int | None) -> dict[str, Any]:
     if not isinstance(row, dict):
-        raise EvalError(f"each row must be an object, got {type(row).__name__}", location=file_location(path, line))
+        raise EvalError(
+            f"each row must be an object, got {type(row).__name__}", location=file_location(path, line)
+        )
     return row
 
 
@@ -156,7 +162,9 @@ def load_dataset(spec: DatasetSpec, *, base: Path | None = None) -> list[Item]:
             try:
                 item_id = str(get_field(row, spec.id_field))
             except KeyError:
-                raise EvalError(f"the row has no id field {spec.id_field!r}", location=f"{where}: {spec.id_field}") from None
+                raise EvalError(
+                    f"the row has no id field {spec.id_field!r}", location=f"{where}: {spec.id_field}"
+                ) from None
         else:
             item_id = str(index)
         if item_id in seen:

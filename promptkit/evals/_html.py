@@ -21,7 +21,17 @@ from typing import Any
 from promptkit.errors import EvalError
 from promptkit.evals._ab import ABReport, metric_value, result_failed
 from promptkit.evals._log import EvalLog, ItemResult
-from promptkit.evals._report import ItemRow, format_diff, format_p, format_score, item_rows
+from promptkit.evals._pairwise import PairwiseJudgement, PairwiseReport
+from promptkit.evals._report import (
+    ItemRow,
+    format_diff,
+    format_p,
+    format_score,
+    item_rows,
+    judgement_summary,
+    order_pick,
+    pairwise_cells,
+)
 
 __all__ = ["to_html", "write_html"]
 
@@ -61,6 +71,9 @@ pre { white-space: pre-wrap; word-break: break-word; margin: 4px 0; max-height: 
 pre.error { background: #fff0f0; color: var(--fail); }
 ul.scores { margin: 4px 0; padding-left: 18px; } .rationale { color: var(--muted); font-size: 12px; }
 .item-id { font-weight: 600; } .model { color: var(--muted); font-size: 12px; }
+.warning { padding: 8px 12px; border-left: 4px solid var(--fail); background: #fff5f5; }
+.judgement + .judgement { border-top: 1px dashed var(--line); margin-top: 6px; padding-top: 6px; }
+.judgement .pick { font-weight: 600; } .judgement.disagree .pick { color: var(--warn); }
 [hidden] { display: none !important; }
 """
 
@@ -266,6 +279,9 @@ def _summary(report: ABReport) -> str:
         + ".</figcaption></figure>"
     )
 
+    if report.pairwise is not None:
+        out.append(_pairwise_section(report.pairwise))
+
     if report.thresholds:
         out.append(
             '<h2>CI gates</h2><table id="gates"><thead><tr><th>gate</th><th>variant</th><th>value</th>'
@@ -286,6 +302,60 @@ def _summary(report: ABReport) -> str:
         out.append("</tbody></table>")
     out.append("</section>")
     return "\n".join(out)
+
+
+def _pairwise_section(pairwise: PairwiseReport) -> str:
+    judges = ", ".join(pairwise.judges) or "–"
+    agreement = "–" if pairwise.agreement_rate is None else f"{100 * pairwise.agreement_rate:.0f}%"
+    out = [
+        '<section id="judge">',
+        "<h2>Judge (pairwise, both orders)</h2>",
+        f'<p class="{"verdict has-winner" if pairwise.winner else "verdict"}" id="pairwise-verdict">'
+        f"{_e(pairwise.verdict)}</p>",
+        f'<p class="meta">judge {_e(judges)} · {pairwise.n_judgements} comparisons, each asked with A shown '
+        f"first and with B shown first · orders agreed {_e(agreement)} · a win needs both orders"
+        + (f" · {pairwise.errors} failed" if pairwise.errors else "")
+        + f" · judge cost ${pairwise.cost_usd:,.4f}</p>",
+    ]
+    for i, warning in enumerate(pairwise.warnings):
+        ident = ' id="position-bias"' if i == 0 and pairwise.position_bias else ""
+        out.append(f'<p class="warning"{ident}>{_e(warning)}</p>')
+    heads = [name for name, _ in pairwise_cells(pairwise.comparisons[0], pairwise.holm)] + ["verdict"]
+    out.append('<table id="pairwise"><thead><tr>' + "".join(f"<th>{_e(h)}</th>" for h in heads))
+    out.append("</tr></thead><tbody>")
+    for c in pairwise.comparisons:
+        cells = []
+        for name, value in pairwise_cells(c, pairwise.holm):
+            if name == "significant":
+                cells.append(f'<td class="{value}">{value}</td>')
+            elif name in ("A", "B"):
+                cells.append(f"<td>{_e(value)}</td>")
+            else:
+                cells.append(f'<td class="num">{_e(value)}</td>')
+        out.append(f"<tr>{''.join(cells)}<td>{_e(c.verdict)}</td></tr>")
+    out.append("</tbody></table></section>")
+    return "\n".join(out)
+
+
+def _judgement_html(judgement: PairwiseJudgement) -> str:
+    verdict = judgement.verdict
+    disagree = verdict is not None and not verdict.agree
+    parts = [
+        f'<div class="judgement{" disagree" if disagree else ""}" data-a="{_e(judgement.a)}" '
+        f'data-b="{_e(judgement.b)}"><div>{_e(judgement.b)} vs {_e(judgement.a)}: '
+        f'<span class="pick">{_e(judgement_summary(judgement))}</span></div>'
+    ]
+    if verdict is not None:
+        for order, first, rationale in (
+            ("ab", judgement.a, verdict.rationale_ab),
+            ("ba", judgement.b, verdict.rationale_ba),
+        ):
+            parts.append(
+                f'<div class="order" data-order="{order}">{_e(first)} shown first → {_e(order_pick(judgement, order))}'
+                f'<div class="rationale">{_e(rationale)}</div></div>'
+            )
+    parts.append("</div>")
+    return "".join(parts)
 
 
 def _result_html(result: ItemResult, report: ABReport, repeats: int) -> str:
@@ -325,6 +395,7 @@ def _matrix(report: ABReport, rows: list[ItemRow]) -> str:
     names = [v.name for v in report.variants]
     failing = sum(1 for row in rows if row.failed)
     multi_model = len(report.models) > 1
+    judged = int(report.pairwise is not None)
     out = [
         '<section id="items">',
         f"<h2>Items ({len(rows)}; {failing} with a failure)</h2>",
@@ -332,9 +403,10 @@ def _matrix(report: ABReport, rows: list[ItemRow]) -> str:
         '<input type="search" id="search" placeholder="Search items, inputs and outputs" aria-label="search">',
         '<span id="shown-count"></span></div>',
         '<table id="matrix"><colgroup><col class="col-item"><col class="col-inputs">'
-        + "<col>" * len(names)
+        + "<col>" * (len(names) + judged)
         + "</colgroup><thead><tr><th>item</th><th>inputs / expected</th>",
         "".join(f"<th>{_e(name)}</th>" for name in names),
+        '<th class="judge">judge</th>' if judged else "",
         "</tr></thead><tbody>",
     ]
     for row in rows:
@@ -359,6 +431,9 @@ def _matrix(report: ABReport, rows: list[ItemRow]) -> str:
             cell_class = "cell failed" if failed else "cell passed"
             body = "".join(_result_html(r, report, len(results)) for r in results)
             out.append(f'<td class="{cell_class}" data-variant="{_e(name)}">{body}</td>')
+        if judged:
+            body = "".join(_judgement_html(j) for j in row.judgements) or "–"
+            out.append(f'<td class="judge">{body}</td>')
         out.append("</tr>")
     out.append("</tbody></table></section>")
     return "\n".join(out)

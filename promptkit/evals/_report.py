@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from promptkit.evals._ab import ABReport, PairComparison, ThresholdCheck, metric_value, result_failed
 from promptkit.evals._log import EvalLog, ItemResult
+from promptkit.evals._pairwise import PairwiseComparison, PairwiseJudgement, PairwiseReport
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -24,13 +25,17 @@ __all__ = [
     "format_score",
     "format_diff",
     "format_p",
+    "judgement_summary",
+    "order_pick",
+    "pairwise_cells",
     "to_markdown",
     "render_terminal",
     "print_report",
 ]
 
-# Failing items listed in Markdown; the HTML report shows every item.
+# Failing items (and judge verdicts) listed in Markdown; the HTML report shows every item.
 _MARKDOWN_FAILURES = 25
+_MARKDOWN_JUDGEMENTS = 25
 _CELL_CHARS = 160
 
 
@@ -47,6 +52,7 @@ class ItemRow:
     expected: Any
     cells: dict[str, list[ItemResult]] = field(default_factory=dict)
     failed: bool = False
+    judgements: list[PairwiseJudgement] = field(default_factory=list)  # the judge's, one per variant pair
 
     @property
     def label(self) -> str:
@@ -74,6 +80,11 @@ def item_rows(report: ABReport, log: EvalLog) -> list[ItemRow]:
         row.failed = any(
             result_failed(r, report.metric, report.kind) for results in row.cells.values() for r in results
         )
+    if report.pairwise is not None:
+        for judgement in report.pairwise.judgements:
+            found = rows.get((judgement.model, judgement.item_id))
+            if found is not None:
+                found.judgements.append(judgement)
     return list(rows.values())
 
 
@@ -123,6 +134,67 @@ def _repeat_scores(results: list[ItemResult], report: ABReport) -> str:
 
 def _clip(text: str, limit: int = _CELL_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# ------------------------------------------------------------------------------------ pairwise pieces
+
+
+def _rate(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.0f}%"
+
+
+def pairwise_cells(c: PairwiseComparison, holm: bool) -> list[tuple[str, str]]:
+    """(column, value) for one pairwise comparison: the same columns in every report format."""
+    interval = "–" if c.ci_low is None or c.ci_high is None else f"[{_rate(c.ci_low)}, {_rate(c.ci_high)}]"
+    cells = [
+        ("A", c.a),
+        ("B", c.b),
+        ("n", str(c.n)),
+        ("B wins", str(c.wins_b)),
+        ("A wins", str(c.wins_a)),
+        ("ties (orders disagree)", f"{c.ties} ({c.disagreements})"),
+        ("B win rate (ties excluded)", _rate(c.win_rate_b)),
+        ("Wilson CI", interval),
+        ("sign test p", format_p(c.p_value)),
+    ]
+    if holm:
+        cells.append(("Holm p", format_p(c.adjusted_p)))
+    cells += [
+        ("orders agree", _rate(c.agreement_rate)),
+        ("first shown won", _rate(c.first_position_rate)),
+        ("significant", "yes" if c.significant else "no"),
+    ]
+    return cells
+
+
+def order_pick(judgement: PairwiseJudgement, order: str) -> str:
+    """What the judge picked with A shown first (``order="ab"``) or B shown first (``"ba"``)."""
+    verdict = judgement.verdict
+    if verdict is None:
+        return "–"
+    side = verdict.order_ab if order == "ab" else verdict.order_ba
+    return "tie" if side == "tie" else (judgement.a if side == "a" else judgement.b)
+
+
+def judgement_summary(judgement: PairwiseJudgement) -> str:
+    """One judgement in a few words: the agreed winner, a tie, or a disagreement between the orders."""
+    if judgement.verdict is None:
+        return f"judge failed: {judgement.error or 'no answer'}"
+    if judgement.winner is not None:
+        return f"{judgement.winner} (both orders)"
+    if judgement.verdict.agree:
+        return "tie (both orders)"
+    return "tie: the orders disagree"
+
+
+def _pairwise_meta(pairwise: PairwiseReport) -> str:
+    parts = [f"judge {', '.join(pairwise.judges) or '–'}", f"{pairwise.n_judgements} comparisons"]
+    parts += [f"orders agreed {_rate(pairwise.agreement_rate)}"]
+    parts += [f"first shown won {_rate(pairwise.first_position_rate)} of decisive answers"]
+    if pairwise.errors:
+        parts.append(f"{pairwise.errors} failed")
+    parts.append(f"judge cost {_usd(pairwise.cost_usd)}")
+    return " · ".join(parts)
 
 
 # ------------------------------------------------------------------------------------------- markdown
@@ -186,6 +258,8 @@ def to_markdown(report: ABReport, log: EvalLog) -> str:
         )
     lines.append("")
     lines += [f"- {_md(c.verdict)}" for c in report.comparisons]
+    if report.pairwise is not None:
+        lines += _markdown_pairwise(report.pairwise)
     if report.thresholds:
         lines += [
             "",
@@ -202,6 +276,43 @@ def to_markdown(report: ABReport, log: EvalLog) -> str:
             )
     lines += _markdown_failures(report, log)
     return "\n".join(lines) + "\n"
+
+
+def _markdown_pairwise(pairwise: PairwiseReport) -> list[str]:
+    heads = [name for name, _ in pairwise_cells(pairwise.comparisons[0], pairwise.holm)]
+    lines = [
+        "",
+        "## Judge (pairwise, both orders)",
+        "",
+        f"**Judge verdict:** {_md(pairwise.verdict)}",
+        "",
+        f"- {_md(_pairwise_meta(pairwise))}",
+    ]
+    lines += [f"- **Warning:** {_md(w)}" for w in pairwise.warnings]
+    lines += ["", "| " + " | ".join(heads) + " |", "|" + "|".join("---" for _ in heads) + "|"]
+    for c in pairwise.comparisons:
+        lines.append("| " + " | ".join(_md(value) for _, value in pairwise_cells(c, pairwise.holm)) + " |")
+    lines.append("")
+    lines += [f"- {_md(c.verdict)}" for c in pairwise.comparisons]
+    shown = pairwise.judgements[:_MARKDOWN_JUDGEMENTS]
+    more = len(pairwise.judgements) - len(shown)
+    lines += [
+        "",
+        f"### Judge verdicts per item ({len(pairwise.judgements)}"
+        + (f", first {len(shown)} shown" if more else "")
+        + ")",
+        "",
+        "| item | model | A vs B | verdict | A first → | B first → | rationale (A first) | rationale (B first) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for j in shown:
+        v = j.verdict
+        lines.append(
+            f"| {_md(j.item_id)} | {_md(j.model)} | {_md(j.a)} vs {_md(j.b)} | {_md(judgement_summary(j))} | "
+            f"{_md(order_pick(j, 'ab'))} | {_md(order_pick(j, 'ba'))} | "
+            f"{_md(_clip(v.rationale_ab if v else ''))} | {_md(_clip(v.rationale_ba if v else ''))} |"
+        )
+    return lines
 
 
 def _markdown_failures(report: ABReport, log: EvalLog) -> list[str]:
@@ -314,6 +425,8 @@ def render_terminal(report: ABReport, log: EvalLog) -> RenderableType:
         )
 
     parts: list[RenderableType] = [head, variants, comparisons]
+    if report.pairwise is not None:
+        parts += _terminal_pairwise(report.pairwise)
     if report.thresholds:
         gates = Table(title="CI gates", title_justify="left")
         for name, justify in [
@@ -337,6 +450,27 @@ def render_terminal(report: ABReport, log: EvalLog) -> RenderableType:
     verdict.append(report.verdict, style="bold green" if report.winner else "yellow")
     parts.append(verdict)
     return Group(*parts)
+
+
+def _terminal_pairwise(pairwise: PairwiseReport) -> list[RenderableType]:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(
+        title="judge (pairwise, both orders)", title_justify="left", caption=_pairwise_meta(pairwise)
+    )
+    for name, _ in pairwise_cells(pairwise.comparisons[0], pairwise.holm):
+        table.add_column(name, justify="left" if name in ("A", "B", "significant") else "right")
+    for c in pairwise.comparisons:
+        cells = pairwise_cells(c, pairwise.holm)
+        row: list[Text] = [Text(value) for _, value in cells[:-1]]
+        row.append(Text("yes", style="green") if c.significant else Text("no", style="yellow"))
+        table.add_row(*row)
+    verdict = Text("judge verdict: ", style="bold")
+    verdict.append(pairwise.verdict, style="bold green" if pairwise.winner else "yellow")
+    parts: list[RenderableType] = [table, verdict]
+    parts += [Text(f"warning: {w}", style="bold yellow") for w in pairwise.warnings]
+    return parts
 
 
 def print_report(report: ABReport, log: EvalLog, console: Console | None = None) -> None:

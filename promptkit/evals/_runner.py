@@ -38,7 +38,15 @@ from promptkit.routing import Deployment, Router, Tier
 if TYPE_CHECKING:
     from promptkit.evals._ab import ThresholdCheck
 
-__all__ = ["run_suite", "arun_suite", "assert_suite", "failed_gates", "describe_gate", "derive_seed", "new_eval_run_id"]
+__all__ = [
+    "run_suite",
+    "arun_suite",
+    "assert_suite",
+    "failed_gates",
+    "describe_gate",
+    "derive_seed",
+    "new_eval_run_id",
+]
 
 
 def derive_seed(seed: int, item_id: str, repeat: int) -> int:
@@ -74,8 +82,10 @@ def _examples(spec: VariantSpec, seed: int) -> ExampleSelection | str | None:
     if isinstance(selection, str):
         selection = ExampleSelection.parse(selection)
     # random_k without its own seed draws with the suite's, so a run is reproducible from the suite alone.
-    if isinstance(selection, ExampleSelection) and selection.strategy == "random_k" and "seed" not in (
-        selection.model_fields_set
+    if (
+        isinstance(selection, ExampleSelection)
+        and selection.strategy == "random_k"
+        and "seed" not in (selection.model_fields_set)
     ):
         selection = selection.model_copy(update={"seed": seed})
     return selection
@@ -165,7 +175,9 @@ class _Runner:
         deployment = Deployment(target, name=model, concurrency=concurrency, config=self.config)
         if deployment.is_local:
             deployment = Deployment(target, name=model, config=self.config)  # one call at a time on a GGUF
-        return Router([Tier(model, [deployment])], max_attempts_per_tier=spec.max_attempts, config=self.config)
+        return Router(
+            [Tier(model, [deployment])], max_attempts_per_tier=spec.max_attempts, config=self.config
+        )
 
     # -- one unit -------------------------------------------------------------------------------------------
 
@@ -256,7 +268,9 @@ class _Runner:
 
     # -- the run --------------------------------------------------------------------------------------------
 
-    def units(self, items: Sequence[Item], model: str, done: set[tuple[str, str, str, int]]) -> Iterator[_Unit]:
+    def units(
+        self, items: Sequence[Item], model: str, done: set[tuple[str, str, str, int]]
+    ) -> Iterator[_Unit]:
         for item in items:
             for repeat in range(self.spec.repeats):
                 for variant in self.variants:
@@ -272,7 +286,9 @@ class _Runner:
                 work = self.units(items, model, done)
                 bar.describe(f"{self.suite.name} · {model}")
 
-                async def worker(router: Router = router, model: str = model, work: Iterator[_Unit] = work) -> None:
+                async def worker(
+                    router: Router = router, model: str = model, work: Iterator[_Unit] = work
+                ) -> None:
                     for unit in work:  # a shared iterator: each unit goes to exactly one worker
                         result = await self.run_unit(unit, model, router)
                         self.run_log.add(result)
@@ -293,7 +309,9 @@ class _Runner:
         wanted = {s.name: list(getattr(s, "ks", [])) for s in self.scorers if getattr(s, "ks", None)}
         if not wanted:
             return []
-        counts: dict[tuple[str, str, str], dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+        counts: dict[tuple[str, str, str], dict[str, list[int]]] = defaultdict(
+            lambda: defaultdict(lambda: [0, 0])
+        )
         for result in self.run_log.iter_results():
             passed = {s.scorer: bool(s.passed) for s in result.scores}
             for name in wanted:
@@ -383,7 +401,12 @@ def _header(suite: Suite, runner: _Runner, run_id: str, suite_hash: str) -> Eval
         seed=suite.spec.seed,
         repeats=suite.spec.repeats,
         variants=[
-            VariantInfo(name=v.spec.name, template=v.template.name, template_hash=v.template.hash, options=v.spec.options())
+            VariantInfo(
+                name=v.spec.name,
+                template=v.template.name,
+                template_hash=v.template.hash,
+                options=v.spec.options(),
+            )
             for v in runner.variants
         ],
         models=suite.model_names(),

@@ -12,6 +12,7 @@ Pass/fail scorers threshold at 1 unless told otherwise (``threshold: null`` turn
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import inspect
 import json
@@ -126,7 +127,9 @@ def _expected(item: Item, expected_field: str | None, name: str | None) -> Any:
 def normalize_text(text: str, *, articles: bool = False) -> str:
     """Case-folded, NFKC, punctuation removed, whitespace collapsed (and a/an/the dropped when asked)."""
     text = unicodedata.normalize("NFKC", str(text)).casefold()
-    text = "".join(" " if unicodedata.category(ch).startswith("P") or ch in string.punctuation else ch for ch in text)
+    text = "".join(
+        " " if unicodedata.category(ch).startswith("P") or ch in string.punctuation else ch for ch in text
+    )
     words = text.split()
     if articles:
         words = [w for w in words if w not in ("a", "an", "the")]
@@ -216,7 +219,9 @@ class _Builtin:
         self.name: str = options.name or options.type
 
     def score(self, value: float, passed: bool | None, rationale: str | None = None, **meta: Any) -> Score:
-        return Score(scorer=self.name, value=value, passed=passed, kind=self.kind, rationale=rationale, meta=meta)
+        return Score(
+            scorer=self.name, value=value, passed=passed, kind=self.kind, rationale=rationale, meta=meta
+        )
 
     async def __call__(self, item: Item, output: Generation, parsed: Any) -> Score:  # pragma: no cover
         raise NotImplementedError
@@ -242,7 +247,9 @@ class Exact(_Builtin):
         else:
             ok = actual == expected
         value = 1.0 if ok else 0.0
-        return self.score(value, _verdict(value, opts.threshold), None if ok else f"expected {str(expected)[:200]!r}")
+        return self.score(
+            value, _verdict(value, opts.threshold), None if ok else f"expected {str(expected)[:200]!r}"
+        )
 
 
 class Normalized(_Builtin):
@@ -252,9 +259,13 @@ class Normalized(_Builtin):
     async def __call__(self, item: Item, output: Generation, parsed: Any) -> Score:
         opts = self.options
         actual = normalize_text(str(_pick(parsed, output.text, opts.field)), articles=opts.articles)
-        expected = normalize_text(str(_expected(item, opts.expected_field, opts.field)), articles=opts.articles)
+        expected = normalize_text(
+            str(_expected(item, opts.expected_field, opts.field)), articles=opts.articles
+        )
         value = 1.0 if actual == expected else 0.0
-        return self.score(value, _verdict(value, opts.threshold), None if value else f"expected {expected[:200]!r}")
+        return self.score(
+            value, _verdict(value, opts.threshold), None if value else f"expected {expected[:200]!r}"
+        )
 
 
 class Contains(_Builtin):
@@ -301,7 +312,9 @@ class Regex(_Builtin):
         text = str(_pick(parsed, output.text, opts.field) or "")
         match = self.regex.fullmatch(text.strip()) if opts.fullmatch else self.regex.search(text)
         value = 1.0 if match else 0.0
-        return self.score(value, _verdict(value, opts.threshold), None if match else f"/{opts.pattern}/ did not match")
+        return self.score(
+            value, _verdict(value, opts.threshold), None if match else f"/{opts.pattern}/ did not match"
+        )
 
 
 class Numeric(_Builtin):
@@ -317,7 +330,11 @@ class Numeric(_Builtin):
             raise EvalError("the expected value holds no number", location=item.location)
         ok = got is not None and math.isclose(got, want, rel_tol=opts.rel_tol, abs_tol=opts.abs_tol)
         value = 1.0 if ok else 0.0
-        why = None if ok else (f"got {got:g}, expected {want:g}" if got is not None else "no number in the answer")
+        why = (
+            None
+            if ok
+            else (f"got {got:g}, expected {want:g}" if got is not None else "no number in the answer")
+        )
         return self.score(value, _verdict(value, opts.threshold), why, extracted=got, expected=want)
 
 
@@ -355,7 +372,9 @@ class JsonSchema(_Builtin):
 
 
 # One sandbox semaphore per event loop: an asyncio.Semaphore cannot be shared between loops.
-_SANDBOX_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+_SANDBOX_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
 _slots_lock = threading.Lock()
 
 
@@ -412,7 +431,9 @@ class CodeExec(_Builtin):
                 return get_field(row, name)
             except KeyError:
                 if required:
-                    raise EvalError(f"the item has no field {name!r}", location=f"{item.location}: {name}") from None
+                    raise EvalError(
+                        f"the item has no field {name!r}", location=f"{item.location}: {name}"
+                    ) from None
                 return None
 
         entry = column(opts.entry_point_field, False)
@@ -428,15 +449,23 @@ class CodeExec(_Builtin):
         from promptkit.execution import Limits, arun_sandboxed
 
         program = self.program(item, output, parsed)
-        limits = Limits(wall_s=self.options.timeout_s, cpu_s=self.options.timeout_s, memory_mb=self.options.memory_mb)
+        limits = Limits(
+            wall_s=self.options.timeout_s, cpu_s=self.options.timeout_s, memory_mb=self.options.memory_mb
+        )
         async with _sandbox_slots(self.options.max_parallel):
             with tempfile.TemporaryDirectory(prefix="promptkit-eval-") as folder:
                 Path(folder, "program.py").write_text(program, encoding="utf-8")
-                result = await arun_sandboxed([sys.executable, "-I", "program.py"], cwd=Path(folder), limits=limits)
+                result = await arun_sandboxed(
+                    [sys.executable, "-I", "program.py"], cwd=Path(folder), limits=limits
+                )
         value = 1.0 if result.ok else 0.0
         why = None
         if not result.ok:
-            why = f"killed: {result.killed_reason}" if result.killed_reason else (result.stderr or result.stdout)[-_TAIL:]
+            why = (
+                f"killed: {result.killed_reason}"
+                if result.killed_reason
+                else (result.stderr or result.stdout)[-_TAIL:]
+            )
         return self.score(
             value,
             _verdict(value, self.options.threshold),
@@ -484,7 +513,11 @@ class Judge(_Builtin):
 
         def in_scale(out: Any) -> bool | str:
             grade = out["grade"] if isinstance(out, Mapping) else getattr(out, "grade", None)
-            return True if isinstance(grade, int) and lo <= grade <= hi else f"grade must be an integer from {lo} to {hi}"
+            return (
+                True
+                if isinstance(grade, int) and lo <= grade <= hi
+                else f"grade must be an integer from {lo} to {hi}"
+            )
 
         result = await agenerate(
             opts.template,
@@ -780,6 +813,7 @@ class PairwiseVerdict(BaseModel):
     rationale_ab: str = ""
     rationale_ba: str = ""
     cost_usd: float = 0.0
+    judge: str = ""  # the model that answered; "x / y" when a router sent the two orders to different ones
 
 
 class PairwiseJudge:
@@ -808,26 +842,49 @@ class PairwiseJudge:
         self.run_id = run_id
         self.max_attempts = max_attempts
 
-    async def _ask(self, task: str, first: str, second: str, reference: str | None) -> tuple[str, str, float]:
+    async def _ask(
+        self, task: str, first: str, second: str, reference: str | None, limit: asyncio.Semaphore | None
+    ) -> tuple[str, str, float, str]:
         from promptkit.generate import agenerate
 
-        result = await agenerate(
-            self.template,
-            {"rubric": self.rubric, "task": task, "first": first, "second": second, "reference": reference},
-            model=self.model,
-            cache=self.cache,
-            ledger=self.ledger,
-            run_id=self.run_id,
-            max_attempts=self.max_attempts,
-            temperature=0.0,
+        async with limit or contextlib.nullcontext():
+            result = await agenerate(
+                self.template,
+                {
+                    "rubric": self.rubric,
+                    "task": task,
+                    "first": first,
+                    "second": second,
+                    "reference": reference,
+                },
+                model=self.model,
+                cache=self.cache,
+                ledger=self.ledger,
+                run_id=self.run_id,
+                max_attempts=self.max_attempts,
+                temperature=0.0,
+            )
+        return (
+            str(_field_of(result.output, "winner")),
+            str(_field_of(result.output, "rationale")),
+            result.cost_usd,
+            result.model,
         )
-        return str(_field_of(result.output, "winner")), str(_field_of(result.output, "rationale")), result.cost_usd
 
-    async def compare(self, inputs: Any, answer_a: str, answer_b: str, *, reference: Any = None) -> PairwiseVerdict:
+    async def compare(
+        self,
+        inputs: Any,
+        answer_a: str,
+        answer_b: str,
+        *,
+        reference: Any = None,
+        limit: asyncio.Semaphore | None = None,
+    ) -> PairwiseVerdict:
+        """Ask with A first and with B first (concurrently); ``limit`` bounds the calls in flight."""
         task = _as_text(inputs)
         ref = None if reference is None else _as_text(reference)
-        (w1, r1, c1), (w2, r2, c2) = await asyncio.gather(
-            self._ask(task, answer_a, answer_b, ref), self._ask(task, answer_b, answer_a, ref)
+        (w1, r1, c1, m1), (w2, r2, c2, m2) = await asyncio.gather(
+            self._ask(task, answer_a, answer_b, ref, limit), self._ask(task, answer_b, answer_a, ref, limit)
         )
         ab = {"first": "a", "second": "b", "tie": "tie"}[w1]
         ba = {"first": "b", "second": "a", "tie": "tie"}[w2]
@@ -840,6 +897,7 @@ class PairwiseJudge:
             rationale_ab=r1,
             rationale_ba=r2,
             cost_usd=c1 + c2,
+            judge=m1 if m1 == m2 else f"{m1} / {m2}",
         )
 
     @staticmethod

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +115,18 @@ class Suite:
     def name(self) -> str:
         return self.spec.name
 
+    def with_overrides(self, *, models: Sequence[str] | None = None, limit: int | None = None) -> Suite:
+        """This suite run on other models, or on the first ``limit`` items; the hash changes with them."""
+        update: dict[str, Any] = {}
+        if models:
+            update.update(models=list(models), router=None)
+        if limit is not None:
+            update["dataset"] = self.spec.dataset.model_copy(update={"limit": limit})
+        if not update:
+            return self
+        spec = self.spec.model_copy(update=update)
+        return Suite(spec, path=self.path, base_dir=self.base_dir, lines=self._lines)
+
     def where(self, *path: Any) -> str:
         """``file:line: field`` for a position in the suite document."""
         field = _dotted(path)
@@ -128,7 +140,9 @@ class Suite:
         names = [v.name for v in spec.variants]
         for index, name in enumerate(names):
             if names.index(name) != index:
-                raise EvalError(f"duplicate variant name {name!r}", location=self.where("variants", index, "name"))
+                raise EvalError(
+                    f"duplicate variant name {name!r}", location=self.where("variants", index, "name")
+                )
         for index, variant in enumerate(spec.variants):
             self.template(variant, index)
             if isinstance(variant.examples, str):
@@ -212,7 +226,9 @@ class Suite:
                 for block in iter(lambda: handle.read(1 << 20), b""):
                     digest.update(block)
         except OSError as exc:
-            raise EvalError(f"cannot read the dataset: {exc.strerror}", location=self.where("dataset", "path")) from None
+            raise EvalError(
+                f"cannot read the dataset: {exc.strerror}", location=self.where("dataset", "path")
+            ) from None
         return digest.hexdigest()
 
     def model_names(self) -> list[str]:

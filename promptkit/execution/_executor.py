@@ -198,7 +198,7 @@ class Executor:
         self._runs: dict[str, _StepRun] = {}
         self._verify_lock = asyncio.Lock()
         self._log_path: Path | None = None
-        self.timings: dict[str, float] = {"render_s": 0.0, "verifiers_s": 0.0, "model_s": 0.0}
+        self.timings: dict[str, float] = {"apply_s": 0.0, "verifiers_s": 0.0, "model_s": 0.0}
         # Verifier specs are checked before anything runs: a typo fails the run, not step 7.
         for step in plan.steps:
             for index, spec in enumerate(step.verifiers):
@@ -413,11 +413,9 @@ class Executor:
 
     async def _render_step(self, run: _StepRun) -> None:
         step, state = run.step, run.state
-        clock = time.perf_counter()
         edits = [FileEdit(path=path, content=content) for path, content in step.render_files.items()]
         state.attempts = 1
         error = await self._apply_and_verify(run, edits, attempt=1)
-        self.timings["render_s"] += time.perf_counter() - clock
         if error is None:
             state.status = "passed"
         else:
@@ -504,7 +502,8 @@ class Executor:
         initial_errors: str | None = None
         if "errors" in (getattr(main_template, "inputs", {}) or {}):
             # A repair-shaped step (e.g. fix a failing test) starts from the verifiers' current complaints.
-            results = await self._verify(run)
+            async with self._verify_lock:
+                results = await self._verify(run)
             if all(r.ok for r in results):
                 state.status = "passed"
                 state.reason = "the verifiers already pass; nothing to fix"
@@ -518,12 +517,14 @@ class Executor:
                 state.escalations += 1
                 self._log("step_escalated", step.id, to_tier=route.tier.name)
             tier_router = cast(Router, _OneTier(self.router, route))
+            budget = self.budget_tokens or self._context_budget(route)
             run.last_files = {}
 
             async def attempt(
                 feedback: Sequence[Feedback],
                 tier_router: Router = tier_router,
                 tier_name: str = route.tier.name,
+                budget: int | None = budget,
             ) -> _Outcome:
                 state.attempts += 1
                 self.state.save_step(self.run_id, state)
@@ -545,7 +546,7 @@ class Executor:
                         run_id=self.run_id,
                         cache=self.cache,
                         ledger=self.ledger if self.ledger is not None else False,
-                        budget_tokens=self.budget_tokens,
+                        budget_tokens=budget,
                         temperature=self.temperature,
                         max_tokens=self.max_tokens,
                     )
@@ -577,7 +578,8 @@ class Executor:
                 looped = await repair_loop(
                     attempt,
                     validate,
-                    max_attempts=step.max_attempts,
+                    # A tier's own max_attempts wins; otherwise the plan's per-step budget.
+                    max_attempts=route.tier.max_attempts or step.max_attempts,
                     raw_output=lambda o: o.text,
                     usage=lambda o: None,
                     subject=f"result for step {step.id!r}",
@@ -599,6 +601,18 @@ class Executor:
             return
         state.status = "failed"
         state.errors.extend(last_errors[-2:] or ["no tier could carry out the step"])
+
+    def _context_budget(self, route: Route) -> int | None:
+        """Tokens the prompt may take on this tier: the model's context (``n_ctx`` of its alias) less the
+        answer's room; None when unknown (no trimming)."""
+        deployment = route.tier.primary
+        if not isinstance(deployment.model, str):
+            return None
+        n_ctx = deployment.alias.options.get("n_ctx")
+        if not isinstance(n_ctx, int) or isinstance(n_ctx, bool):
+            return None
+        room = self.max_tokens or max(512, n_ctx // 4)
+        return max(256, n_ctx - room)
 
     @staticmethod
     def _account(state: StepState, attempts: Sequence[Any]) -> None:
@@ -629,6 +643,7 @@ class Executor:
         (the attempt's files are then rolled back)."""
         step, state = run.step, run.state
         async with self._verify_lock:
+            clock = time.perf_counter()
             # Check everything before writing anything: a refused edit leaves the workspace untouched.
             planned: dict[str, tuple[str | None, str | None]] = {}
             try:
@@ -654,6 +669,7 @@ class Executor:
                     else self.workspace.write(path, after, step.files, step=step.id)
                 )
                 state.files[written.path] = written.sha256
+            self.timings["apply_s"] += time.perf_counter() - clock
             results = await self._verify(run)
             ok = all(r.ok for r in results)
             self._log(

@@ -110,8 +110,13 @@ class RunReport(BaseModel):
             "running": "cyan",
         }
         table = Table(title=f"scaffold {escape(self.spec)} — run {escape(self.run_id)}", show_lines=False)
-        for column in ("step", "kind", "status", "attempts", "model (tier)", "verifiers", "note"):
-            table.add_column(column, overflow="fold")
+        table.add_column("step", no_wrap=True)
+        table.add_column("kind")
+        table.add_column("status", no_wrap=True)
+        table.add_column("att.", justify="right")
+        table.add_column("model (tier)", overflow="fold")
+        table.add_column("verifiers")
+        table.add_column("note", overflow="fold", ratio=1)
         for step in self.steps:
             verdicts = " ".join(
                 f"[{'green' if v.get('ok') else 'red'}]{escape(str(v.get('name')))}[/]"
@@ -121,6 +126,10 @@ class RunReport(BaseModel):
             if step.model:
                 model = f"{step.model} ({step.tier_name if step.tier_name is not None else step.tier})"
             note = step.reason or (step.errors[-1] if step.errors else "")
+            if NO_MODEL_HINT in note:
+                note = "no model configured (see below)"
+            elif note.endswith("(no model configured)"):
+                note = note.replace(", which was skipped (no model configured)", " (no model)")
             if len(note) > 160:
                 note = note[:157] + "..."
             table.add_row(

@@ -12,7 +12,13 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from promptkit.backends import Backend
-from promptkit.cache import ExactCache, default_cache
+from promptkit.cache import (
+    ExactCache,
+    SemanticCache,
+    default_cache,
+    default_semantic_cache,
+    semantic_settings,
+)
 from promptkit.config import STATE_ENV, TEMPLATE_PATH_ENV, Config, load_config
 from promptkit.errors import ConfigError
 from promptkit.ledger import Ledger, default_ledger
@@ -25,6 +31,7 @@ __all__ = [
     "current_config",
     "resolve_cache",
     "resolve_ledger",
+    "resolve_semantic_cache",
     "router_for_model",
     "template_for",
     "reset_defaults",
@@ -34,6 +41,7 @@ _lock = threading.RLock()
 _configs: dict[tuple[str, str, str], Config] = {}
 _caches: dict[str, ExactCache] = {}
 _ledgers: dict[str, Ledger] = {}
+_semantic: dict[str, SemanticCache] = {}
 _templates: OrderedDict[tuple[Any, ...], tuple[Template, tuple[int, int] | None]] = OrderedDict()
 _routers: OrderedDict[tuple[Any, ...], tuple[Any, Router]] = OrderedDict()
 _MAX_TEMPLATES = 256
@@ -73,6 +81,37 @@ def resolve_cache(cache: ExactCache | bool | None) -> ExactCache | None:
     if isinstance(cache, ExactCache):
         return cache
     raise ConfigError(f"cache= must be an ExactCache, True, False or None, got {type(cache).__name__}")
+
+
+# --- semantic cache (opt-in; see promptkit.cache.SemanticCache) ------------------------------------------
+def resolve_semantic_cache(
+    semantic_cache: SemanticCache | bool | None, template: str, namespace: str | None = None
+) -> SemanticCache | None:
+    """A SemanticCache as is; True → the project's one; False → none; None → the project's one only when
+    ``[cache.semantic]`` opts this template (or namespace) in. Nothing is loaded unless it is used."""
+    if semantic_cache is False:
+        return None
+    if isinstance(semantic_cache, SemanticCache):
+        return semantic_cache
+    if semantic_cache is not None and semantic_cache is not True:
+        raise ConfigError(
+            f"semantic_cache= must be a SemanticCache, True, False or None, got {type(semantic_cache).__name__}"
+        )
+    config = current_config()
+    if semantic_cache is None:
+        if "semantic" not in config.cache:
+            return None  # the common case: no opt-in at all, decided without validating anything
+        namespace = namespace or config.cache.get("namespace", "default")
+        if not semantic_settings(config).enabled_for(template, namespace):
+            return None
+    key = str(config.state_dir)
+    found = _semantic.get(key)
+    if found is None:
+        with _lock:
+            found = _semantic.get(key)
+            if found is None:
+                found = _semantic[key] = default_semantic_cache(config)
+    return found
 
 
 def resolve_ledger(ledger: Ledger | bool | None) -> Ledger | None:
@@ -151,6 +190,9 @@ def reset_defaults() -> None:
             cache.close()
         for ledger in _ledgers.values():
             ledger.close()
+        for semantic in _semantic.values():
+            semantic.close()
+        _semantic.clear()
         _configs.clear()
         _caches.clear()
         _ledgers.clear()

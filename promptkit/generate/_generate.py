@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from promptkit.backends import Backend, GenerateRequest, run_sync
-from promptkit.cache import ExactCache
+from promptkit.cache import ExactCache, SemanticCache
 from promptkit.errors import (
     AttemptsExhausted,
     ConfigError,
@@ -19,11 +19,17 @@ from promptkit.errors import (
     RoutingError,
     TransportError,
 )
-from promptkit.generate._defaults import resolve_cache, resolve_ledger, router_for_model, template_for
+from promptkit.generate._defaults import (
+    resolve_cache,
+    resolve_ledger,
+    resolve_semantic_cache,
+    router_for_model,
+    template_for,
+)
 from promptkit.generate._loop import Feedback, repair_loop
 from promptkit.generate._parse import Accept, check_acceptance, feedback_messages, parse_output
 from promptkit.generate._result import GenerateResult
-from promptkit.ledger import Ledger, scrub_secrets
+from promptkit.ledger import Ledger, LedgerEntry, scrub_secrets
 from promptkit.prompts import Template, approximate_tokens, count_tokens
 from promptkit.routing import Answer, CallContext, Route, RouteFeatures, Router
 
@@ -96,6 +102,7 @@ class _Call:
         accept: Accept | None,
         cache: ExactCache | None,
         max_attempts: int | None,
+        semantic: _Semantic | None = None,
     ) -> None:
         self.template = template
         self.request = request
@@ -105,6 +112,7 @@ class _Call:
         self.accept = accept
         self.cache = cache
         self.max_attempts = max_attempts
+        self.semantic = semantic
         self.location = f"template {template.name!r}"
         self._key_request: GenerateRequest | None = None
         self._keys: dict[int, str] = {}  # deployment id -> key: computed once for lookup and store
@@ -225,6 +233,10 @@ class _Call:
                 hit = await self.from_cache(route)
                 if hit is not None:
                     return hit
+            if self.semantic is not None:  # semantic cache: opt-in, after the exact cache missed
+                hit = await self.semantic.lookup(self, route)
+                if hit is not None:
+                    return hit
             try:
                 answer, output = await self.on_tier(route)
             except AttemptsExhausted as exc:
@@ -245,6 +257,8 @@ class _Call:
                     model=answer.deployment.name,
                     cost_usd=answer.cost_usd,
                 )
+            if self.semantic is not None:  # semantic cache: remember the accepted answer
+                await self.semantic.store(self, answer)
             return self.result(output, answer.text, answer.deployment.name, route, cached=False)
         raise self.failure(routes, last)
 
@@ -294,6 +308,7 @@ async def agenerate(
     kind: str | None = None,
     budget_tokens: int | None = None,
     examples: Any = None,
+    semantic_cache: SemanticCache | bool | None = None,
     **kw: Any,
 ) -> GenerateResult:
     """Render ``template`` with ``inputs``, get an answer that validates and passes ``accept``, and return it.
@@ -302,7 +317,9 @@ async def agenerate(
     attempts, default 3) or ``router`` (a cascade; ``max_attempts``, when given, overrides its attempts per
     tier). ``accept(output)`` returns True/None to accept, False or a reason string to reject (it may be
     async, or raise OutputValidationError). ``cache``: True = the project's default cache, an ExactCache, or
-    False/None for none; ``ledger`` likewise. ``kind`` is a hint for routing rules; ``budget_tokens`` fits
+    False/None for none; ``ledger`` likewise. ``semantic_cache``: a SemanticCache, True for the project's,
+    False for none, None (default) for the project's only where ``[cache.semantic]`` opts the template in;
+    a semantic hit is served only if it validates and passes ``accept`` for this request. ``kind`` is a hint for routing rules; ``budget_tokens`` fits
     the render into that many tokens; other keyword arguments (``top_p``, ``stop``, ``seed``, ``timeout_s``,
     provider parameters) go into the request.
 
@@ -347,8 +364,135 @@ async def agenerate(
         accept=accept,
         cache=cache_obj,
         max_attempts=per_tier,
+        semantic=_Semantic.build(semantic_cache, tpl, inputs or {}),
     )
     return await call.run(router.route(features))
+
+
+# --- semantic cache ----------------------------------------------------------------------------------------
+# Consulted per tier after the exact cache misses; the question is the rendered last user message, the scope
+# the template hash, the deployment's model and the template's must_match inputs.
+
+
+class _Semantic:
+    def __init__(self, cache: SemanticCache, must_match: dict[str, Any]) -> None:
+        self.cache = cache
+        self.must_match = must_match
+        self.vector: Any = None  # the question's embedding, computed once per call
+
+    @classmethod
+    def build(
+        cls, option: SemanticCache | bool | None, tpl: Template, inputs: Mapping[str, Any]
+    ) -> _Semantic | None:
+        cache = resolve_semantic_cache(option, tpl.name)
+        if cache is None:
+            return None
+        return cls(cache, {name: inputs.get(name) for name in tpl.must_match})
+
+    @staticmethod
+    def question(call: _Call) -> str:
+        users = [m.content for m in call.request.messages if m.role == "user"]
+        return users[-1] if users else "\n".join(m.content for m in call.request.messages)
+
+    async def lookup(self, call: _Call, route: Route) -> GenerateResult | None:
+        import asyncio
+
+        question = self.question(call)
+        if self.vector is None:
+            self.vector = (await asyncio.to_thread(self.cache.embed, [question]))[0]
+        for deployment in route.tier.deployments:
+            decision = await asyncio.to_thread(
+                self.cache.decide,
+                question,
+                template_hash=call.template.hash,
+                model_class=deployment.cache_id,
+                must_match=self.must_match,
+                vector=self.vector,
+            )
+            hit = decision.hit
+            if hit is None:
+                continue
+            text = hit.response.text
+            try:
+                output = parse_output(text, call.output_model, location=call.location)
+                await check_acceptance(call.accept, output, raw=text, location=call.location)
+            except OutputValidationError as exc:
+                # A verified hit: the answer to a similar question must pass this request's check, or we ask.
+                self.cache.record_rejected()
+                reason = call.ctx.next_reason
+                self._record(call, route, deployment.name, hit.similarity, text, "invalid", 0.0, exc.message)
+                call.ctx.next_reason = reason
+                continue
+            saved = float(hit.cost_usd or 0.0)
+            self._record(call, route, deployment.name, hit.similarity, text, "cache_hit", saved, None)
+            return call.result(output, text, deployment.name, route, cached=True, saved_usd=saved)
+        return None
+
+    async def store(self, call: _Call, answer: Answer) -> None:
+        import asyncio
+
+        question = self.question(call)
+        vectors = None if self.vector is None else self.vector.reshape(1, -1)
+        await asyncio.to_thread(
+            self.cache.store_many,
+            [(question, answer.response)],
+            template_hash=call.template.hash,
+            model_class=answer.deployment.cache_id,
+            must_match=self.must_match,
+            template=call.template.name,
+            cost_usd=answer.cost_usd,
+            vectors=vectors,
+        )
+
+    @staticmethod
+    def _record(
+        call: _Call,
+        route: Route,
+        model: str,
+        similarity: float,
+        text: str,
+        outcome: Any,
+        saved: float,
+        error: str | None,
+    ) -> None:
+        # CallContext.record has no cache_similarity parameter: record without the ledger, then write the
+        # ledger row here with the similarity of the hit.
+        ctx = call.ctx
+        ledger, ctx.ledger = ctx.ledger, None
+        try:
+            attempt = ctx.record(
+                model=model,
+                tier=route.index,
+                tier_name=route.tier.name,
+                outcome=outcome,
+                raw_output=text,
+                error=None if error is None else f"semantic cache answer rejected: {error}",
+                cache="semantic",
+                saved_usd=saved,
+                accepted=outcome == "cache_hit",
+            )
+        finally:
+            ctx.ledger = ledger
+        if ledger is not None:
+            ledger.record(
+                LedgerEntry(
+                    run_id=ctx.run_id,
+                    call_id=ctx.call_id,
+                    attempt=attempt.attempt,
+                    template=ctx.template,
+                    template_hash=ctx.template_hash,
+                    model=model,
+                    tier=route.index,
+                    cache="semantic",
+                    cache_similarity=similarity,
+                    saved_usd=saved,
+                    reason=attempt.reason,
+                    outcome=outcome,
+                    error=attempt.error,
+                    features=ctx.features,
+                    accepted=attempt.accepted,
+                )
+            )
 
 
 def generate(

@@ -81,6 +81,9 @@ _COLUMNS = (
     "features",
     "accepted",
 )
+# The last three columns are transformed on the way in (scrubbed, encoded); the rest go as they are.
+_ERROR_INDEX = _COLUMNS.index("error")
+assert _COLUMNS[_ERROR_INDEX:] == ("error", "features", "accepted")
 _INSERT = f"INSERT INTO ledger_attempts ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM ledger_attempts"
 
@@ -123,6 +126,18 @@ _TOTAL_FIELDS = (
 _NEW_RUN_TRIES = 50
 
 
+class _NotJSON(Exception):
+    """A value json cannot encode; the ledger turns it into a LedgerError naming the field."""
+
+
+def _refuse(obj: object) -> object:
+    raise _NotJSON(type(obj).__name__)
+
+
+# One encoder for every row: json.dumps() with options builds a new one per call.
+_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=_refuse)
+
+
 class Ledger:
     """Every attempt of every call, in one SQLite file shared by threads, asyncio tasks and processes.
 
@@ -136,6 +151,8 @@ class Ledger:
             self.path, error=LedgerError, what="ledger", schema=_SCHEMA, version=_SCHEMA_VERSION
         )
         self._db.connection()  # a corrupt or unopenable file fails here, naming the path
+        # Runs this object has seen in the file; recording into one needs no INSERT OR IGNORE of its run row.
+        self._known_runs: set[str] = set()
 
     # -- runs -------------------------------------------------------------------------------------------
 
@@ -152,6 +169,7 @@ class Ledger:
                         "INSERT INTO ledger_runs (run_id, started_at, name, meta) VALUES (?, ?, ?, ?)",
                         (run_id, now, name, meta_json),
                     )
+                self._known_runs.add(run_id)
                 return run_id
             except LedgerError as exc:
                 if not isinstance(exc.__cause__, sqlite3.IntegrityError):
@@ -225,14 +243,27 @@ class Ledger:
     # -- attempts ---------------------------------------------------------------------------------------
 
     def record(self, entry: LedgerEntry) -> None:
-        """Append one attempt (its run is created if it was never started with ``new_run``)."""
+        """Append one attempt (its run is created if it was never started with ``new_run``).
+
+        Committed before it returns (WAL, no fsync per commit): a returned call survives a crash of the process.
+        """
         row = self._row(entry)
+        if entry.run_id in self._known_runs:
+            # The hot path: one autocommit INSERT, no explicit transaction. Runs are never deleted, so a run
+            # seen once by this ledger still exists.
+            conn = self._db.connection()
+            try:
+                conn.execute(_INSERT, row)
+            except sqlite3.Error as exc:
+                raise self._db.fail(f"ledger: cannot record an attempt: {exc}") from exc
+            return
         with self._db.write("record an attempt") as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO ledger_runs (run_id, started_at, name, meta) VALUES (?, ?, NULL, '{}')",
                 (entry.run_id, entry.ts),
             )
             conn.execute(_INSERT, row)
+        self._known_runs.add(entry.run_id)
 
     async def arecord(self, entry: LedgerEntry) -> None:
         await asyncio.to_thread(self.record, entry)
@@ -240,11 +271,16 @@ class Ledger:
     def _row(self, entry: LedgerEntry) -> tuple[Any, ...]:
         if not isinstance(entry, LedgerEntry):
             raise self._db.fail(f"record() takes a LedgerEntry, not {type(entry).__name__}")
-        values = entry.model_dump()
-        values["error"] = scrub_secrets(entry.error) if entry.error is not None else None
-        values["features"] = self._json(scrub_value(entry.features), "features")
-        values["accepted"] = None if entry.accepted is None else int(entry.accepted)
-        return tuple(values[c] for c in _COLUMNS)
+        # The entry's own attribute dict: model_dump() would deep-copy features only for us to encode them.
+        values = entry.__dict__
+        error = values["error"]
+        accepted = values["accepted"]
+        return (
+            *[values[c] for c in _COLUMNS[:_ERROR_INDEX]],
+            scrub_secrets(error) if error is not None else None,
+            self._json(scrub_value(values["features"]), "features"),
+            None if accepted is None else int(accepted),
+        )
 
     def entries(self, run_id: str | None = None) -> list[LedgerEntry]:
         """Attempts in time order, of one run or of the whole ledger."""
@@ -298,10 +334,10 @@ class Ledger:
         return f"Ledger({str(self.path)!r})"
 
     def _json(self, value: Any, field: str) -> str:
-        def refuse(obj: object) -> object:
-            raise self._db.fail(f"{field} must hold JSON values; got {type(obj).__name__}")
-
-        return json.dumps(value, sort_keys=True, ensure_ascii=False, default=refuse)
+        try:
+            return _ENCODER.encode(value)
+        except _NotJSON as exc:
+            raise self._db.fail(f"{field} must hold JSON values; got {exc.args[0]}") from None
 
 
 def default_ledger(config: Config | None = None) -> Ledger:

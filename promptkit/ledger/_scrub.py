@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = ["scrub_secrets", "scrub_value", "MASK"]
@@ -41,13 +42,86 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
-def _env_secrets(environ: Mapping[str, str]) -> list[str]:
+# A cheap necessary condition for every pattern above (case-folded, so a superset): text without any of these
+# cannot match, and one search replaces nine substitutions on the hot path (every ledger row).
+_MAYBE_SECRET = re.compile(
+    r"sk-|hf_|gh[pousr]_|aiza|akia|xox[abprs]-|bearer|basic|api[_\-]?key|token|secret|passw|credential",
+    re.IGNORECASE,
+)
+
+
+class _EnvSecrets:
+    """The secret values of ``os.environ``, recomputed only when the environment changed, with a memo of
+    short texts already scrubbed against them.
+
+    Comparing the raw dict with a copy runs in C (values compare by identity first); scanning every name in
+    Python on each ledger row cost more than the rest of the row. Short texts (template names, tags, model
+    names) repeat on every row, so their scrubbed form is remembered until the environment changes.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[bytes, bytes] | None = None
+        self._values: list[str] = []
+        self._memo: dict[str, str] = {}
+
+    def get(self, raw: dict[bytes, bytes]) -> tuple[list[str], dict[str, str]]:
+        with self._lock:
+            if self._seen != raw:
+                self._values = _secret_values(
+                    (os.fsdecode(name), os.fsdecode(value)) for name, value in raw.items()
+                )
+                self._memo = {}
+                self._seen = dict(raw)
+            return self._values, self._memo
+
+
+def _secret_values(items: Iterable[tuple[str, str]]) -> list[str]:
     values = {
         value
-        for name, value in environ.items()
+        for name, value in items
         if name.upper().endswith(_SECRET_ENV_SUFFIXES) and len(value) >= _MIN_ENV_SECRET_LEN
     }
     return sorted(values, key=len, reverse=True)  # longest first, so a secret containing another goes whole
+
+
+_OS_ENV = _EnvSecrets()
+_MEMO_MAX_TEXT = 200
+_MEMO_MAX_ENTRIES = 4096
+
+
+def _env_secrets(environ: Mapping[str, str]) -> tuple[list[str], dict[str, str] | None]:
+    """The secret values to mask, and a memo valid for them (None when ``environ`` is not ``os.environ``)."""
+    raw = getattr(environ, "_data", None) if environ is os.environ and os.name == "posix" else None
+    if isinstance(raw, dict):
+        return _OS_ENV.get(raw)
+    return _secret_values(environ.items()), None
+
+
+def _scrub_memo(text: str, secrets: list[str], memo: dict[str, str] | None) -> str:
+    if memo is None or len(text) > _MEMO_MAX_TEXT:
+        return _scrub(text, secrets)
+    done = memo.get(text)
+    if done is None:
+        done = _scrub(text, secrets)
+        if len(memo) >= _MEMO_MAX_ENTRIES:
+            memo.clear()
+        memo[text] = done
+    return done
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    # Every pattern needs at least 7 characters, and env secrets at least _MIN_ENV_SECRET_LEN.
+    if len(text) < _MIN_ENV_SECRET_LEN:
+        return text
+    for value in secrets:
+        if value in text:
+            text = text.replace(value, MASK)
+    if _MAYBE_SECRET.search(text) is None:
+        return text
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def scrub_secrets(text: str, *, environ: Mapping[str, str] | None = None) -> str:
@@ -55,19 +129,29 @@ def scrub_secrets(text: str, *, environ: Mapping[str, str] | None = None) -> str
     ``*_API_KEY`` / ``*_TOKEN`` / ``*_SECRET`` environment variables replaced by ``***``."""
     if not text:
         return text
-    for value in _env_secrets(os.environ if environ is None else environ):
-        text = text.replace(value, MASK)
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
+    return _scrub_memo(text, *_env_secrets(os.environ if environ is None else environ))
 
 
 def scrub_value(value: Any, *, environ: Mapping[str, str] | None = None) -> Any:
     """``scrub_secrets`` applied to every string inside nested dicts, lists and tuples."""
-    if isinstance(value, str):
-        return scrub_secrets(value, environ=environ)
-    if isinstance(value, Mapping):
-        return {k: scrub_value(v, environ=environ) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [scrub_value(v, environ=environ) for v in value]
-    return value
+    secrets, memo = _env_secrets(os.environ if environ is None else environ)  # once per value, not per string
+
+    def walk(item: Any) -> Any:
+        kind = type(item)
+        if kind is str:  # exact types first: the ABC checks below cost more than the scrub of a short text
+            return _scrub_memo(item, secrets, memo) if item else item
+        if kind is dict:
+            return {k: walk(v) for k, v in item.items()}
+        if kind is list or kind is tuple:
+            return [walk(v) for v in item]
+        if item is None or kind is int or kind is float or kind is bool:
+            return item
+        if isinstance(item, str):
+            return _scrub_memo(item, secrets, memo) if item else item
+        if isinstance(item, Mapping):
+            return {k: walk(v) for k, v in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [walk(v) for v in item]
+        return item
+
+    return walk(value)

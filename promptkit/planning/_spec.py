@@ -25,7 +25,6 @@ A task spec (for the ``fix_failing_test`` and ``refactor_module`` playbooks) has
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
@@ -405,8 +404,3 @@ def load_spec(path: Path | str) -> AppSpec | TaskSpec:
     ``SpecError`` located at ``file:line: field`` (e.g. ``todo.yaml:14: entities[0].fields[2].type``).
     """
     return _validate(read_document(path, SpecError, what="spec"))
-
-
-def spec_json(spec: AppSpec | TaskSpec) -> str:
-    """Canonical JSON of a spec (sorted keys), for hashing and comparisons."""
-    return json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))

@@ -21,6 +21,7 @@ from promptkit.prompts._registry import (
 from promptkit.prompts._schema import schema_to_model
 from promptkit.prompts._template import RenderedPrompt, Template
 from promptkit.prompts._tokens import approximate_tokens, count_tokens
+from promptkit.prompts._yaml import LineMap, load_yaml
 
 __all__ = [
     "Template",
@@ -38,4 +39,6 @@ __all__ = [
     "approximate_tokens",
     "schema_to_model",
     "LexicalEmbedder",
+    "load_yaml",
+    "LineMap",
 ]

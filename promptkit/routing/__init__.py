@@ -12,7 +12,7 @@ cascade: the cheapest tier whose answer passes validation and the acceptance che
 """
 
 from promptkit.routing._budget import Budget, BudgetTracker, Reservation, Spend
-from promptkit.routing._policy import RetryPolicy, RouteFeatures, Rule
+from promptkit.routing._policy import RetryPolicy, RouteFeatures, Rule, StartTierPolicy
 from promptkit.routing._records import Attempt, CallContext, new_call_id
 from promptkit.routing._router import Answer, Route, Router, attempt_cost, new_run_id
 from promptkit.routing._tiers import Deployment, Tier
@@ -31,6 +31,7 @@ __all__ = [
     "Router",
     "Rule",
     "Spend",
+    "StartTierPolicy",
     "Tier",
     "attempt_cost",
     "new_call_id",

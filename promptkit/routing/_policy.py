@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from promptkit.backends import Backend
 from promptkit.errors import ConfigError, RateLimited, TransportError
 
-__all__ = ["RetryPolicy", "Rule", "RouteFeatures"]
+__all__ = ["RetryPolicy", "Rule", "RouteFeatures", "StartTierPolicy"]
 
 
 @dataclass(frozen=True)
@@ -102,3 +102,14 @@ class Rule:
         if self.min_input_tokens is not None and features.input_tokens < self.min_input_tokens:
             return False
         return not (self.max_input_tokens is not None and features.input_tokens > self.max_input_tokens)
+
+
+@runtime_checkable
+class StartTierPolicy(Protocol):
+    """Picks where a call starts when no rule matched: a tier index or name, or None for the cheapest.
+
+    ``promptkit.routing.learned.LearnedStartTier`` is one: it skips the cheap tier for calls a policy trained
+    on the ledger expects it to fail.
+    """
+
+    def start_tier(self, features: RouteFeatures, tiers: Sequence[Any]) -> int | str | None: ...

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["Attempt", "Outcome", "Reason", "CallContext", "new_call_id"]
 
 Outcome = Literal["ok", "invalid", "transport_error", "error", "budget_refused", "cache_hit"]
-Reason = Literal["reask", "escalation", "fallback", "retry"]
+Reason = Literal["reask", "escalation", "fallback", "retry", "learned_skip"]
 
 
 class Attempt(BaseModel):
@@ -131,6 +131,7 @@ class CallContext:
         self.usage = self.usage + spent
         self.cost_usd += cost_usd
         if self.ledger is not None:
+            # Validated on purpose: pydantic's model_construct() is slower than validation for this many fields.
             self.ledger.record(
                 LedgerEntry(
                     run_id=self.run_id,

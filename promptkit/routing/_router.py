@@ -29,8 +29,8 @@ from promptkit.ledger import scrub_secrets
 from promptkit.prompts import count_tokens
 from promptkit.routing._budget import Budget, BudgetTracker, Spend
 from promptkit.routing._limits import LIMITER
-from promptkit.routing._policy import RetryPolicy, RouteFeatures, Rule
-from promptkit.routing._records import Attempt, CallContext
+from promptkit.routing._policy import RetryPolicy, RouteFeatures, Rule, StartTierPolicy
+from promptkit.routing._records import Attempt, CallContext, Reason
 from promptkit.routing._tiers import Deployment, Tier
 
 if TYPE_CHECKING:
@@ -56,10 +56,14 @@ def attempt_cost(response: GenerateResponse, deployment: Deployment) -> float:
 
 @dataclass(frozen=True)
 class Route:
-    """One rung a call may use: its index in the router's tiers (None for a model pinned by a rule)."""
+    """One rung a call may use: its index in the router's tiers (None for a model pinned by a rule).
+
+    ``reason`` is recorded on the call's first attempt when routing itself explains it (``"learned_skip"``).
+    """
 
     index: int | None
     tier: Tier
+    reason: Reason | None = None
 
 
 @dataclass
@@ -136,6 +140,7 @@ class Router:
         name: str | None = None,
         config: Config | None = None,
         timeout_grace_s: float = 2.5,
+        start_policy: StartTierPolicy | None = None,
     ) -> None:
         if isinstance(tiers, (str, Tier, Deployment)) or isinstance(tiers, Backend):
             tiers = [tiers]
@@ -165,6 +170,8 @@ class Router:
         # A deployment's timeout_s goes to the backend in the request; the router stops waiting this much later,
         # so a backend that enforces it reports first, and one that ignores it cannot hang the call.
         self.timeout_grace_s = timeout_grace_s
+        # Consulted when no rule matched: may start a call past the cheap tier (promptkit.routing.learned).
+        self.start_policy = start_policy
         self._pinned: dict[int, Route] = {}
         self._runs: dict[int, str] = {}
         self._seeded: set[str] = set()
@@ -225,6 +232,15 @@ class Router:
                 return [pinned]
             start = self._tier_index(rule.start_tier)  # type: ignore[arg-type]
             return [Route(i, self.tiers[i]) for i in range(start, len(self.tiers))]
+        if self.start_policy is not None:
+            chosen = self.start_policy.start_tier(features, self.tiers)
+            if chosen is not None:
+                start = self._tier_index(chosen)
+                if start > 0:
+                    return [
+                        Route(i, self.tiers[i], "learned_skip" if i == start else None)
+                        for i in range(start, len(self.tiers))
+                    ]
         return [Route(i, t) for i, t in enumerate(self.tiers)]
 
     @property
@@ -294,6 +310,8 @@ class Router:
         (``ModelRequestError``...) are recorded and raised at once.
         """
         tier = route.tier
+        if route.reason is not None and ctx.next_reason is None and not ctx.attempts:
+            ctx.next_reason = route.reason
         last: TransportError | None = None
         policy = self.retry
         budget_on = self.budget.active

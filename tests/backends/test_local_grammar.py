@@ -133,3 +133,20 @@ def test_without_llama_cpp_the_error_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "llama_cpp", None)
     with pytest.raises(BackendUnavailable, match=r"pip install 'promptkit\[local\]'"):
         apply_grammar_fix()
+
+
+class WholeFile(BaseModel):
+    path: str = Field(max_length=200)
+    content: str = Field(max_length=12_000)
+    lines: list[Annotated[str, Field(max_length=80)]] = Field(max_length=500)
+
+
+def test_large_bounds_stay_out_of_the_grammar_so_llama_cpp_accepts_it(llama):
+    grammar = json_schema_grammar(WholeFile)
+    # The small bound is still enforced by the grammar; the large ones are left to validation.
+    rules = grammar_rules(grammar)
+    assert any("char" in body and "?" in body for name, body in rules.items() if name.startswith("path"))
+    assert not any(body.count("(char") > _grammar.GRAMMAR_MAX_LENGTH for body in rules.values())
+    # llama.cpp parses the grammar when sampling starts; a 12,000-deep unrolled rule made it refuse.
+    text = _generate(llama, grammar, bias={})
+    assert text.startswith("{")

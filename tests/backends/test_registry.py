@@ -288,6 +288,7 @@ def test_public_api() -> None:
             "Fault",
             "LiteLLMBackend",
             "LlamaBackend",
+            "OpenAICompatBackend",
             "make_tiny_gguf",
             "start_llama_server",
             "parse_model",

@@ -117,3 +117,87 @@ def test_a_suite_is_run_first(tmp_path: Path, capsys, monkeypatch: pytest.Monkey
 def test_registered_in_the_command_list(capsys):
     code, out, _ = run(capsys, "--help")
     assert code == 0 and "ab" in out and "Compare prompt variants on the same items" in out
+
+
+# ------------------------------------------------------------------------------------------------ --judge
+
+
+def _judge_backend(seen: list[str]):
+    """A judge preferring the output that says B (the better variant in ``write_log``'s outputs)."""
+    from promptkit.backends import FunctionBackend
+
+    def answer(request) -> dict[str, str]:
+        text = request.messages[-1].content
+        seen.append(text)
+        first = text.split("First answer:")[1].split("Second answer:")[0]
+        return {"rationale": "B says it better", "winner": "first" if "B says" in first else "second"}
+
+    return FunctionBackend(answer, name="judge:fake")
+
+
+@pytest.fixture
+def judge_prompts(monkeypatch: pytest.MonkeyPatch):
+    from promptkit.backends import register_backend
+    from promptkit.generate import reset_defaults
+
+    seen: list[str] = []
+    reset_defaults()
+    register_backend("pairjudge", lambda target, **options: _judge_backend(seen))
+    yield seen
+    reset_defaults()
+
+
+def test_judge_adds_the_pairwise_comparison(tmp_path: Path, capsys, judge_prompts):
+    log = write_log(tmp_path / "log.json")
+    (tmp_path / "rubric.txt").write_text("Prefer the answer from B.\n", encoding="utf-8")
+    code, out, err = run(capsys, "ab", str(log), "--judge", "pairjudge:v1", "--rubric", "@rubric.txt")
+    assert code == 0, err
+    assert "judging the outputs with pairjudge:v1" in err
+    flat = " ".join(out.split())
+    assert "judge (pairwise, both orders)" in flat
+    assert (
+        "judge verdict: Judge prefers B over A in 40 of 40 items (A in 0, 0 ties; sign test p<0.0001; orders agreed 100%)."
+        in flat
+    )
+    assert len(judge_prompts) == 80 and all("Prefer the answer from B." in p for p in judge_prompts)
+
+    code, out, _ = run(
+        capsys, "ab", str(log), "--json", "--judge", "pairjudge:v1", "--rubric", "Inline rubric."
+    )
+    data = json.loads(out)
+    report = ABReport.model_validate(data)
+    assert code == 0 and data["schema_version"] == 1
+    assert report.pairwise is not None and report.pairwise.winner == "B"
+    assert report.pairwise.comparisons[0].agreement_rate == 1.0 and len(report.pairwise.judgements) == 40
+    assert "Inline rubric." in judge_prompts[-1]
+
+
+def test_judge_results_go_into_html_and_markdown(tmp_path: Path, capsys, judge_prompts):
+    log = write_log(tmp_path / "log.json")
+    html_path, md_path = tmp_path / "r.html", tmp_path / "r.md"
+    code, _, err = run(
+        capsys,
+        "ab",
+        str(log),
+        "--judge",
+        "pairjudge:v1",
+        "--html",
+        str(html_path),
+        "--markdown",
+        str(md_path),
+    )
+    assert code == 0, err
+    page = html_path.read_text(encoding="utf-8")
+    assert '<table id="pairwise">' in page and page.count('<td class="judge">') == 40
+    assert "## Judge (pairwise, both orders)" in md_path.read_text(encoding="utf-8")
+
+
+def test_judge_options_are_checked(tmp_path: Path, capsys, judge_prompts):
+    log = write_log(tmp_path / "log.json")
+    code, _, err = run(capsys, "ab", str(log), "--rubric", "x")
+    assert code == 2 and "--rubric needs --judge MODEL" in err
+    code, _, err = run(capsys, "ab", str(log), "--judge", "pairjudge:v1", "--rubric", "@missing.txt")
+    assert code == 2 and "missing.txt" in err and "cannot read the rubric" in err
+    code, _, err = run(capsys, "ab", str(log), "--judge", "pairjudge:v1", "--metric", "bleu")
+    assert code == 2 and "metric 'bleu' is not a scorer" in err
+    assert judge_prompts == []  # nothing was judged before the bad metric was caught

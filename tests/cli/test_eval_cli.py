@@ -85,3 +85,17 @@ def test_bad_suite_exits_2_with_file_and_line(project: Path, capsys: pytest.Capt
     assert main(["eval", str(path)]) == 2
     err = capsys.readouterr().err
     assert f"{path}:7: scorers[0].type" in err and "unknown scorer type 'numerc'" in err
+
+
+def test_model_and_limit_override_the_suite(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The suite names the wrong model; --model swaps it for the right one, --limit keeps the first 2 items.
+    path = suite(project, "evalcli:wrong")
+    code = main(["eval", str(path), "--model", "evalcli:right", "--limit", "2", "--out", "o.json", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert out["summary"][0]["model"] == "evalcli:right" and out["summary"][0]["results"] == 2
+    log = EvalLog.model_validate_json((project / "o.json").read_text())
+    assert log.models == ["evalcli:right"]
+    assert sorted(r.item_id for r in log.results) == ["i0", "i1"]
+    # Without the override the same suite fails its gate: the override really replaced the model.
+    assert main(["eval", str(path), "--json", "--no-cache"]) == 1

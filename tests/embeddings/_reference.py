@@ -44,15 +44,25 @@ def _is_cjk(ch: str) -> bool:
     return any(
         lo <= cp <= hi
         for lo, hi in (
-            (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
-            (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F),
+            (0x4E00, 0x9FFF),
+            (0x3400, 0x4DBF),
+            (0x20000, 0x2A6DF),
+            (0x2A700, 0x2B73F),
+            (0x2B740, 0x2B81F),
+            (0x2B820, 0x2CEAF),
+            (0xF900, 0xFAFF),
+            (0x2F800, 0x2FA1F),
         )
     )
 
 
 def wordpiece(text: str, vocab: dict[str, int]) -> list[int]:
     """BertTokenizer(do_lower_case=True): clean, lowercase, strip accents, split punctuation, greedy WordPiece."""
-    text = "".join(" " if ch.isspace() else ch for ch in text if ord(ch) not in (0, 0xFFFD) and unicodedata.category(ch) != "Cc" or ch in "\t\n\r")
+    text = "".join(
+        " " if ch.isspace() else ch
+        for ch in text
+        if ord(ch) not in (0, 0xFFFD) and unicodedata.category(ch) != "Cc" or ch in "\t\n\r"
+    )
     text = "".join(f" {ch} " if _is_cjk(ch) else ch for ch in text)
     text = unicodedata.normalize("NFD", text.lower())
     text = "".join(ch for ch in text if unicodedata.category(ch) != "Mn")
@@ -94,8 +104,6 @@ def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.n
     return (x - mean) / np.sqrt(var + eps) * w + b
 
 
-
-
 def bert_embed(ids: list[int], w: dict[str, np.ndarray], config: dict) -> np.ndarray:
     """Mean-pooled, L2-normalised last hidden state of BERT for one sequence."""
     eps, heads = config["layer_norm_eps"], config["num_attention_heads"]
@@ -116,9 +124,16 @@ def bert_embed(ids: list[int], w: dict[str, np.ndarray], config: dict) -> np.nda
         scores = np.exp(scores - scores.max(-1, keepdims=True))
         attn = (scores / scores.sum(-1, keepdims=True)) @ v
         attn = attn.transpose(1, 0, 2).reshape(n, heads * d)
-        x = _layer_norm(x + lin(attn, "attention.output.dense"), w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"], eps)
+        x = _layer_norm(
+            x + lin(attn, "attention.output.dense"),
+            w[p + "attention.output.LayerNorm.weight"],
+            w[p + "attention.output.LayerNorm.bias"],
+            eps,
+        )
         h = lin(x, "intermediate.dense")
         h = 0.5 * h * (1.0 + erf(h / math.sqrt(2.0)))
-        x = _layer_norm(x + lin(h, "output.dense"), w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], eps)
+        x = _layer_norm(
+            x + lin(h, "output.dense"), w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], eps
+        )
     pooled = x.mean(0)
     return pooled / np.linalg.norm(pooled)

@@ -110,3 +110,35 @@ def a_pass(log, i: int) -> bool:
 
 def b_pass(log, i: int) -> bool:
     return _passed(log, "B", i)
+
+
+def test_judge_column_shows_verdicts_and_does_not_run_injected_rationales(browser, tmp_path: Path):
+    from promptkit.backends import FunctionBackend
+    from promptkit.evals._pairwise import judge_pairs
+
+    def judge(request) -> dict[str, str]:
+        first = request.messages[-1].content.split("First answer:")[1].split("Second answer:")[0]
+        if first.strip().endswith((" 0", " 1")):
+            return {"rationale": INJECTED, "winner": "tie"}
+        return {"rationale": INJECTED, "winner": "first" if "B output" in first else "second"}
+
+    a, b = discordant(6, b01=3, b10=0, both_pass=2)
+    log = build_log(from_pairs(a, b), output=lambda variant, i, r: f"{variant} output number {i}")
+    judgements = judge_pairs(log, FunctionBackend(judge), cache=False, ledger=False)
+    path = write_html(
+        compare_variants(log, judgements=judgements, n_resamples=2000), log, tmp_path / "j.html"
+    )
+
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(path.as_uri())
+    assert page.locator("#matrix thead th.judge").inner_text() == "judge"
+    cell = page.locator('tr[data-item="item-004"] td.judge')
+    assert "B vs A: B (both orders)" in cell.inner_text() and INJECTED in cell.inner_text()
+    assert page.locator("#pairwise tbody tr").count() == 1
+    page.locator("#search").fill("B (both orders)")  # the filter searches the judge column too
+    assert page.locator("#shown-count").inner_text() == "4 of 6 items shown"
+    assert page.locator('tr[data-item="item-001"]').is_hidden()
+    assert page.evaluate("window.__pwned") is None and errors == []
+    page.close()

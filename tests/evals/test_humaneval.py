@@ -26,7 +26,9 @@ def test_canonical_solutions_all_pass_and_negated_ones_all_fail() -> None:
 
     async def score_all() -> tuple[list, list]:
         good = [scorer(it, Generation(text=it.row["canonical_solution"]), None) for it in items]
-        bad = [scorer(it, Generation(text=negate_returns(it.row["canonical_solution"])), None) for it in items]
+        bad = [
+            scorer(it, Generation(text=negate_returns(it.row["canonical_solution"])), None) for it in items
+        ]
         results = await asyncio.gather(*good, *bad)
         return list(results[: len(items)]), list(results[len(items) :])
 

@@ -58,7 +58,17 @@ def make_project(root: Path, model: str) -> None:
 def pytest_run(root: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PROMPTKIT_HOME": str(root / "state")}
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "promptkit.evals.pytest_plugin", "-q", "-p", "no:cacheprovider", *extra],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "promptkit.evals.pytest_plugin",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            *extra,
+        ],
         cwd=root,
         env=env,
         capture_output=True,

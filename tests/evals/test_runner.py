@@ -20,15 +20,24 @@ import pytest
 from promptkit.backends import FunctionBackend, GenerateRequest
 from promptkit.cache import ExactCache
 from promptkit.errors import EvalError, ModelRequestError
-from promptkit.evals import EvalLog, arun_suite, assert_suite, derive_seed, load_suite, pass_at_k_array, run_suite
+from promptkit.evals import (
+    EvalLog,
+    arun_suite,
+    assert_suite,
+    derive_seed,
+    load_suite,
+    pass_at_k_array,
+    run_suite,
+)
 
 HUMANEVAL = Path(__file__).parents[2] / "../shared/data/humaneval/HumanEval.jsonl.gz"
 N_ITEMS = 6
 
 
 def suite_text(models: str = "[m1]", repeats: int = 2, concurrency: int = 4, extra: str = "") -> str:
-    return textwrap.dedent(
-        f"""\
+    return (
+        textwrap.dedent(
+            f"""\
         name: arithmetic
         variants:
           - {{name: plain, template: few_shot, examples: {{strategy: first_k, k: 0}}, inputs: {{instruction: Compute.}}}}
@@ -41,7 +50,9 @@ def suite_text(models: str = "[m1]", repeats: int = 2, concurrency: int = 4, ext
         concurrency: {concurrency}
         seed: 7
         """
-    ) + extra
+        )
+        + extra
+    )
 
 
 @pytest.fixture()
@@ -69,13 +80,18 @@ def adder(name: str = "m1", log: list[Any] | None = None, wrong: bool = False) -
 
 def test_runs_every_item_variant_repeat_and_scores(project: Path) -> None:
     calls: list[Any] = []
-    log = run_suite("suite.yaml", out="log.json", backends={"m1": adder(log=calls)}, progress=False, cache=False)
+    log = run_suite(
+        "suite.yaml", out="log.json", backends={"m1": adder(log=calls)}, progress=False, cache=False
+    )
     assert log.status == "complete" and log.finished_at is not None
     keys = Counter((r.variant, r.model, r.item_id, r.repeat) for r in log.results)
     assert len(keys) == N_ITEMS * 2 * 2 and set(keys.values()) == {1}
     assert all(r.passed is True and r.scores[0].value == 1.0 for r in log.results)
     assert [v.name for v in log.variants] == ["plain", "shots"]
-    assert log.variants[0].options == {"examples": {"strategy": "first_k", "k": 0}, "inputs": {"instruction": "Compute."}}
+    assert log.variants[0].options == {
+        "examples": {"strategy": "first_k", "k": 0},
+        "inputs": {"instruction": "Compute."},
+    }
     # The plain variant sends no examples; the few-shot one sends the template's three.
     by_variant = {r.variant: r for r in log.results if r.item_id == "i1" and r.repeat == 0}
     assert by_variant["plain"].input_tokens < by_variant["shots"].input_tokens
@@ -108,7 +124,8 @@ def test_all_of_one_models_calls_finish_before_the_next_model(project: Path) -> 
         return "The answer is 0"
 
     backends = {
-        name: FunctionBackend(lambda req, name=name: slow_answer(name, req), name=name) for name in ("m1", "m2")
+        name: FunctionBackend(lambda req, name=name: slow_answer(name, req), name=name)
+        for name in ("m1", "m2")
     }
     log = run_suite("suite.yaml", backends=backends, progress=False, cache=False)
     names = [name for _, name in order]
@@ -140,7 +157,9 @@ def test_generation_errors_are_results_not_crashes(project: Path) -> None:
             raise ModelRequestError("the provider refused: api_key=sk-abcdefghijklmnopqrstuvwxyz123456")
         return "The answer is " + str(sum(int(x) for x in request.messages[-1].content.split("+")))
 
-    log = run_suite("suite.yaml", backends={"m1": FunctionBackend(flaky, name="m1")}, progress=False, cache=False)
+    log = run_suite(
+        "suite.yaml", backends={"m1": FunctionBackend(flaky, name="m1")}, progress=False, cache=False
+    )
     failed = [r for r in log.results if r.error is not None]
     assert {r.item_id for r in failed} == {"i3"} and len(failed) == 4
     assert all(r.passed is False and r.scores == [] for r in failed)
@@ -197,13 +216,20 @@ def test_pass_at_k_aggregates_from_the_run(project: Path) -> None:
     suite = load_suite(project / "he.yaml")
     items = suite.items()
     # Problem i gets the canonical solution on its first i repeats and a broken body after.
-    plan = {(it.row["prompt"].strip(), derive_seed(0, it.id, r)): (it.row["canonical_solution"] if r < i else "    pass\n")
-            for i, it in enumerate(items) for r in range(3)}
+    plan = {
+        (it.row["prompt"].strip(), derive_seed(0, it.id, r)): (
+            it.row["canonical_solution"] if r < i else "    pass\n"
+        )
+        for i, it in enumerate(items)
+        for r in range(3)
+    }
 
     def coder(request: GenerateRequest) -> str:
         return plan[(request.messages[-1].content.strip(), request.seed)]
 
-    log = run_suite(suite, backends={"coder": FunctionBackend(coder, name="coder")}, progress=False, cache=False)
+    log = run_suite(
+        suite, backends={"coder": FunctionBackend(coder, name="coder")}, progress=False, cache=False
+    )
     correct = Counter(r.item_id for r in log.results if r.passed)
     cs = [correct.get(it.id, 0) for it in items]
     assert cs == [0, 1, 2, 3]
@@ -257,14 +283,22 @@ def test_resume_after_sigkill_gives_every_result_exactly_once(project: Path) -> 
     assert 8 <= committed < total, committed
     with sqlite3.connect(db) as conn:
         before = dict(
-            ((v, m, i, r), d) for v, m, i, r, d in conn.execute("SELECT variant, model, item_id, repeat, data FROM results")
+            ((v, m, i, r), d)
+            for v, m, i, r, d in conn.execute("SELECT variant, model, item_id, repeat, data FROM results")
         )
     assert len(before) < total
 
     calls: list[Any] = []
     log = asyncio.run(
-        arun_suite("suite.yaml", out="out/log.json", resume="killed", progress=False, cache=False, ledger=False,
-                   backends={"m1": adder(log=calls)})
+        arun_suite(
+            "suite.yaml",
+            out="out/log.json",
+            resume="killed",
+            progress=False,
+            cache=False,
+            ledger=False,
+            backends={"m1": adder(log=calls)},
+        )
     )
     keys = Counter((r.variant, r.model, r.item_id, r.repeat) for r in log.results)
     assert len(keys) == total and set(keys.values()) == {1}

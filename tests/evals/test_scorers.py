@@ -31,8 +31,16 @@ from promptkit.evals._scorers import _FieldError
 GSM8K = Path(__file__).parents[2] / "../shared/data/routellm/gsm8k"
 
 
-def run(spec: dict[str, Any], text: str, *, expected: Any = None, parsed: Any = None, row: dict | None = None,
-        env: ScorerEnv | None = None, **gen: Any) -> Score:
+def run(
+    spec: dict[str, Any],
+    text: str,
+    *,
+    expected: Any = None,
+    parsed: Any = None,
+    row: dict | None = None,
+    env: ScorerEnv | None = None,
+    **gen: Any,
+) -> Score:
     item = Item(id="x", inputs={"q": "question"}, expected=expected, row=row or {}, location="data.jsonl:3")
     scorer_ = build_scorer(spec, env)
     return asyncio.run(scorer_(item, Generation(text=text, **gen), parsed if parsed is not None else text))
@@ -43,7 +51,9 @@ def test_exact_compares_stripped_text_and_fields() -> None:
     assert run({"type": "exact"}, "paris", expected="Paris").passed is False
     assert run({"type": "exact", "strip": False}, "Paris ", expected="Paris").value == 0.0
     parsed = {"diagnosis": "off-by-one", "fix": "..."}
-    hit = run({"type": "exact", "field": "diagnosis"}, "{}", parsed=parsed, expected={"diagnosis": "off-by-one"})
+    hit = run(
+        {"type": "exact", "field": "diagnosis"}, "{}", parsed=parsed, expected={"diagnosis": "off-by-one"}
+    )
     assert hit.passed is True and hit.scorer == "exact"
     miss = run({"type": "exact", "field": "diagnosis"}, "{}", parsed=parsed, expected="wrong")
     assert miss.passed is False and "wrong" in (miss.rationale or "")
@@ -63,7 +73,10 @@ def test_normalized_ignores_case_punctuation_whitespace_and_optionally_articles(
     assert normalize_text("  The  Eiffel-Tower!! ") == "the eiffel tower"
     assert run({"type": "normalized"}, "the eiffel tower.", expected="The Eiffel Tower").passed is True
     assert run({"type": "normalised"}, "eiffel tower", expected="The Eiffel Tower").passed is False
-    assert run({"type": "normalized", "articles": True}, "eiffel tower", expected="The Eiffel Tower").passed is True
+    assert (
+        run({"type": "normalized", "articles": True}, "eiffel tower", expected="The Eiffel Tower").passed
+        is True
+    )
 
 
 def test_contains_all_any_and_case() -> None:
@@ -147,21 +160,34 @@ def test_json_schema_against_given_schema_template_model_or_plain_json() -> None
 def test_code_exec_program_and_fenced_code() -> None:
     text = "Here you go:\n```python\ndef add(a, b):\n    return a + b\n```\nDone."
     assert extract_code(text, "add").startswith("def add")
-    program = build_program("    return a + b\n", prompt="def add(a, b):\n    '''sum'''\n", test="def check(f):\n    assert f(1, 2) == 3\n", entry_point="add")
+    program = build_program(
+        "    return a + b\n",
+        prompt="def add(a, b):\n    '''sum'''\n",
+        test="def check(f):\n    assert f(1, 2) == 3\n",
+        entry_point="add",
+    )
     assert program.rstrip().endswith("check(add)")
-    row = {"prompt": "def add(a, b):\n    '''sum'''\n", "test": "def check(f):\n    assert f(1, 2) == 3\n", "entry_point": "add"}
+    row = {
+        "prompt": "def add(a, b):\n    '''sum'''\n",
+        "test": "def check(f):\n    assert f(1, 2) == 3\n",
+        "entry_point": "add",
+    }
     spec = {"type": "code_exec", "prompt_field": "prompt"}
     assert run(spec, text, row=row).passed is True
     failed = run(spec, "    return a - b\n", row=row)
     assert failed.passed is False and "AssertionError" in (failed.rationale or "")
     # MBPP style: a list of asserts and no check().
     mbpp = {"type": "code_exec", "tests_field": "test_list", "entry_point_field": None}
-    assert run(mbpp, "def sq(x):\n    return x * x\n", row={"test_list": ["assert sq(3) == 9"]}).passed is True
+    assert (
+        run(mbpp, "def sq(x):\n    return x * x\n", row={"test_list": ["assert sq(3) == 9"]}).passed is True
+    )
 
 
 def test_code_exec_times_out_in_the_sandbox() -> None:
     row = {"test": "def check(f):\n    f()\n", "entry_point": "spin"}
-    score = run({"type": "code_exec", "timeout_s": 1}, "def spin():\n    while True:\n        pass\n", row=row)
+    score = run(
+        {"type": "code_exec", "timeout_s": 1}, "def spin():\n    while True:\n        pass\n", row=row
+    )
     assert score.passed is False
     assert score.meta["killed_reason"] in ("wall-time", "cpu-time")
 
@@ -226,7 +252,10 @@ def test_custom_function_and_class_scorers() -> None:
 
 def test_judge_grades_through_generate_and_reasks_out_of_scale() -> None:
     judge = ScriptedBackend(
-        [{"rationale": "too high", "grade": 11}, {"rationale": "mostly right, misses the edge case", "grade": 7}],
+        [
+            {"rationale": "too high", "grade": 11},
+            {"rationale": "mostly right, misses the edge case", "grade": 7},
+        ],
         name="judge",
     )
     env = ScorerEnv(backends={"strong": judge}, cache=False, ledger=False)

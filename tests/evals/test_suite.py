@@ -68,20 +68,47 @@ def test_hash_changes_with_the_dataset(tmp_path: Path) -> None:
     [
         ("repeats: 2", "repeats: 0", ":13: repeats", "greater than or equal to 1"),
         ("repeats: 2", "repeats: 2\ncolour: red", ":14: colour", "unknown field"),
-        ("    template: few_shot\n", "    template: no_such_template\n", ":4: variants[0].template", "no_such_template"),
-        ("    examples: {strategy: first_k, k: 0}", "    examples: {strategy: first_k, k: -1}", ":5: variants[0].examples.k", "greater than or equal to 0"),
+        (
+            "    template: few_shot\n",
+            "    template: no_such_template\n",
+            ":4: variants[0].template",
+            "no_such_template",
+        ),
+        (
+            "    examples: {strategy: first_k, k: 0}",
+            "    examples: {strategy: first_k, k: -1}",
+            ":5: variants[0].examples.k",
+            "greater than or equal to 0",
+        ),
         ("  - {type: latency, max_s: 5}", "  - {type: latency, max_secs: 5}", ":12: scorers[1]", "max_s"),
         ("  - {type: numeric}", "  - {type: bleu}", ":11: scorers[0].type", "unknown scorer type 'bleu'"),
         ("  - {type: numeric}", "  - {type: regex, pattern: '('}", ":11: scorers[0]", "does not compile"),
         ("numeric: 0.5}", "bleu: 0.5}", ":14: thresholds.bleu", "unknown gate 'bleu'"),
         ("models: [m1]", "models: [m1]\nrouter: promptkit.toml", ":1", "exactly one of models"),
         ("  - {name: shots,", "  - {name: plain,", ":7: variants[1].name", "duplicate variant name 'plain'"),
-        ("  - {type: latency, max_s: 5}", "  - {type: numeric}", ":12: scorers[1]", "two scorers are named 'numeric'"),
-        ("  - {type: latency, max_s: 5}", "  - {type: code_exec, k: [1, 5]}", ":12: scorers[1].k", "pass@5 needs at least 5 samples"),
-        ("dataset: {path: data.jsonl,", "dataset: {path: data.jsonl, sheet: 1,", ":9: dataset.sheet", "unknown field"),
+        (
+            "  - {type: latency, max_s: 5}",
+            "  - {type: numeric}",
+            ":12: scorers[1]",
+            "two scorers are named 'numeric'",
+        ),
+        (
+            "  - {type: latency, max_s: 5}",
+            "  - {type: code_exec, k: [1, 5]}",
+            ":12: scorers[1].k",
+            "pass@5 needs at least 5 samples",
+        ),
+        (
+            "dataset: {path: data.jsonl,",
+            "dataset: {path: data.jsonl, sheet: 1,",
+            ":9: dataset.sheet",
+            "unknown field",
+        ),
     ],
 )
-def test_errors_name_file_line_and_field(tmp_path: Path, old: str, new: str, where: str, message: str) -> None:
+def test_errors_name_file_line_and_field(
+    tmp_path: Path, old: str, new: str, where: str, message: str
+) -> None:
     assert old in GOOD
     text = error_of(tmp_path, GOOD.replace(old, new, 1))
     assert f"suite.yaml{where}" in text
@@ -116,14 +143,23 @@ def test_csv_yaml_json_and_gzip_datasets(tmp_path: Path) -> None:
         ("y", {"q": "2+2"}, "4", "d.csv:3"),
     ]
     (tmp_path / "d.yaml").write_text("- {q: a, nested: {x: 1}}\n- {q: b, nested: {x: 2}}\n", encoding="utf-8")
-    items = load_dataset(DatasetSpec(path="d.yaml", inputs={"input": "q"}, expected="nested.x"), base=tmp_path)
-    assert [(i.id, i.inputs, i.expected) for i in items] == [("0", {"input": "a"}, 1), ("1", {"input": "b"}, 2)]
+    items = load_dataset(
+        DatasetSpec(path="d.yaml", inputs={"input": "q"}, expected="nested.x"), base=tmp_path
+    )
+    assert [(i.id, i.inputs, i.expected) for i in items] == [
+        ("0", {"input": "a"}, 1),
+        ("1", {"input": "b"}, 2),
+    ]
     assert items[1].location.endswith("d.yaml:2")
     (tmp_path / "d.json").write_text(json.dumps([{"q": 1}, {"q": 2}, {"q": 3}]), encoding="utf-8")
     assert len(load_dataset(DatasetSpec(path="d.json", limit=2), base=tmp_path)) == 2
     with gzip.open(tmp_path / "d.jsonl.gz", "wt", encoding="utf-8") as handle:
         handle.write(DATA)
-    assert [i.id for i in load_dataset(DatasetSpec(path="d.jsonl.gz", id_field="id"), base=tmp_path)] == ["i0", "i1", "i2"]
+    assert [i.id for i in load_dataset(DatasetSpec(path="d.jsonl.gz", id_field="id"), base=tmp_path)] == [
+        "i0",
+        "i1",
+        "i2",
+    ]
     with pytest.raises(EvalError, match="cannot tell the dataset format"):
         load_dataset(DatasetSpec(path="d.txt"), base=tmp_path)
     (tmp_path / "bad.csv").write_text("a,b\n1,2,3\n", encoding="utf-8")
@@ -133,4 +169,6 @@ def test_csv_yaml_json_and_gzip_datasets(tmp_path: Path) -> None:
 
 def test_from_dict_names_the_field() -> None:
     with pytest.raises(EvalError, match=r"suite: variants"):
-        Suite.from_dict({"name": "x", "models": ["m"], "dataset": {"path": "d.jsonl"}, "scorers": [{"type": "exact"}]})
+        Suite.from_dict(
+            {"name": "x", "models": ["m"], "dataset": {"path": "d.jsonl"}, "scorers": [{"type": "exact"}]}
+        )

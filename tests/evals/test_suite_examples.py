@@ -21,7 +21,9 @@ def test_example_suite_is_valid_and_large_enough() -> None:
     assert suite.spec.thresholds == {"pass_rate": 0.5}
 
 
-def test_every_reference_fix_passes_and_every_bug_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_reference_fix_passes_and_every_bug_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A model that returns the reference fix passes every item; one that returns the bug fails every item."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PROMPTKIT_HOME", str(tmp_path / "state"))
@@ -35,12 +37,18 @@ def test_every_reference_fix_passes_and_every_bug_fails(tmp_path: Path, monkeypa
         fix = item.expected if few_shot else item.row["code"]
         return {"diagnosis": "see fix", "fix": fix, "explanation": "scripted"}
 
-    log = run_suite(suite, backends={"cheap": FunctionBackend(answer, name="cheap")}, progress=False, cache=False)
+    log = run_suite(
+        suite, backends={"cheap": FunctionBackend(answer, name="cheap")}, progress=False, cache=False
+    )
     by_variant: dict[str, list[bool | None]] = {}
     for result in log.results:
         by_variant.setdefault(result.variant, []).append(result.passed)
     assert by_variant["few-shot"] == [True] * len(items)
     assert by_variant["zero-shot"] == [False] * len(items)
-    code = {r.item_id: next(s for s in r.scores if s.scorer == "code_exec") for r in log.results if r.variant == "zero-shot"}
+    code = {
+        r.item_id: next(s for s in r.scores if s.scorer == "code_exec")
+        for r in log.results
+        if r.variant == "zero-shot"
+    }
     assert all(s.rationale for s in code.values())  # each bug fails with its traceback or assertion
     assert [a.value for a in log.aggregates if a.variant == "few-shot"] == [1.0]

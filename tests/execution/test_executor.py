@@ -73,7 +73,10 @@ def is_repair(request: GenerateRequest) -> bool:
 
 def test_success_at_the_first_tier(tmp_path: Path) -> None:
     backend = ScriptedBackend([answer("lib/double.py", GOOD)])
-    plan = plan_of(render_step("layout", {"lib/__init__.py": ""}), model_step("code", ["lib/double.py"], depends_on=["layout"]))
+    plan = plan_of(
+        render_step("layout", {"lib/__init__.py": ""}),
+        model_step("code", ["lib/double.py"], depends_on=["layout"]),
+    )
     report = run(plan, tmp_path / "out", model=backend)
     assert [s.status for s in report.steps] == ["passed", "passed"]
     code = report.steps[1]
@@ -122,7 +125,9 @@ def test_route_hint_starts_the_cascade_at_the_hinted_tier(tmp_path: Path) -> Non
     cheap = FunctionBackend(lambda r: answer("lib/double.py", GOOD), name="cheap")
     strong = FunctionBackend(lambda r: answer("lib/double.py", GOOD), name="strong")
     router = Router([Tier("cheap", [cheap]), Tier("strong", [strong])])
-    report = run(plan_of(model_step("code", ["lib/double.py"], route={"tier": 1})), tmp_path / "out", router=router)
+    report = run(
+        plan_of(model_step("code", ["lib/double.py"], route={"tier": 1})), tmp_path / "out", router=router
+    )
     assert report.steps[0].tier_name == "strong" and cheap.calls == 0
 
 
@@ -182,9 +187,16 @@ def test_escaping_writes_are_refused_reported_and_fed_back(tmp_path: Path, evil:
 
 def test_files_off_the_allow_list_are_refused_and_nothing_is_written(tmp_path: Path) -> None:
     backend = ScriptedBackend(
-        [{"files": [{"path": "lib/double.py", "content": GOOD}, {"path": "setup.py", "content": "x"}], "notes": ""}]
+        [
+            {
+                "files": [{"path": "lib/double.py", "content": GOOD}, {"path": "setup.py", "content": "x"}],
+                "notes": "",
+            }
+        ]
     )
-    report = run(plan_of(model_step("code", ["lib/double.py"], max_attempts=1)), tmp_path / "out", model=backend)
+    report = run(
+        plan_of(model_step("code", ["lib/double.py"], max_attempts=1)), tmp_path / "out", model=backend
+    )
     assert report.steps[0].status == "failed"
     assert "'setup.py'" in report.steps[0].errors[-1] and "allow-list" in report.steps[0].errors[-1]
     # The allowed file of the same answer was not written either: edits are checked before any write.
@@ -225,14 +237,25 @@ messages:
 """
 
 
-def test_unified_diff_answers_are_applied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def diff_template(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     from promptkit.generate import reset_defaults
+    from promptkit.prompts import default_registry
 
     templates = tmp_path / "templates"
     templates.mkdir()
     (templates / "edit_by_diff.yaml").write_text(DIFF_TEMPLATE)
     monkeypatch.setenv("PROMPTKIT_TEMPLATE_PATH", str(templates))
     reset_defaults()
+    default_registry(refresh=True)
+    yield
+    monkeypatch.undo()
+    reset_defaults()
+    default_registry(refresh=True)
+
+
+@pytest.mark.usefixtures("diff_template")
+def test_unified_diff_answers_are_applied(tmp_path: Path) -> None:
     stale = "@@ -1,2 +1,2 @@\n def double(x: int) -> int:\n-    return x + x\n+    return x * 2\n"
     fresh = "@@ -1,2 +1,2 @@\n def double(x: int) -> int:\n-    return 2 * x\n+    return x * 2\n"
     edit = Step(
@@ -250,18 +273,19 @@ def test_unified_diff_answers_are_applied(tmp_path: Path, monkeypatch: pytest.Mo
 
     backend = ScriptedBackend([{"files": [{"path": "lib/double.py", "diff": fresh}]}])
     report = run(plan, tmp_path / "one", model=backend)
-    assert report.steps[1].status == "passed" and report.steps[1].attempts == 1
+    assert report.steps[1].status == "passed" and report.steps[1].attempts == 1, report.steps[1].errors
     assert (tmp_path / "one/lib/double.py").read_text() == wanted
 
     # A stale diff fails with the exact mismatch, which the repair (fix_step, whole files) receives.
-    backend = ScriptedBackend([{"files": [{"path": "lib/double.py", "diff": stale}]}, answer("lib/double.py", wanted)])
+    backend = ScriptedBackend(
+        [{"files": [{"path": "lib/double.py", "diff": stale}]}, answer("lib/double.py", wanted)]
+    )
     report = run(plan, tmp_path / "two", model=backend)
     assert report.steps[1].status == "passed" and report.steps[1].attempts == 2
     repair = backend.history[1].messages[-1].content
     assert "hunk 1 (diff line 1) does not apply: line 2 is '    return 2 * x'" in repair
     assert "the diff expects '    return x + x'" in repair
     assert (tmp_path / "two/lib/double.py").read_text() == wanted
-    reset_defaults()
 
 
 # --- concurrency -------------------------------------------------------------------------------------------
@@ -275,7 +299,13 @@ def _tracking_backend() -> tuple[FunctionBackend, dict[str, int]]:
         seen["max"] = max(seen["max"], seen["now"])
         await asyncio.sleep(0.3)
         seen["now"] -= 1
-        path = request.messages[-1].content.split("Allowed paths: ", 1)[1].split("\n", 1)[0].split(",")[0].strip()
+        path = (
+            request.messages[-1]
+            .content.split("Allowed paths: ", 1)[1]
+            .split("\n", 1)[0]
+            .split(",")[0]
+            .strip()
+        )
         return answer(path, GOOD)
 
     return FunctionBackend(fn), seen
@@ -283,7 +313,9 @@ def _tracking_backend() -> tuple[FunctionBackend, dict[str, int]]:
 
 def test_independent_steps_with_disjoint_files_run_concurrently(tmp_path: Path) -> None:
     backend, seen = _tracking_backend()
-    plan = plan_of(model_step("a", ["lib/a.py"]), model_step("b", ["lib/b.py"]), model_step("c", ["lib/c.py"]))
+    plan = plan_of(
+        model_step("a", ["lib/a.py"]), model_step("b", ["lib/b.py"]), model_step("c", ["lib/c.py"])
+    )
     report = run(plan, tmp_path / "out", model=backend, concurrency=2)
     assert report.complete and seen["max"] == 2
 
@@ -321,10 +353,16 @@ def test_confirm_sees_the_step_then_the_diff_and_can_decline(tmp_path: Path) -> 
         return diff is None  # yes to the plan, no to the change
 
     backend = ScriptedBackend([answer("lib/double.py", GOOD)])
-    report = run(plan_of(model_step("code", ["lib/double.py"])), tmp_path / "out", model=backend, confirm=confirm)
+    report = run(
+        plan_of(model_step("code", ["lib/double.py"])), tmp_path / "out", model=backend, confirm=confirm
+    )
     assert report.steps[0].status == "skipped" and report.steps[0].reason == "declined at --confirm"
     assert seen[0] == ("code", None)
-    assert seen[1][0] == "code" and "+++ b/lib/double.py" in (seen[1][1] or "") and "+    return 2 * x" in (seen[1][1] or "")
+    assert (
+        seen[1][0] == "code"
+        and "+++ b/lib/double.py" in (seen[1][1] or "")
+        and "+    return 2 * x" in (seen[1][1] or "")
+    )
     assert not (tmp_path / "out/lib/double.py").exists()
 
 
@@ -336,6 +374,47 @@ def test_every_transition_is_checkpointed(tmp_path: Path) -> None:
         events = [e["event"] for e in state.events(report.run_id)]
     assert step.status == "passed" and step.attempts == 2 and step.runs == 1
     assert step.files["lib/double.py"] is not None
-    assert events == ["run_started", "step_started", "attempt", "verified", "attempt", "verified", "step_passed", "run_finished"]
+    assert events == [
+        "run_started",
+        "step_started",
+        "attempt",
+        "verified",
+        "attempt",
+        "verified",
+        "step_passed",
+        "run_finished",
+    ]
     log = (tmp_path / "out/.promptkit/runs" / report.run_id / "log.jsonl").read_text().splitlines()
     assert [json.loads(line)["event"] for line in log] == events
+
+
+def _fix_step(**kw: Any) -> Step:
+    return Step(
+        id="fix",
+        title="Fix lib/double.py",
+        kind="fix",
+        template="fix_step",
+        inputs={"step": {"id": "fix", "title": "Fix lib/double.py", "description": "Make it compile."}},
+        files=["lib/double.py"],
+        depends_on=["layout"],
+        verifiers=["python-compile"],
+        **kw,
+    )
+
+
+def test_fix_step_starts_from_the_verifiers_current_errors(tmp_path: Path) -> None:
+    backend = ScriptedBackend([answer("lib/double.py", GOOD)])
+    plan = plan_of(render_step("layout", {"lib/double.py": BAD}, verifiers=[]), _fix_step())
+    report = run(plan, tmp_path / "out", model=backend)
+    assert report.steps[1].status == "passed" and report.steps[1].attempts == 1
+    first = backend.history[0].messages[-1].content
+    assert "Repair attempt 1." in first and "SyntaxError" in first and "lib/double.py:1:" in first
+    assert (tmp_path / "out/lib/double.py").read_text() == GOOD
+
+
+def test_fix_step_with_passing_verifiers_needs_no_model_call(tmp_path: Path) -> None:
+    backend = ScriptedBackend([])
+    plan = plan_of(render_step("layout", {"lib/double.py": GOOD}, verifiers=[]), _fix_step())
+    report = run(plan, tmp_path / "out", model=backend)
+    assert report.steps[1].status == "passed" and backend.calls == 0
+    assert report.steps[1].reason == "the verifiers already pass; nothing to fix"

@@ -128,7 +128,9 @@ def test_files_and_matching_skip_state_folders(ws: Workspace) -> None:
 
 
 def test_parse_edits_accepts_whole_files_diffs_and_raw_diff_text() -> None:
-    edits = parse_edits({"files": [{"path": "a.py", "content": "x\n"}, {"path": "b.py", "diff": "@@ -1 +1 @@\n-a\n+b\n"}]})
+    edits = parse_edits(
+        {"files": [{"path": "a.py", "content": "x\n"}, {"path": "b.py", "diff": "@@ -1 +1 @@\n-a\n+b\n"}]}
+    )
     assert edits == [FileEdit("a.py", content="x\n"), FileEdit("b.py", diff="@@ -1 +1 @@\n-a\n+b\n")]
     assert parse_edits({"path": "c.py", "diff": "d"}) == [FileEdit("c.py", diff="d")]
     raw = "--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-1\n+2\n--- /dev/null\n+++ b/y.py\n@@ -0,0 +1 @@\n+new\n"
@@ -142,7 +144,10 @@ def test_parse_edits_accepts_whole_files_diffs_and_raw_diff_text() -> None:
         ({"files": [{"path": "a.py"}]}, "exactly one of 'content'"),
         ({"files": [{"path": "a.py", "content": "1", "diff": "2"}]}, "exactly one of 'content'"),
         ({"files": [{"content": "1"}]}, "'path' string"),
-        ({"files": [{"path": "a.py", "content": "1"}, {"path": "a.py", "content": "2"}]}, "edits this file twice"),
+        (
+            {"files": [{"path": "a.py", "content": "1"}, {"path": "a.py", "content": "2"}]},
+            "edits this file twice",
+        ),
     ],
 )
 def test_parse_edits_rejects_malformed_answers(answer: object, message: str) -> None:
@@ -154,7 +159,9 @@ ORIGINAL = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a -
 
 
 def test_unified_diff_round_trips_through_render_diff() -> None:
-    changed = ORIGINAL.replace("return a - b", "return a - b  # checked") + "\n\ndef mul(a, b):\n    return a * b\n"
+    changed = (
+        ORIGINAL.replace("return a - b", "return a - b  # checked") + "\n\ndef mul(a, b):\n    return a * b\n"
+    )
     diff = render_diff("calc.py", ORIGINAL, changed)
     assert diff.startswith("--- a/calc.py\n+++ b/calc.py\n@@ ")
     assert apply_unified_diff(ORIGINAL, diff, path="calc.py") == changed
@@ -183,7 +190,9 @@ def test_hunk_mismatch_names_hunk_line_and_expected_text() -> None:
 
 def test_hunk_with_wrong_counts_is_rejected() -> None:
     diff = "@@ -1,3 +1,3 @@\n def add(a, b):\n-    return a + b\n+    return b + a\n"
-    with pytest.raises(WorkspaceError, match=r"hunk 1 header says -1,3 \+1,3 but its body has 2 old and 2 new"):
+    with pytest.raises(
+        WorkspaceError, match=r"hunk 1 header says -1,3 \+1,3 but its body has 2 old and 2 new"
+    ):
         apply_unified_diff(ORIGINAL, diff, path="calc.py")
 
 

@@ -301,3 +301,52 @@ def test_four_processes_write_one_ledger(tmp_path: Path):
         assert (totals.calls, totals.attempts, totals.input_tokens) == (600, 600, 600)
         assert totals.cost_usd == pytest.approx(300.0)
         assert sorted(r.run_id for r in ledger.runs()) == [f"proc-{i}" for i in range(4)]
+
+
+def test_a_returned_record_survives_kill_9(tmp_path: Path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    path = tmp_path / "ledger.sqlite"
+    code = textwrap.dedent(
+        f"""
+        import os, signal
+        from promptkit.ledger import Ledger, LedgerEntry
+        led = Ledger({str(path)!r})
+        run = led.new_run("crash")
+        for i in range(3):
+            led.record(LedgerEntry(run_id=run, call_id=f"c{{i}}", model="m", outcome="ok"))
+        print(run, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[2],
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    run = done.stdout.strip()
+    assert os.path.exists(f"{path}-wal")  # never checkpointed: the rows live in the WAL only
+    with Ledger(path) as again:
+        assert [e.call_id for e in again.entries(run)] == ["c0", "c1", "c2"]
+        assert again.run(run).name == "crash"
+
+
+def test_rows_into_a_known_run_and_a_run_started_elsewhere(tmp_path: Path):
+    path = tmp_path / "ledger.sqlite"
+    with Ledger(path) as one, Ledger(path) as two:
+        run = one.new_run("shared")
+        for i in range(3):
+            one.record(attempt(run, f"a{i}"))  # the fast path: one INSERT, no run upsert
+            two.record(attempt(run, f"b{i}"))  # a run this object never saw: upserted once, then fast
+        two.record(attempt("never-started", "x"))
+        assert one.totals(run).calls == 6
+        assert [r.run_id for r in one.runs() if r.run_id == run] == [run]
+        assert one.run("never-started").totals.calls == 1
+        assert one.run(run).name == "shared"  # the upsert never overwrote the started run

@@ -70,3 +70,36 @@ def test_scrub_value_walks_nested_structures():
     value = {"a": ["nested-secret-1", {"b": "Bearer tok123456"}], "n": 3, "t": ("sk-abcdefghij",)}
     out = scrub_value(value, environ=env)
     assert out == {"a": ["***", {"b": "Bearer ***"}], "n": 3, "t": ["sk-***"]}
+
+
+def test_env_secret_changes_are_seen_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = "the value rotating-value-123 appears here"
+    monkeypatch.delenv("ROTATING_API_KEY", raising=False)
+    assert scrub_secrets(text) == text  # remembered as clean...
+    monkeypatch.setenv("ROTATING_API_KEY", "rotating-value-123")
+    assert "rotating-value-123" not in scrub_secrets(text)  # ...but not once the environment changes
+    assert scrub_value({"k": [text]}) == {"k": ["the value *** appears here"]}
+    monkeypatch.setenv("ROTATING_API_KEY", "another-value-456")
+    assert scrub_secrets(text) == text
+
+
+def test_the_quick_precheck_never_hides_a_pattern_match() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from promptkit.ledger._scrub import _MAYBE_SECRET, _PATTERNS
+
+    pieces = st.sampled_from(
+        ["sk-", "sk-ant-", "hf_", "ghp_", "gho_", "AIza", "AKIA", "xoxb-", "Bearer ", "basic ", "api_key",
+         "API-KEY", "apikey", "Token", "secret", "PASSWD", "password", "credentials", "=", ": ", '"', "'", " "]
+    )  # fmt: skip
+    filler = st.text(alphabet="abcXYZ0129_-", min_size=0, max_size=24)
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.lists(st.one_of(pieces, filler), max_size=8))
+    def check(parts: list[str]) -> None:
+        text = "".join(parts)
+        if any(pattern.search(text) for pattern, _ in _PATTERNS):
+            assert _MAYBE_SECRET.search(text) is not None, text
+
+    check()

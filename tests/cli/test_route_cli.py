@@ -1,0 +1,121 @@
+"""``promptkit route eval`` / ``route train``: JSON shape, written files, training from a ledger, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from promptkit.cli import main
+from promptkit.ledger import LEDGER_FILE, Ledger
+from promptkit.routing.learned import RoutingPolicy, default_data_dir
+from tests.routing.learned.workload import make_router, run_workload
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PROMPTKIT_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("COLUMNS", "250")
+
+
+@pytest.fixture(scope="module")
+def data_dir() -> Path:
+    folder = default_data_dir()
+    if not folder.is_dir():
+        pytest.fail(f"RouteLLM data not found at {folder} (see shared/data/README.md)", pytrace=False)
+    return folder
+
+
+def test_eval_json_shape(capsys, data_dir):
+    code = main(
+        [
+            "route", "eval", "--benchmark", "gsm8k", "--data", str(data_dir), "--limit", "200",
+            "--routers", "random,oracle", "--routers", "cascade,always-weak", "--bootstrap", "50", "--folds", "3",
+            "--json",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    doc = json.loads(capsys.readouterr().out)
+    (bench,) = doc["benchmarks"]
+    assert bench["benchmark"] == "gsm8k" and bench["data"]["queries"] == 200 and bench["folds"] == 3
+    assert bench["reference"]["apgr"] == 0.622 and "in-domain" in bench["note"]
+    rows = {r["router"]: r for r in bench["routers"]}
+    assert set(rows) == {"random", "oracle", "cascade", "always-weak"}
+    for name in ("random", "oracle", "cascade"):
+        row = rows[name]
+        assert {"apgr", "apgr_ci", "cpt_20", "cpt_50", "cpt_80", "cpt_50_ci"} <= set(row)
+        assert row["apgr_ci"][0] <= row["apgr"] <= row["apgr_ci"][1]
+    assert rows["always-weak"]["apgr"] is None and rows["always-weak"]["strong_share"] == 0.0
+    assert rows["oracle"]["apgr"] > rows["cascade"]["apgr"] > rows["random"]["apgr"]
+
+
+def test_eval_writes_markdown_json_and_a_plot(tmp_path, capsys, data_dir):
+    out = tmp_path / "report"
+    code = main(
+        [
+            "route", "eval", "--benchmark", "mt_bench", "--data", str(data_dir), "--routers",
+            "random,oracle,cascade-heuristic", "--bootstrap", "20", "--out", str(out),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "mt_bench" in text and "RouteLLM MF (published)" in text
+    md = (out / "route_eval.md").read_text()
+    assert "| oracle |" in md and "0.802" in md and "in-domain" in md
+    doc = json.loads((out / "route_eval.json").read_text())
+    assert len(doc["benchmarks"][0]["routers"][0]["curve"]) == 101
+    png = (out / "mt_bench.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_eval_errors(capsys, data_dir, tmp_path):
+    assert main(["route", "eval", "--data", str(data_dir), "--routers", "telepathy"]) == 2
+    assert "unknown router" in capsys.readouterr().err
+    assert (
+        main(["route", "eval", "--benchmark", "gsm8k", "--data", str(tmp_path), "--routers", "random"]) == 2
+    )
+    assert str(tmp_path / "gsm8k") in capsys.readouterr().err
+
+
+async def _fill_ledger(path: Path) -> None:
+    with Ledger(path) as ledger:
+        router, _, _ = make_router()
+        await run_workload(router, ledger, ledger.new_run("workload"))
+
+
+def test_train_from_the_ledger(tmp_path, capsys):
+    import asyncio
+
+    ledger = tmp_path / "state" / LEDGER_FILE
+    ledger.parent.mkdir(parents=True)
+    asyncio.run(_fill_ledger(ledger))
+    policy_path = tmp_path / "policy.json"
+    assert main(["route", "train", "--out", str(policy_path), "--threshold", "0.3", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (
+        info["policy"] == str(policy_path)
+        and info["trained"]["rows"] == 12
+        and info["trained"]["passed"] == 6
+    )
+    policy = RoutingPolicy.load(policy_path)
+    assert policy.threshold == 0.3
+    assert (
+        policy.predict_pass({"kind": "hard", "template": "solve"})
+        < 0.3
+        < policy.predict_pass({"kind": "easy"})
+    )
+    assert (
+        main(["route", "train", "--ledger", str(ledger), "--run", "latest", "--out", str(policy_path)]) == 0
+    )
+    assert "12 calls, 6 passed" in capsys.readouterr().out
+
+
+def test_train_errors(tmp_path, capsys):
+    assert main(["route", "train", "--ledger", str(tmp_path / "none.sqlite"), "--out", "p.json"]) == 1
+    err = capsys.readouterr().err
+    assert "ledger not found" in err and "none.sqlite" in err
+    assert main(["route", "train", "--routellm", "nonsense", "--out", "p.json"]) == 2
+    assert "expected one of" in capsys.readouterr().err
+    assert main(["route", "train", "--threshold", "2", "--out", "p.json"]) == 1
