@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from promptkit.backends import GenerateRequest, ScriptedBackend  # noqa: E402
 from promptkit.cache import ExactCache  # noqa: E402
-from promptkit.generate import agenerate  # noqa: E402
+from promptkit.generation import agenerate  # noqa: E402
 from promptkit.ledger import Ledger  # noqa: E402
 from promptkit.prompts import Template  # noqa: E402
 from promptkit.routing import Router, Tier  # noqa: E402

@@ -53,7 +53,39 @@ _EXPORTS: dict[str, str] = {
     "GenerateResult": "promptkit.generation",
 }
 
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = [
+    "Message",
+    "Usage",
+    "Embedder",
+    "PromptkitError",
+    "load_config",
+    "Config",
+    "Template",
+    "RenderedPrompt",
+    "ExampleSelection",
+    "TemplateRegistry",
+    "load_template",
+    "list_templates",
+    "count_tokens",
+    "GenerateRequest",
+    "GenerateResponse",
+    "ScriptedBackend",
+    "FunctionBackend",
+    "LlamaBackend",
+    "LiteLLMBackend",
+    "resolve_model",
+    "ExactCache",
+    "Ledger",
+    "Router",
+    "Tier",
+    "Rule",
+    "Budget",
+    "RetryPolicy",
+    "generate",
+    "agenerate",
+    "GenerateResult",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,20 +1,20 @@
 """Project configuration: ``promptkit.toml``, or ``[tool.promptkit]`` in ``pyproject.toml``.
 
-    [templates]
-    paths = ["my_templates"]          # searched before the built-in library
+[templates]
+paths = ["my_templates"]          # searched before the built-in library
 
-    [state]
-    dir = ".promptkit"                # cache, ledger and run logs live here
+[state]
+dir = ".promptkit"                # cache, ledger and run logs live here
 
-    [models.cheap]                     # an alias: use model="cheap"
-    model = "local:models/qwen.gguf"   # or "litellm:openai/gpt-4o-mini"
-    tier = 0                           # cascades go up tiers, cheapest first
-    input_cost_per_token = 0.0
-    output_cost_per_token = 0.0
-    concurrency = 1
-    n_ctx = 4096                       # any other key is an option for the backend
+[models.cheap]                     # an alias: use model="cheap"
+model = "local:models/qwen.gguf"   # or "litellm:openai/gpt-4o-mini"
+tier = 0                           # cascades go up tiers, cheapest first
+input_cost_per_token = 0.0
+output_cost_per_token = 0.0
+concurrency = 1
+n_ctx = 4096                       # any other key is an option for the backend
 
-    [router]                           # read by promptkit.routing
+[router]                           # read by promptkit.routing
 """
 
 from __future__ import annotations

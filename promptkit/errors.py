@@ -151,7 +151,9 @@ class TransportError(BackendError):
 
 
 class RateLimited(TransportError):
-    def __init__(self, message: str, *, retry_after: float | None = None, location: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, location: str | None = None
+    ) -> None:
         self.retry_after = retry_after
         super().__init__(message, location=location)
 
@@ -188,7 +190,9 @@ class AttemptsExhausted(PromptkitError):
     ``attempts`` holds one record per attempt (raw output, error, model); ``usage`` the summed tokens.
     """
 
-    def __init__(self, message: str, *, attempts: list[Any], usage: Any = None, location: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, attempts: list[Any], usage: Any = None, location: str | None = None
+    ) -> None:
         self.attempts = attempts
         self.usage = usage
         super().__init__(message, location=location)

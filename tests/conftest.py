@@ -54,6 +54,18 @@ def _guarded_getaddrinfo(host: object, *args: object, **kwargs: object):  # type
 
 
 @pytest.fixture(autouse=True, scope="session")
+def isolated_state(tmp_path_factory: pytest.TempPathFactory):
+    """Caches, ledgers and converted models go to a session folder, never to a real project's .promptkit/."""
+    previous = os.environ.get("PROMPTKIT_HOME")
+    os.environ["PROMPTKIT_HOME"] = str(tmp_path_factory.mktemp("promptkit-home"))
+    yield
+    if previous is None:
+        os.environ.pop("PROMPTKIT_HOME", None)
+    else:
+        os.environ["PROMPTKIT_HOME"] = previous
+
+
+@pytest.fixture(autouse=True, scope="session")
 def network_guard():
     """Any connection to a non-loopback address fails the test that made it."""
     socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
@@ -71,7 +83,7 @@ def network_guard():
 @pytest.fixture(scope="session")
 def tiny_gguf(tmp_path_factory: pytest.TempPathFactory):
     """Path to a tiny random-weight GGUF (random text; real llama.cpp loading, templates and grammars)."""
-    from promptkit.backends._tiny_gguf import make_tiny_gguf
+    from promptkit.backends import make_tiny_gguf
 
     return make_tiny_gguf(tmp_path_factory.mktemp("models") / "tiny.gguf", n_ctx=4096)
 

@@ -16,20 +16,21 @@ PACKAGE = Path(promptkit.__file__).parent
 
 # Lower number = lower layer. A module may import from its own layer's package or from lower layers.
 LAYERS: dict[str, int] = {
+    "_sqlite": 0,
     "errors": 0,
     "types": 0,
     "config": 0,
     "prompts": 1,
     "backends": 1,
-    "embeddings": 1,
-    "cache": 2,
-    "ledger": 2,
-    "routing": 3,
-    "generate": 4,
-    "planning": 5,
-    "execution": 6,
-    "evals": 7,
-    "cli": 8,
+    "embeddings": 2,
+    "cache": 3,
+    "ledger": 3,
+    "routing": 4,
+    "generation": 5,
+    "planning": 6,
+    "execution": 7,
+    "evals": 8,
+    "cli": 9,
 }
 
 
@@ -74,6 +75,7 @@ def test_dependencies_point_one_way():
 
 
 def test_public_names_resolve():
+    assert set(promptkit.__all__) == {*promptkit._EXPORTS, "__version__"}
     for name in promptkit.__all__:
         assert getattr(promptkit, name) is not None, name
 
@@ -95,3 +97,12 @@ def test_import_promptkit_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"import promptkit pulled in: {out.stdout.strip()}"
+
+
+def test_top_level_functions_are_not_shadowed_by_subpackages():
+    # A subpackage named like a public function would replace it on `import promptkit.<name>`.
+    for package in sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py")):
+        importlib.import_module(f"promptkit.{package}")
+    assert callable(promptkit.generate) and callable(promptkit.agenerate)
+    clashes = set(promptkit.__all__) & {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    assert not clashes, f"public names that are also subpackages: {clashes}"

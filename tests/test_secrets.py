@@ -13,7 +13,7 @@ from promptkit.backends import Fault, LiteLLMBackend, StubOpenAIServer
 from promptkit.cache import ExactCache
 from promptkit.cli import main
 from promptkit.errors import PromptkitError
-from promptkit.generate import agenerate, reset_defaults
+from promptkit.generation import agenerate, reset_defaults
 from promptkit.ledger import Ledger
 from promptkit.prompts import Template, default_registry
 from promptkit.routing import Deployment, RetryPolicy, Router, Tier

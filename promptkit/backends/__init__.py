@@ -24,6 +24,7 @@ from promptkit.backends._scripted import FunctionBackend, ScriptedBackend, Scrip
 from promptkit.backends._stub_server import Fault, StubOpenAIServer
 
 if TYPE_CHECKING:
+    from promptkit.backends._errors import map_exception
     from promptkit.backends._litellm import LiteLLMBackend
     from promptkit.backends._llama import LlamaBackend
     from promptkit.backends._openai_compat import OpenAICompatBackend
@@ -52,6 +53,7 @@ __all__ = [
     "resolve_model",
     "register_backend",
     "ResolvedModel",
+    "map_exception",
 ]
 
 # name -> module that defines it; loaded on first attribute access.
@@ -65,6 +67,7 @@ _LAZY = {
     "resolve_model": "promptkit.backends._registry",
     "register_backend": "promptkit.backends._registry",
     "ResolvedModel": "promptkit.backends._registry",
+    "map_exception": "promptkit.backends._errors",
 }
 
 

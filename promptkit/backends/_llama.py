@@ -8,6 +8,7 @@ worker thread that runs its calls in order, plus a lock for anyone who uses the 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import functools
 import importlib.util
 import threading
@@ -74,6 +75,18 @@ class _LoadedModel:
 
 _pool: dict[tuple[Any, ...], _LoadedModel] = {}
 _pool_lock = threading.Lock()
+
+
+@atexit.register
+def _close_pool() -> None:
+    # Free the models while llama_cpp's module globals still exist; a Llama left to __del__ at interpreter
+    # teardown raises "Exception ignored ... 'NoneType' object is not callable".
+    with _pool_lock:
+        models = list(_pool.values())
+        _pool.clear()
+    for model in models:
+        model.close()
+        model.executor.shutdown(wait=False)
 
 
 def loaded_model_count() -> int:

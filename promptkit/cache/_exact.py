@@ -18,9 +18,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from promptkit._sqlite import SQLiteFile
 from promptkit.backends import GenerateRequest, GenerateResponse
 from promptkit.cache._models import CacheEntry, CacheStats
-from promptkit.cache._sqlite import SQLiteFile
 from promptkit.errors import CacheError
 
 __all__ = ["ExactCache"]

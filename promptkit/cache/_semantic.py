@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from promptkit._sqlite import SQLiteFile
 from promptkit.backends import GenerateResponse
 from promptkit.cache._index import BruteForceIndex, HNSWIndex, IndexKind, load_index, make_index
 from promptkit.cache._match import GUARDS, char_ngrams, guard_conflict, ngram_cosine
-from promptkit.cache._sqlite import SQLiteFile
 from promptkit.errors import CacheError
 
 if TYPE_CHECKING:
@@ -75,6 +75,7 @@ CREATE TABLE IF NOT EXISTS semantic_meta (
     value INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO semantic_meta (key, value) VALUES ('generation', 0);
+INSERT OR IGNORE INTO semantic_meta (key, value) VALUES ('file_id', abs(random()));
 CREATE TABLE IF NOT EXISTS semantic_stats (
     namespace      TEXT PRIMARY KEY,
     lookups        INTEGER NOT NULL DEFAULT 0,
@@ -271,6 +272,7 @@ class SemanticCache:
         self._lock = threading.RLock()
         self._scopes: dict[str, _Scope] = {}
         self._pending = _Pending()
+        self._file_id_value: int | None = None
 
     # -- public API -------------------------------------------------------------------------------------
 
@@ -532,6 +534,7 @@ class SemanticCache:
             for scope, state in self._scopes.items():
                 if state.dirty:
                     meta = {
+                        "file_id": self._file_id(),
                         "generation": state.generation,
                         "synced_id": state.synced_id,
                         "count": len(state.index),
@@ -646,6 +649,17 @@ class SemanticCache:
     def _generation(self, conn: sqlite3.Connection) -> int:
         return int(conn.execute("SELECT value FROM semantic_meta WHERE key = 'generation'").fetchone()[0])
 
+    def _file_id(self) -> int:
+        """A random number drawn when the database was created: an index file saved for another database
+        (a copy, a re-created file) never passes for this one's."""
+        if self._file_id_value is None:
+            conn = self._db.connection()
+            with self._db.errors("read the index state"):
+                self._file_id_value = int(
+                    conn.execute("SELECT value FROM semantic_meta WHERE key = 'file_id'").fetchone()[0]
+                )
+        return self._file_id_value
+
     def _bump(self, conn: sqlite3.Connection) -> None:
         conn.execute("UPDATE semantic_meta SET value = value + 1 WHERE key = 'generation'")
 
@@ -709,8 +723,10 @@ class SemanticCache:
         except CacheError:
             return None  # truncated or foreign: rebuilt from SQLite
         synced = int(meta.get("synced_id", -1))
-        if meta.get("generation") != generation:
+        if meta.get("generation") != generation or meta.get("file_id") != self._file_id():
             return None
+        if self.settings.index != "auto" and index.kind != self.settings.index:
+            return None  # saved as another kind than this cache is configured for
         rows = conn.execute(
             "SELECT COUNT(*) FROM semantic_entries WHERE scope = ? AND id <= ?", (scope, synced)
         ).fetchone()[0]

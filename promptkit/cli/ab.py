@@ -18,7 +18,7 @@ from promptkit.cli._common import console
 from promptkit.errors import EvalError
 
 if TYPE_CHECKING:
-    from promptkit.evals._log import EvalLog
+    from promptkit.evals import EvalLog
 
 __all__ = ["command", "load_log", "read_rubric"]
 
@@ -31,7 +31,7 @@ def load_log(path: Path) -> EvalLog:
     """Read an EvalLog JSON file; errors name the file (and the field, for a log that does not validate)."""
     from pydantic import ValidationError
 
-    from promptkit.evals._log import EvalLog
+    from promptkit.evals import EvalLog
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -121,10 +121,14 @@ def command(
     judge_concurrency: int,
 ) -> int:
     """Compare prompt variants in SOURCE: an eval log (JSON) or a suite (YAML, run first)."""
-    from promptkit.evals._ab import compare_variants
-    from promptkit.evals._html import write_html
-    from promptkit.evals._pairwise import compare_pairwise, judge_pairs
-    from promptkit.evals._report import print_report, to_markdown
+    from promptkit.evals import (
+        compare_pairwise,
+        compare_variants,
+        judge_pairs,
+        print_report,
+        to_markdown,
+        write_html,
+    )
 
     if rubric is not None and judge_model is None:
         raise click.UsageError("--rubric needs --judge MODEL")

@@ -105,8 +105,7 @@ def command(
     as_json: bool,
 ) -> int:
     """Run the eval SUITE (YAML) and print pass rates and scores per variant and model."""
-    from promptkit.evals import failed_gates, load_suite, run_suite
-    from promptkit.evals._runner import describe_gate
+    from promptkit.evals import describe_gate, failed_gates, load_suite, run_suite
 
     log = run_suite(
         load_suite(suite).with_overrides(models=models, limit=limit),

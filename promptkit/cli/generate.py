@@ -49,7 +49,10 @@ def _answer_text(output: Any) -> str:
     "--budget", type=click.IntRange(min=1), default=None, help="Fit the prompt into this many tokens."
 )
 @click.option(
-    "--examples", default=None, metavar="STRATEGY[:K]", help="Few-shot selection, e.g. all, first_k:1, similar_k:2."
+    "--examples",
+    default=None,
+    metavar="STRATEGY[:K]",
+    help="Few-shot selection, e.g. all, first_k:1, similar_k:2.",
 )
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
@@ -75,7 +78,7 @@ def command(
     """
     if (model is None) == (router_file is None):
         raise click.UsageError("give exactly one of --model or --router")
-    from promptkit.generate import generate
+    from promptkit.generation import generate
     from promptkit.prompts import load_template
 
     template = load_template(name)

@@ -32,7 +32,7 @@ def make_tiny(path: Path, seed: int, n_ctx: int) -> None:
     The weights are random, so the model produces random text, not answers. It is for trying promptkit's
     local llama.cpp path (loading, chat templates, streaming, grammar-constrained JSON) and for tests.
     """
-    from promptkit.backends._tiny_gguf import make_tiny_gguf
+    from promptkit.backends import make_tiny_gguf
 
     written = make_tiny_gguf(path, seed=seed, n_ctx=n_ctx)
     click.echo(

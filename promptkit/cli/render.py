@@ -100,8 +100,7 @@ def command(
     as_json: bool,
 ) -> None:
     """Render template NAME and print its messages and token count."""
-    from promptkit.prompts import TemplateRegistry
-    from promptkit.prompts._tokens import count_tokens_detailed
+    from promptkit.prompts import TemplateRegistry, count_tokens_detailed
 
     template = TemplateRegistry().get(name)
     values: dict[str, Any] = read_inputs_file(inputs_file) if inputs_file is not None else {}

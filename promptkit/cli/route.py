@@ -96,8 +96,11 @@ def eval_command(
         embed_texts,
         evaluate_benchmark,
         load_routellm,
+        markdown_report,
+        plot_report,
+        report_rows,
+        write_json,
     )
-    from promptkit.routing.learned._report import markdown_report, plot_report, report_rows, write_json
 
     chosen = _router_list(routers)
     names = chosen or list(DEFAULT_ROUTERS)
@@ -269,8 +272,13 @@ def _train_routellm(
     embed_cache: Path | None,
     threads: int,
 ) -> Any:
-    from promptkit.routing.learned import BENCHMARKS, embed_texts, load_routellm, train_from_routellm
-    from promptkit.routing.learned._data import load_routellm_csv
+    from promptkit.routing.learned import (
+        BENCHMARKS,
+        embed_texts,
+        load_routellm,
+        load_routellm_csv,
+        train_from_routellm,
+    )
 
     path = Path(ref)
     if ref in BENCHMARKS:

@@ -5,16 +5,12 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from promptkit.backends import map_exception
 from promptkit.embeddings._base import BaseEmbedder, normalize_rows
 from promptkit.errors import (
     BackendError,
     BackendUnavailable,
-    ConnectionFailed,
     MalformedResponse,
-    ModelRequestError,
-    RateLimited,
-    RequestTimeout,
-    ServerError,
 )
 
 if TYPE_CHECKING:
@@ -39,63 +35,6 @@ def _litellm() -> Any:
         ) from None
     litellm.suppress_debug_info = True  # no "Give Feedback / Get Help" banners
     return litellm
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and what it wraps (``__cause__``, ``__context__``, litellm's ``original_exception``)."""
-    seen: list[BaseException] = []
-    todo: list[BaseException | None] = [exc]
-    while todo and len(seen) < 16:
-        current = todo.pop(0)
-        if current is None or any(current is s for s in seen):
-            continue
-        seen.append(current)
-        todo += [current.__cause__, current.__context__, getattr(current, "original_exception", None)]
-    return seen
-
-
-_TIMEOUT = ("Timeout", "APITimeoutError", "TimeoutException", "ReadTimeout", "ConnectTimeout", "TimeoutError")
-_CONNECTION = (
-    "APIConnectionError",
-    "ConnectError",
-    "ConnectionError",
-    "ConnectionRefusedError",
-    "RemoteProtocolError",
-)
-
-
-def _map_error(exc: Exception, where: str, secret: str | None) -> BackendError:
-    """The promptkit error for a litellm/openai/httpx failure, with the key scrubbed from the message.
-
-    (``promptkit.backends`` has the full mapping; this layer may not import it, so here is the part embeddings need.)
-    """
-    text = f"{type(exc).__name__}: {exc}"
-    if secret:
-        text = text.replace(secret, "***")
-    text = text[:500]
-    chain = _chain(exc)
-    names = {type(e).__name__ for e in chain}
-    statuses = [getattr(e, "status_code", None) for e in chain]
-    status: int | None = next((code for code in statuses if isinstance(code, int)), None)
-    if names & set(_TIMEOUT) or status == 408:
-        return RequestTimeout(text, location=where)
-    if names & set(_CONNECTION) or (status in (None, 500) and "connection error" in text.lower()):
-        return ConnectionFailed(text, location=where)
-    if status == 429:
-        responses = [getattr(e, "response", None) for e in chain]
-        headers = next((getattr(r, "headers", None) for r in responses if r is not None), None) or {}
-        try:
-            retry_after: float | None = float(str(headers.get("retry-after")))
-        except (TypeError, ValueError):
-            retry_after = None
-        return RateLimited(text, retry_after=retry_after, location=where)
-    if status is not None and status >= 500:
-        return ServerError(text, location=where)
-    if status is not None and 400 <= status < 500:
-        return ModelRequestError(text, location=where)
-    if names & {"APIResponseValidationError", "JSONDecodeError"}:
-        return MalformedResponse(text, location=where)
-    return BackendError(text, location=where)
 
 
 class LiteLLMEmbedder(BaseEmbedder):
@@ -195,7 +134,9 @@ class LiteLLMEmbedder(BaseEmbedder):
             try:
                 response = litellm.embedding(input=chunk, **kwargs)
             except Exception as exc:  # every SDK failure becomes a promptkit error, key scrubbed
-                raise _map_error(exc, f"embedder {self.model}", key) from None
+                raise map_exception(
+                    exc, secrets=[key], location=f"embedder {self.model}", what="embedding request"
+                ) from None
             parts.append(self._vectors(response, len(chunk)))
         return self._finish(parts)
 
@@ -208,7 +149,9 @@ class LiteLLMEmbedder(BaseEmbedder):
             try:
                 response = await litellm.aembedding(input=chunk, **kwargs)
             except Exception as exc:
-                raise _map_error(exc, f"embedder {self.model}", key) from None
+                raise map_exception(
+                    exc, secrets=[key], location=f"embedder {self.model}", what="embedding request"
+                ) from None
             parts.append(self._vectors(response, len(chunk)))
         return self._finish(parts)
 

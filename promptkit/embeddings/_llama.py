@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import threading
@@ -46,6 +47,17 @@ class _Loaded:
 
 _POOL: dict[tuple[str, int, int, int, int | None], _Loaded] = {}
 _POOL_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_pool() -> None:
+    # Free the models while llama_cpp's module globals still exist; a Llama left to __del__ at interpreter
+    # teardown raises "Exception ignored ... 'NoneType' object is not callable".
+    with _POOL_LOCK:
+        loaded = list(_POOL.values())
+        _POOL.clear()
+    for item in loaded:
+        item.llm.close()
 
 
 def _load(path: Path, n_ctx: int, n_threads: int | None) -> _Loaded:

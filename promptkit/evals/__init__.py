@@ -27,7 +27,14 @@ from promptkit.evals._pairwise import (
 from promptkit.evals._passk import pass_at_k, pass_at_k_array
 from promptkit.evals._report import print_report, render_terminal, to_markdown
 from promptkit.evals._runlog import RunLog
-from promptkit.evals._runner import arun_suite, assert_suite, derive_seed, failed_gates, run_suite
+from promptkit.evals._runner import (
+    arun_suite,
+    assert_suite,
+    derive_seed,
+    describe_gate,
+    failed_gates,
+    run_suite,
+)
 from promptkit.evals._scorers import (
     Generation,
     PairwiseJudge,
@@ -64,6 +71,7 @@ from promptkit.evals._stats import (
 from promptkit.evals._suite import Suite, SuiteSpec, VariantSpec, load_suite
 
 __all__ = [
+    "describe_gate",
     "ABReport",
     "PairComparison",
     "ThresholdCheck",

@@ -126,7 +126,7 @@ def _rows(path: Path, fmt: DatasetFormat) -> Iterator[tuple[dict[str, Any], int 
                 )
             yield dict(row), reader.line_num
     else:
-        from promptkit.prompts._yaml import load_yaml
+        from promptkit.prompts import load_yaml
 
         try:
             data, lines = load_yaml(text, str(path))

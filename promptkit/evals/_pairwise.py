@@ -315,7 +315,7 @@ def judge_pairs(
     ``variants`` (default: all, in the log's order) are compared pairwise, or each against ``baseline``.
     ``model`` restricts the items to one model's outputs; ``reference`` shows the judge the item's expected
     answer when it has one. At most ``concurrency`` judge calls are in flight. Calls go through
-    ``promptkit.generate`` (``cache``/``ledger`` as there), so they are cached, recorded and re-asked on an
+    ``promptkit.generation`` (``cache``/``ledger`` as there), so they are cached, recorded and re-asked on an
     invalid answer. A comparison whose calls fail is kept with its ``error``; when every one fails, raises
     :class:`EvalError`.
     """

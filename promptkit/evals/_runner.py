@@ -109,7 +109,7 @@ class _Runner:
         run_id: str,
         progress: bool,
     ) -> None:
-        from promptkit.generate._defaults import current_config, resolve_cache, resolve_ledger
+        from promptkit.generation import current_config, resolve_cache, resolve_ledger
 
         self.suite = suite
         self.spec = suite.spec
@@ -182,7 +182,7 @@ class _Runner:
     # -- one unit -------------------------------------------------------------------------------------------
 
     async def run_unit(self, unit: _Unit, model: str, router: Router) -> ItemResult:
-        from promptkit.generate import agenerate
+        from promptkit.generation import agenerate
 
         variant, item = unit.variant, unit.item
         inputs = {**item.inputs, **variant.spec.inputs}
@@ -437,7 +437,7 @@ async def arun_suite(
     """
     if not isinstance(suite, Suite):
         suite = load_suite(suite)
-    from promptkit.generate._defaults import current_config
+    from promptkit.generation import current_config
 
     out_path = Path(out) if out is not None else None
     state = Path(state_dir) if state_dir is not None else current_config().state_dir

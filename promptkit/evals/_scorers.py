@@ -357,7 +357,7 @@ class JsonSchema(_Builtin):
                 raise ValueError(exc.message) from None
 
     async def __call__(self, item: Item, output: Generation, parsed: Any) -> Score:
-        from promptkit.generate import strip_fences
+        from promptkit.generation import strip_fences
 
         model = self.model or output.output_model
         text = strip_fences(output.text)
@@ -504,7 +504,7 @@ class Judge(_Builtin):
             return self
 
     async def __call__(self, item: Item, output: Generation, parsed: Any) -> Score:
-        from promptkit.generate import agenerate
+        from promptkit.generation import agenerate
 
         opts = self.options
         lo, hi = opts.scale
@@ -845,7 +845,7 @@ class PairwiseJudge:
     async def _ask(
         self, task: str, first: str, second: str, reference: str | None, limit: asyncio.Semaphore | None
     ) -> tuple[str, str, float, str]:
-        from promptkit.generate import agenerate
+        from promptkit.generation import agenerate
 
         async with limit or contextlib.nullcontext():
             result = await agenerate(

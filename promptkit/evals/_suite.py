@@ -186,7 +186,7 @@ class Suite:
                 path = Path(variant.template)
                 found = Template.from_file(path if path.is_absolute() else self.base_dir / path)
             else:
-                from promptkit.generate._defaults import template_for
+                from promptkit.generation import template_for
 
                 found = template_for(variant.template)
         except PromptkitError as exc:
@@ -287,7 +287,7 @@ def _doc_path(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
 
 def load_suite(path: str | Path) -> Suite:
     """Read and validate a suite YAML file; errors name ``file:line: field``."""
-    from promptkit.prompts._yaml import load_yaml
+    from promptkit.prompts import load_yaml
 
     path = Path(path)
     try:

@@ -1,6 +1,6 @@
 """The executor: run a Plan step by step, verify every step in the sandbox, repair, escalate, checkpoint.
 
-For a model step, one :func:`promptkit.generate.repair_loop` runs per tier of the router's cascade: an attempt
+For a model step, one :func:`promptkit.generation.repair_loop` runs per tier of the router's cascade: an attempt
 is one ``agenerate`` call (the step's template first, ``fix_step`` with the errors after a failure), and the
 validate step parses the answer into file edits, applies them inside the step's allow-list and runs the
 step's verifiers. A schema error, a refused path, a diff that does not apply and a failing verifier are all
@@ -36,7 +36,7 @@ from promptkit.execution._report import NO_MODEL_HINT, RunReport, RunTotals, Ste
 from promptkit.execution._runstate import RunState, StepState, state_dir_for
 from promptkit.execution._verifiers import VerifierResult, run_verifiers, verifier_from_spec
 from promptkit.execution._workspace import Workspace
-from promptkit.generate import Feedback, GenerateResult, agenerate, repair_loop
+from promptkit.generation import Feedback, GenerateResult, agenerate, repair_loop
 from promptkit.planning import Plan, Step, glob_to_regex, is_glob, path_allowed
 from promptkit.routing import Route, RouteFeatures, Router, new_run_id
 
@@ -221,7 +221,7 @@ class Executor:
     def _ledger(ledger: Ledger | bool | None) -> Ledger | None:
         if ledger is None or ledger is False:
             return None
-        from promptkit.generate._defaults import resolve_ledger
+        from promptkit.generation import resolve_ledger
 
         return resolve_ledger(ledger)
 
@@ -438,7 +438,7 @@ class Executor:
         return RouteFeatures(template=template.name, tags=tuple(flat), kind=step.kind)
 
     def _routes(self, step: Step) -> list[Route]:
-        from promptkit.generate._defaults import template_for
+        from promptkit.generation import template_for
 
         assert self.router is not None and step.template is not None
         routes = self.router.route(self._features(step, template_for(step.template)))
@@ -494,7 +494,7 @@ class Executor:
         return inputs
 
     async def _model_step(self, run: _StepRun) -> None:
-        from promptkit.generate._defaults import template_for
+        from promptkit.generation import template_for
 
         step, state = run.step, run.state
         assert self.router is not None and step.template is not None

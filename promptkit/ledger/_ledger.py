@@ -12,11 +12,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from promptkit._sqlite import SQLiteFile
 from promptkit.config import Config, load_config
 from promptkit.errors import LedgerError
 from promptkit.ledger._models import SUCCESS_OUTCOMES, LedgerEntry, LedgerTotals, RunSummary
 from promptkit.ledger._scrub import scrub_secrets, scrub_value
-from promptkit.ledger._sqlite import SQLiteFile
 
 __all__ = ["Ledger", "LEDGER_FILE", "default_ledger"]
 

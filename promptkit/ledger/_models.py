@@ -12,7 +12,7 @@ __all__ = ["LedgerEntry", "LedgerTotals", "RunSummary", "OUTCOMES", "REASONS", "
 # The vocabulary generate() and the router write; the ledger stores any string but sums by these.
 OUTCOMES = ("ok", "invalid", "transport_error", "error", "budget_refused", "cache_hit")
 SUCCESS_OUTCOMES = ("ok", "cache_hit")
-REASONS = ("reask", "escalation", "fallback", "retry")
+REASONS = ("reask", "escalation", "fallback", "retry", "learned_skip")
 
 
 class LedgerEntry(BaseModel):

@@ -6,7 +6,7 @@
     plan = get_planner("hybrid", model="cheap").plan(spec)
     for step in plan.topological_order(): ...             # the executor's contract: see Plan and Step
 
-Nothing here imports a model SDK; the LLM planners call ``promptkit.generate`` only when they plan.
+Nothing here imports a model SDK; the LLM planners call ``promptkit.generation`` only when they plan.
 """
 
 from promptkit.planning._context import sample_value, spec_context

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from promptkit.errors import PromptkitError, TemplateLoadError, file_location
 
 # Private on purpose: the one YAML loader that tracks lines lives in prompts (not exported there yet).
-from promptkit.prompts._yaml import LineMap, load_yaml
+from promptkit.prompts import LineMap, load_yaml
 
 __all__ = ["Document", "read_document", "field_path", "raise_validation"]
 

@@ -227,7 +227,7 @@ class _ModelCalls:
         self.generate_kw = generate_kw
 
     def ask(self, inputs: dict[str, Any], accept: Any) -> Any:
-        from promptkit.generate import generate
+        from promptkit.generation import generate
 
         target: dict[str, Any] = {"router": self.router} if self.router is not None else {"model": self.model}
         result = generate(

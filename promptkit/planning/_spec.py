@@ -44,7 +44,7 @@ from pydantic import (
 from promptkit.errors import SpecError, TemplateLoadError
 from promptkit.planning._documents import Document, field_path, raise_validation, read_document
 from promptkit.planning._naming import PACKAGE, PASCAL, SLUG, SNAKE, is_python_name, snake_case
-from promptkit.prompts._yaml import load_yaml
+from promptkit.prompts import load_yaml
 
 __all__ = [
     "STACKS",

@@ -20,7 +20,7 @@ from promptkit.prompts._registry import (
 )
 from promptkit.prompts._schema import schema_to_model
 from promptkit.prompts._template import RenderedPrompt, Template
-from promptkit.prompts._tokens import approximate_tokens, count_tokens
+from promptkit.prompts._tokens import approximate_tokens, count_tokens, count_tokens_detailed
 from promptkit.prompts._yaml import LineMap, load_yaml
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "default_registry",
     "builtin_template_dir",
     "count_tokens",
+    "count_tokens_detailed",
     "approximate_tokens",
     "schema_to_model",
     "LexicalEmbedder",

@@ -15,6 +15,11 @@
     max_retries = 2
     base_delay_s = 0.5
     max_delay_s = 8.0
+    [router.learned]
+    policy = "policy.json"               # from `promptkit route train`; skips the cheap tier when it would fail
+    threshold = 0.2                      # optional: P(cheap passes) below this starts at `skip_to`
+    skip_to = "strong"                   # optional: default the second tier
+    explore = 0.05                       # optional: share of would-be skips that still try the cheap tier
 
 Without ``tiers``, every configured alias not used as a fallback becomes a tier, grouped by its ``tier``
 number (cheapest first); aliases sharing a number serve the same tier in declaration order.
@@ -22,6 +27,7 @@ number (cheapest first); aliases sharing a number serve the same tier in declara
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from promptkit.config import Config
@@ -32,7 +38,8 @@ from promptkit.routing._tiers import Deployment, Tier
 
 __all__ = ["router_kwargs"]
 
-_TOP = {"tiers", "max_attempts_per_tier", "budget", "rules", "fallbacks", "retry"}
+_TOP = {"tiers", "max_attempts_per_tier", "budget", "rules", "fallbacks", "retry", "learned"}
+_LEARNED = {"policy": (str,), "threshold": (int, float), "skip_to": (str, int), "explore": (int, float)}
 _BUDGET = {"max_usd": (int, float), "max_tokens": (int,), "default_output_tokens": (int,)}
 _RETRY = {
     "max_retries": (int,),
@@ -203,4 +210,21 @@ def router_kwargs(config: Config) -> dict[str, Any]:
             raise ConfigError(exc.message, location=_where(config, "[router.retry]")) from None
     if "rules" in router:
         kwargs["rules"] = _rules(config, router["rules"])
+    if "learned" in router:
+        kwargs["start_policy"] = _learned(config, router["learned"])
     return kwargs
+
+
+def _learned(config: Config, raw: Any) -> Any:
+    from promptkit.routing.learned import LearnedStartTier
+
+    fields = _typed(config, _table(config, raw, "[router.learned]"), _LEARNED, "[router.learned]")
+    if "policy" not in fields:
+        raise ConfigError('needs policy = "<file>"', location=_where(config, "[router.learned]"))
+    path = Path(fields.pop("policy")).expanduser()
+    if not path.is_absolute() and config.source is not None:
+        path = config.source.parent / path
+    try:
+        return LearnedStartTier(path, **fields)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, location=_where(config, "[router.learned]")) from None

@@ -295,6 +295,7 @@ def test_public_api() -> None:
             "resolve_model",
             "register_backend",
             "ResolvedModel",
+            "map_exception",
         ]
     )
     with pytest.raises(AttributeError):

@@ -11,7 +11,7 @@ from promptkit.backends import FunctionBackend, GenerateResponse
 from promptkit.cache import SemanticCache, SemanticSettings, semantic_settings
 from promptkit.config import load_config
 from promptkit.errors import CacheError, ConfigError
-from promptkit.generate import generate, reset_defaults
+from promptkit.generation import generate, reset_defaults
 from promptkit.ledger import Ledger
 from promptkit.prompts import Template
 from tests.cache._semantic_support import HashEmbedder, minilm
@@ -249,3 +249,19 @@ def test_generate_uses_the_exact_cache_only_unless_opted_in(state: Path) -> None
     )
     assert not result.cached and len(calls) == 2
     assert not (state / "home" / "semantic.sqlite").exists()
+
+
+def test_an_index_file_of_another_database_is_not_used(tmp_path: Path) -> None:
+    shared_dir = tmp_path / "idx"
+    embedder = HashEmbedder()
+    with SemanticCache(tmp_path / "a.sqlite", embedder=embedder, threshold=0.9, index_dir=shared_dir) as a:
+        a.store("only in a", _r("a"))
+        a.lookup("only in a")
+    # Same scope, same ids, other database: the saved file of `a` must not answer for `b`.
+    with SemanticCache(tmp_path / "b.sqlite", embedder=embedder, threshold=0.9, index_dir=shared_dir) as b:
+        b.store("only in b", _r("b"))
+        assert b.lookup("only in b").response.text == "b"  # type: ignore[union-attr]
+        (index_state,) = b._scopes.values()
+        (entry, score) = index_state.index.search(b.embed(["only in a"])[0], 1)[0]
+        # With a's file, entry 1 would carry a's vector and score 1.0 for a's question.
+        assert entry == 1 and score < 0.9

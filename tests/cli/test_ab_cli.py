@@ -138,7 +138,7 @@ def _judge_backend(seen: list[str]):
 @pytest.fixture
 def judge_prompts(monkeypatch: pytest.MonkeyPatch):
     from promptkit.backends import register_backend
-    from promptkit.generate import reset_defaults
+    from promptkit.generation import reset_defaults
 
     seen: list[str] = []
     reset_defaults()

@@ -10,7 +10,7 @@ import pytest
 
 from promptkit.backends import FunctionBackend, StubOpenAIServer, register_backend
 from promptkit.cli import main
-from promptkit.generate import reset_defaults
+from promptkit.generation import reset_defaults
 from promptkit.ledger import Ledger
 from promptkit.prompts import default_registry
 

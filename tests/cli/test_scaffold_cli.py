@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from promptkit.backends import FunctionBackend, GenerateRequest, register_backend
 from promptkit.cli import cli, main
 from promptkit.execution import NO_MODEL_HINT, RunState
-from promptkit.generate import reset_defaults
+from promptkit.generation import reset_defaults
 
 SPEC = """\
 name: minilib

@@ -86,23 +86,31 @@ def test_cache_spares_the_server(remote: LiteLLMEmbedder, tmp_path: Path, monkey
     ("status", "expected"),
     [(401, ModelRequestError), (404, ModelRequestError), (429, RateLimited), (503, ServerError)],
 )
-def test_provider_errors_map_to_the_tree_and_never_show_the_key(status: int, expected: type):
+def test_provider_errors_map_to_the_tree_and_never_show_the_key(
+    status: int, expected: type, monkeypatch: pytest.MonkeyPatch
+):
     import httpx
-
-    from promptkit.embeddings._litellm import _map_error
-
-    secret = "sk-wrong-secret-value-91b2"
-    request = httpx.Request("POST", "http://127.0.0.1:1/v1/embeddings")
-    response = httpx.Response(status, request=request, headers={"retry-after": "7"})
+    import litellm
     import openai
 
-    cause = openai.APIStatusError(f"bad key {secret}", response=response, body=None)
-    try:
+    secret = "sk-wrong-secret-value-91b2"
+    monkeypatch.setenv("PK_TEST_EMBED_KEY", secret)
+    request = httpx.Request("POST", "http://127.0.0.1:1/v1/embeddings")
+    response = httpx.Response(status, request=request, headers={"retry-after": "7"})
+
+    def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        cause = openai.APIStatusError(f"bad key {secret}", response=response, body=None)
         raise RuntimeError(f"wrapped: {secret}") from cause
-    except RuntimeError as exc:
-        error = _map_error(exc, "embedder openai/minilm", secret)
-    assert type(error) is expected
+
+    monkeypatch.setattr(litellm, "embedding", failing)
+    embedder = LiteLLMEmbedder(
+        "openai/minilm", api_base="http://127.0.0.1:1/v1", api_key_env="PK_TEST_EMBED_KEY"
+    )
+    with pytest.raises(expected) as caught:
+        embedder.embed(["x"])
+    error = caught.value
     assert secret not in str(error) and "***" in str(error) and "embedder openai/minilm" in str(error)
+    assert error.__cause__ is None and error.__suppress_context__
     if expected is RateLimited:
         assert error.retry_after == 7.0
 

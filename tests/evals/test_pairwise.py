@@ -32,8 +32,8 @@ OFF = {"cache": False, "ledger": False}
 
 def answers(request: Any) -> tuple[str, str]:
     """The two answers the judge_pairwise template showed, in the order shown."""
-    # The rendered prompt, not a re-ask's feedback message appended after it.
-    text = next(m.content for m in request.messages if "First answer:" in m.content)
+    # The rendered task: after the template's few-shot turns, before any re-ask feedback appended after it.
+    text = [m.content for m in request.messages if m.role == "user" and "First answer:" in m.content][-1]
     first = text.split("First answer:")[1].split("Second answer:")[0].strip()
     return first, text.split("Second answer:")[1].strip()
 

@@ -239,7 +239,7 @@ messages:
 
 @pytest.fixture
 def diff_template(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from promptkit.generate import reset_defaults
+    from promptkit.generation import reset_defaults
     from promptkit.prompts import default_registry
 
     templates = tmp_path / "templates"

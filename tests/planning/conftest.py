@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from promptkit.generate import reset_defaults
+from promptkit.generation import reset_defaults
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"

@@ -32,6 +32,7 @@ from promptkit.routing.learned._data import (
     RouteLLMData,
     default_data_dir,
     load_routellm,
+    load_routellm_csv,
 )
 from promptkit.routing.learned._embed import (
     EMBEDDING_CACHE_FILE,
@@ -72,9 +73,15 @@ from promptkit.routing.learned._policy import (
     train_from_ledger,
     train_from_routellm,
 )
+from promptkit.routing.learned._report import markdown_report, plot_report, report_rows, write_json
 from promptkit.routing.learned._start import LEARNED_SKIP, LearnedStartTier
 
 __all__ = [
+    "load_routellm_csv",
+    "markdown_report",
+    "plot_report",
+    "report_rows",
+    "write_json",
     "ANSWER_FEATURES",
     "BENCHMARKS",
     "CPT_LEVELS",

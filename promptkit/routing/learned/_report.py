@@ -76,8 +76,10 @@ def markdown_report(reports: Sequence[BenchmarkReport]) -> str:
         d = report.data
         lines.append(f"## {report.benchmark}")
         lines.append("")
+        sample = d["queries"] < d["total"] - d["excluded_contaminated"]
         lines.append(
-            f"{d['queries']} queries ({d['excluded_contaminated']} contaminated excluded of {d['total']}); "
+            f"{d['queries']} queries{' (a seeded sample)' if sample else ''} "
+            f"({d['excluded_contaminated']} contaminated excluded of {d['total']}); "
             f"weak quality {d['weak_quality']:.3f}, strong {d['strong_quality']:.3f}; "
             f"{report.folds}-fold CV, {report.bootstrap} bootstrap resamples, seed {report.seed}."
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from promptkit.backends import FunctionBackend, GenerateRequest
-from promptkit.generate import agenerate
+from promptkit.generation import agenerate
 from promptkit.ledger import Ledger
 from promptkit.prompts import Template
 from promptkit.routing import Deployment, Router, StartTierPolicy, Tier

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from promptkit.errors import AttemptsExhausted, BackendError, OutputValidationError, PromptkitError
-from promptkit.generate import Feedback, repair_loop
+from promptkit.generation import Feedback, repair_loop
 from promptkit.types import Usage
 
 

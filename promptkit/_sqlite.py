@@ -1,7 +1,6 @@
 """One SQLite file shared by threads, asyncio tasks and processes: a connection per thread, WAL mode.
 
-The cache keeps an identical copy of this module (``promptkit/cache/_sqlite.py``): the two packages sit in the
-same layer and may not import each other.
+Shared by every store that lasts: the exact and semantic caches, the ledger, the embedding cache.
 """
 
 from __future__ import annotations

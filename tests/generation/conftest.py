@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from promptkit.cache import ExactCache
-from promptkit.generate import reset_defaults
+from promptkit.generation import reset_defaults
 from promptkit.ledger import Ledger
 from promptkit.prompts import Template
 

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from promptkit.errors import OutputValidationError
-from promptkit.generate._loop import Feedback
+from promptkit.generation._loop import Feedback
 from promptkit.types import Message
 
 __all__ = ["Accept", "strip_fences", "parse_output", "check_acceptance", "feedback_messages"]

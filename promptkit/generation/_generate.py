@@ -19,16 +19,16 @@ from promptkit.errors import (
     RoutingError,
     TransportError,
 )
-from promptkit.generate._defaults import (
+from promptkit.generation._defaults import (
     resolve_cache,
     resolve_ledger,
     resolve_semantic_cache,
     router_for_model,
     template_for,
 )
-from promptkit.generate._loop import Feedback, repair_loop
-from promptkit.generate._parse import Accept, check_acceptance, feedback_messages, parse_output
-from promptkit.generate._result import GenerateResult
+from promptkit.generation._loop import Feedback, repair_loop
+from promptkit.generation._parse import Accept, check_acceptance, feedback_messages, parse_output
+from promptkit.generation._result import GenerateResult
 from promptkit.ledger import Ledger, LedgerEntry, scrub_secrets
 from promptkit.prompts import Template, approximate_tokens, count_tokens
 from promptkit.routing import Answer, CallContext, Route, RouteFeatures, Router

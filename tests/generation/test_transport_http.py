@@ -8,7 +8,7 @@ import pytest
 
 from promptkit.backends import Fault, LiteLLMBackend, StubOpenAIServer
 from promptkit.errors import RoutingError
-from promptkit.generate import agenerate
+from promptkit.generation import agenerate
 from promptkit.routing import Deployment, RetryPolicy, Router, Tier
 
 GOOD = {"answer": "Paris", "confidence": 0.9}

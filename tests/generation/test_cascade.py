@@ -17,7 +17,7 @@ from promptkit.errors import (
     RoutingError,
     ServerError,
 )
-from promptkit.generate import agenerate
+from promptkit.generation import agenerate
 from promptkit.routing import Budget, Deployment, RetryPolicy, Router, Rule, Tier
 from promptkit.types import Usage
 

@@ -10,7 +10,7 @@ import pytest
 from promptkit.backends import FunctionBackend, ScriptedBackend, ScriptedReply
 from promptkit.cache import ExactCache
 from promptkit.errors import AttemptsExhausted, ConfigError, OutputValidationError, RoutingError
-from promptkit.generate import GenerateResult, agenerate, generate
+from promptkit.generation import GenerateResult, agenerate, generate
 from promptkit.ledger import Ledger
 from promptkit.types import Usage
 

@@ -6,13 +6,29 @@
 ``repair_loop`` is the one attempt → validate → feedback loop; the executor reuses it for verify-and-repair.
 """
 
-from promptkit.generate._defaults import reset_defaults
-from promptkit.generate._generate import agenerate, generate
-from promptkit.generate._loop import Feedback, LoopAttempt, LoopResult, repair_loop
-from promptkit.generate._parse import Accept, check_acceptance, feedback_messages, parse_output, strip_fences
-from promptkit.generate._result import GenerateResult
+from promptkit.generation._defaults import (
+    current_config,
+    reset_defaults,
+    resolve_cache,
+    resolve_ledger,
+    template_for,
+)
+from promptkit.generation._generate import agenerate, generate
+from promptkit.generation._loop import Feedback, LoopAttempt, LoopResult, repair_loop
+from promptkit.generation._parse import (
+    Accept,
+    check_acceptance,
+    feedback_messages,
+    parse_output,
+    strip_fences,
+)
+from promptkit.generation._result import GenerateResult
 
 __all__ = [
+    "current_config",
+    "resolve_cache",
+    "resolve_ledger",
+    "template_for",
     "Accept",
     "Feedback",
     "GenerateResult",
