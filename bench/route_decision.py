@@ -1,9 +1,12 @@
 """Latency of one learned routing decision (embed the prompt + predict P(cheap passes)), beside the embedding
-call alone, over >= 1,000 decisions in one run. Target: p99 <= 5 ms.
+call alone and the lexical decision (featurise the text + predict, no model), over >= 1,000 decisions in one
+run. Target: p99 <= 5 ms.
 
-The policy is a logistic regression on MiniLM embeddings trained on GSM8K's recorded outcomes (the prompts are
-embedded once, from the cache when warm). Timed prompts are distinct GSM8K questions not seen in training,
-embedded without the cache, so every decision pays for a real llama.cpp forward pass.
+The policies are logistic regressions trained on GSM8K's recorded outcomes: one on MiniLM embeddings (the
+prompts are embedded once, from the cache when warm), one on lexical features (hashed TF-IDF + prompt
+statistics). Timed prompts are distinct GSM8K questions not seen in training, embedded without the cache, so
+every MiniLM decision pays for a real llama.cpp forward pass. The lexical decision is timed as the Router makes
+it: ``LearnedStartTier.start_tier`` on ``RouteFeatures(text=...)``.
 
     python bench/route_decision.py                 # 1,000 decisions
     python bench/route_decision.py --decisions 3000 --threads 2
@@ -19,7 +22,14 @@ import time
 import numpy as np
 
 from promptkit.embeddings import LlamaEmbedder, default_embedder_path
-from promptkit.routing.learned import embed_texts, load_routellm, load_router_embedder, train_from_routellm
+from promptkit.routing import RouteFeatures
+from promptkit.routing.learned import (
+    LearnedStartTier,
+    embed_texts,
+    load_routellm,
+    load_router_embedder,
+    train_from_routellm,
+)
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -64,6 +74,17 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         policy.predict_pass(embedding=cached.embed_array([prompts[i % 50]])[0])
         from_cache.append(time.perf_counter() - started)
+    lexical = LearnedStartTier(train_from_routellm(train, features="lexical"))
+    tiers = ("cheap", "strong")
+    for text in prompts[:20]:  # warm-up (the policy's featuriser is built on first use)
+        lexical.start_tier(RouteFeatures(template="q", text=text), tiers)
+    lexical_decisions: list[float] = []
+    lexical_skips = 0
+    for text in prompts:
+        started = time.perf_counter()
+        chosen = lexical.start_tier(RouteFeatures(template="q", text=text), tiers)
+        lexical_decisions.append(time.perf_counter() - started)
+        lexical_skips += chosen is not None
     predict_only: list[float] = []
     vector = embedder.embed_array([prompts[0]])[0]
     for _ in range(args.decisions):
@@ -80,13 +101,22 @@ def main(argv: list[str] | None = None) -> int:
         ("embed + predict", decisions),
         ("cached embed + predict", from_cache),
         ("predict only", predict_only),
+        ("lexical decision", lexical_decisions),
     )
     for name, values in rows:
         print(f"{name:24s} {_pct(values, 50):8.3f} {_pct(values, 99):8.3f}")
-    for name, values in (("fresh-prompt decision", decisions), ("cached-prompt decision", from_cache)):
+    verdicts = (
+        ("fresh-prompt decision", decisions),
+        ("cached-prompt decision", from_cache),
+        ("lexical decision", lexical_decisions),
+    )
+    for name, values in verdicts:
         verdict = "meets" if _pct(values, 99) <= 5.0 else "misses"
         print(f"{name} p99 {verdict} the 5 ms target")
     print(f"{skips} of {args.decisions} decisions would skip the cheap tier (threshold {policy.threshold})")
+    print(
+        f"{lexical_skips} of {args.decisions} lexical decisions would skip it (threshold {lexical.threshold})"
+    )
     return 0
 
 

@@ -1,11 +1,13 @@
 """Full ``route eval`` figures on RouteLLM's recorded outcomes, beside the paper's best published routers.
 
 Every learned router is scored on held-out queries (5-fold CV, seeded) with 1,000 bootstrap resamples for the
-CIs; prompts are embedded once with all-MiniLM-L6-v2 (llama.cpp) and cached in the state folder.
+CIs; prompts are embedded once with all-MiniLM-L6-v2 (llama.cpp) and cached in the state folder. The
+``lexical-*`` routers need no embedding (hashed TF-IDF + prompt statistics, refitted per training fold).
 
     python bench/route_eval.py                                  # all three benchmarks, written to bench/out/route
     python bench/route_eval.py --benchmark gsm8k --bootstrap 200
     python bench/route_eval.py --benchmark mmlu --limit 4000    # a seeded sample when embedding 14k is too slow
+    python bench/route_eval.py --routers random,oracle,lexical-logreg,lexical-knn   # no embedder loaded
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from promptkit.routing.learned import (
     BENCHMARKS,
     DEFAULT_ROUTERS,
+    ROUTERS,
     embed_texts,
     evaluate_benchmark,
     load_routellm,
@@ -41,15 +44,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     routers = [r for r in args.routers.split(",") if r]
-    embedder = load_router_embedder(n_threads=args.threads)
+    embed = any(ROUTERS[r].needs_embeddings for r in routers)
+    embedder = load_router_embedder(n_threads=args.threads) if embed else None
     reports = []
     for name in BENCHMARKS if args.benchmark == "all" else (args.benchmark,):
         data = load_routellm(name, limit=args.limit, seed=args.seed)
-        started = time.perf_counter()
-        embeddings = embed_texts(data.prompts, embedder)
-        print(
-            f"{name}: {len(data)} queries, embedded in {time.perf_counter() - started:.1f} s", file=sys.stderr
-        )
+        embeddings = None
+        if embedder is not None:
+            started = time.perf_counter()
+            embeddings = embed_texts(data.prompts, embedder)
+            print(
+                f"{name}: {len(data)} queries, embedded in {time.perf_counter() - started:.1f} s",
+                file=sys.stderr,
+            )
         started = time.perf_counter()
         report = evaluate_benchmark(
             data,

@@ -104,22 +104,29 @@ def run_sync(coro: Any) -> Any:
         in_loop = True
     except RuntimeError:
         in_loop = False
+    box: dict[str, Any] = {}
+
+    async def keep(awaitable: Any) -> None:
+        # The value goes into ``box``, not out of asyncio.run: on the way out asyncio formats the main task's
+        # repr, result included, which for a large eval log costs tens of milliseconds.
+        box["value"] = await awaitable
+
     if not in_loop:  # outside the except block, so errors don't carry a "no running event loop" context
-        return asyncio.run(coro)
-    result: dict[str, Any] = {}
+        asyncio.run(keep(coro))
+        return box["value"]
 
     def target() -> None:
         try:
-            result["value"] = asyncio.run(coro)
+            asyncio.run(keep(coro))
         except BaseException as exc:  # re-raised in the caller's thread
-            result["error"] = exc
+            box["error"] = exc
 
     thread = threading.Thread(target=target)
     thread.start()
     thread.join()
-    if "error" in result:
-        raise result["error"]
-    return result["value"]
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 class BaseBackend:

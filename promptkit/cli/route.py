@@ -197,6 +197,14 @@ def eval_command(
 @click.option("--run", "run_ref", default=None, help="Only this ledger run (an id, a prefix, or `latest`).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--model", type=click.Choice(["logreg", "knn"]), default="logreg", show_default=True)
+@click.option(
+    "--features",
+    type=click.Choice(["embedding", "lexical"]),
+    default="embedding",
+    show_default=True,
+    help="With --routellm: MiniLM prompt embeddings, or lexical features of the prompt text (hashed TF-IDF + "
+    "prompt statistics; deciding needs no embedding model and takes well under a millisecond).",
+)
 @click.option("--threshold", default=0.2, show_default=True, help="Skip the cheap tier below this P(pass).")
 @click.option("--cheap-tier", default=0, show_default=True, help="The tier whose passing is predicted.")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None)
@@ -210,6 +218,7 @@ def train_command(
     run_ref: str | None,
     out_path: Path,
     model: str,
+    features: str,
     threshold: float,
     cheap_tier: int,
     data_dir: Path | None,
@@ -225,9 +234,13 @@ def train_command(
         raise RoutingError(f"--threshold must be within [0, 1], got {threshold}", location="--threshold")
     if ledger_path is not None and routellm is not None:
         raise click.UsageError("give --ledger or --routellm, not both")
+    if features != "embedding" and routellm is None:
+        raise click.UsageError(
+            "--features applies to --routellm; a ledger policy uses the recorded call features"
+        )
     started = time.perf_counter()
     if routellm is not None:
-        policy = _train_routellm(routellm, data_dir, limit, model, threshold, embed_cache, threads)
+        policy = _train_routellm(routellm, data_dir, limit, model, features, threshold, embed_cache, threads)
     else:
         from promptkit.ledger import LEDGER_FILE, Ledger
 
@@ -268,6 +281,7 @@ def _train_routellm(
     data_dir: Path | None,
     limit: int | None,
     model: str,
+    features: str,
     threshold: float,
     embed_cache: Path | None,
     threads: int,
@@ -296,6 +310,8 @@ def _train_routellm(
             f"--routellm {ref!r}: expected one of {list(BENCHMARKS)}, a benchmark folder, or a CSV file",
             location="--routellm",
         )
+    if features == "lexical":
+        return train_from_routellm(data, features="lexical", model=model, threshold=threshold)
     embedder = _embedder(embed_cache, threads)
     embeddings = embed_texts(data.prompts, embedder)
     return train_from_routellm(

@@ -505,7 +505,8 @@ def run_suite(
     **kwargs: Any,
 ) -> EvalLog:
     """The synchronous form of :func:`arun_suite` (works inside a running event loop too)."""
-    return run_sync(arun_suite(suite, out=out, resume=resume, progress=progress, **kwargs))  # type: ignore[no-any-return]
+    log: EvalLog = run_sync(arun_suite(suite, out=out, resume=resume, progress=progress, **kwargs))
+    return log
 
 
 def failed_gates(log: EvalLog) -> list[ThresholdCheck]:

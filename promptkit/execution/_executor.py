@@ -435,7 +435,9 @@ class Executor:
         if step.route.difficulty:
             # Routing rules can match `tag = "difficulty:hard"`.
             flat.append(f"difficulty:{step.route.difficulty}")
-        return RouteFeatures(template=template.name, tags=tuple(flat), kind=step.kind)
+        # Routes are chosen before the prompt is rendered: the step's own words stand in for its text.
+        text = "\n".join([step.title, step.description or "", *step.acceptance])
+        return RouteFeatures(template=template.name, tags=tuple(flat), kind=step.kind, text=text)
 
     def _routes(self, step: Step) -> list[Route]:
         from promptkit.generation import template_for

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from promptkit.backends import Backend
 from promptkit.cache import (
@@ -38,6 +39,8 @@ __all__ = [
 ]
 
 _lock = threading.RLock()
+T = TypeVar("T")
+
 _configs: dict[tuple[str, str, str], Config] = {}
 _caches: dict[str, ExactCache] = {}
 _ledgers: dict[str, Ledger] = {}
@@ -52,16 +55,20 @@ def _env_key() -> tuple[str, str, str]:
     return (os.getcwd(), os.environ.get(STATE_ENV, ""), os.environ.get(TEMPLATE_PATH_ENV, ""))
 
 
+def _once(store: dict[Any, T], key: Any, make: Callable[[], T]) -> T:
+    """``store[key]``, made by ``make()`` the first time: one per process even when threads race."""
+    found = store.get(key)
+    if found is None:
+        with _lock:
+            found = store.get(key)
+            if found is None:
+                found = store[key] = make()
+    return found
+
+
 def current_config() -> Config:
     """``load_config()`` for the current folder and environment, loaded once."""
-    key = _env_key()
-    config = _configs.get(key)
-    if config is None:
-        with _lock:
-            config = _configs.get(key)
-            if config is None:
-                config = _configs[key] = load_config()
-    return config
+    return _once(_configs, _env_key(), load_config)
 
 
 def resolve_cache(cache: ExactCache | bool | None) -> ExactCache | None:
@@ -70,14 +77,7 @@ def resolve_cache(cache: ExactCache | bool | None) -> ExactCache | None:
         return None
     if cache is True:
         config = current_config()
-        key = str(config.state_dir)
-        found = _caches.get(key)
-        if found is None:
-            with _lock:
-                found = _caches.get(key)
-                if found is None:
-                    found = _caches[key] = default_cache(config)
-        return found
+        return _once(_caches, str(config.state_dir), lambda: default_cache(config))
     if isinstance(cache, ExactCache):
         return cache
     raise ConfigError(f"cache= must be an ExactCache, True, False or None, got {type(cache).__name__}")
@@ -104,14 +104,7 @@ def resolve_semantic_cache(
         namespace = namespace or config.cache.get("namespace", "default")
         if not semantic_settings(config).enabled_for(template, namespace):
             return None
-    key = str(config.state_dir)
-    found = _semantic.get(key)
-    if found is None:
-        with _lock:
-            found = _semantic.get(key)
-            if found is None:
-                found = _semantic[key] = default_semantic_cache(config)
-    return found
+    return _once(_semantic, str(config.state_dir), lambda: default_semantic_cache(config))
 
 
 def resolve_ledger(ledger: Ledger | bool | None) -> Ledger | None:
@@ -120,14 +113,7 @@ def resolve_ledger(ledger: Ledger | bool | None) -> Ledger | None:
         return None
     if ledger is True:
         config = current_config()
-        key = str(config.state_dir)
-        found = _ledgers.get(key)
-        if found is None:
-            with _lock:
-                found = _ledgers.get(key)
-                if found is None:
-                    found = _ledgers[key] = default_ledger(config)
-        return found
+        return _once(_ledgers, str(config.state_dir), lambda: default_ledger(config))
     if isinstance(ledger, Ledger):
         return ledger
     raise ConfigError(f"ledger= must be a Ledger, True, False or None, got {type(ledger).__name__}")

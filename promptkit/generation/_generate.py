@@ -346,8 +346,13 @@ async def agenerate(
         per_tier = max_attempts
     cache_obj = resolve_cache(cache)
     ledger_obj = resolve_ledger(ledger)
+    users = [m.content for m in rendered.messages if m.role == "user"]
     features = RouteFeatures(
-        template=tpl.name, tags=_tags(tpl), kind=kind, input_tokens=_input_tokens(rendered, router)
+        template=tpl.name,
+        tags=_tags(tpl),
+        kind=kind,
+        input_tokens=_input_tokens(rendered, router),
+        text=users[-1] if users else None,
     )
     ctx = CallContext(
         run_id=run_id or router.run_id(ledger_obj),

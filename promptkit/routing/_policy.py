@@ -53,6 +53,9 @@ class RouteFeatures:
     tags: tuple[str, ...] = ()
     kind: str | None = None
     input_tokens: int = 0
+    # The prompt (last user message) for text-reading learned policies; kept out of as_dict(), so the ledger
+    # never stores prompt text.
+    text: str | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -119,3 +119,51 @@ def test_train_errors(tmp_path, capsys):
     assert main(["route", "train", "--routellm", "nonsense", "--out", "p.json"]) == 2
     assert "expected one of" in capsys.readouterr().err
     assert main(["route", "train", "--threshold", "2", "--out", "p.json"]) == 1
+
+
+def _no_embedder(*args: object) -> None:
+    raise AssertionError("lexical routers must not load the embedding model")
+
+
+def test_eval_lexical_routers_need_no_embedder(capsys, data_dir, monkeypatch):
+    monkeypatch.setattr("promptkit.cli.route._embedder", _no_embedder)
+    code = main(
+        [
+            "route", "eval", "--benchmark", "gsm8k", "--data", str(data_dir), "--limit", "200",
+            "--routers", "random,lexical-logreg,lexical-knn", "--bootstrap", "20", "--folds", "3", "--json",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    rows = {r["router"]: r for r in json.loads(capsys.readouterr().out)["benchmarks"][0]["routers"]}
+    assert set(rows) == {"random", "lexical-logreg", "lexical-knn"}
+    for name in ("lexical-logreg", "lexical-knn"):
+        assert rows[name]["kind"] == "prompt" and 0.0 < rows[name]["apgr"] < 1.0
+        assert rows[name]["apgr_ci"][0] <= rows[name]["apgr"] <= rows[name]["apgr_ci"][1]
+
+
+def test_train_lexical_policy_from_routellm(tmp_path, capsys, data_dir, monkeypatch):
+    from promptkit.routing import RouteFeatures
+    from promptkit.routing.learned import LearnedStartTier, load_routellm
+
+    monkeypatch.setattr("promptkit.cli.route._embedder", _no_embedder)
+    out = tmp_path / "lexical.json"
+    code = main(
+        [
+            "route", "train", "--routellm", "gsm8k", "--data", str(data_dir), "--limit", "200",
+            "--features", "lexical", "--model", "knn", "--out", str(out), "--json",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["features"] == ["text"] and info["trained"]["features"] == "lexical"
+    policy = RoutingPolicy.load(out)
+    assert policy.needs_text and not policy.needs_embedding and policy.model.kind == "knn"
+    start = LearnedStartTier(policy)  # accepted: it decides from what the router sees
+    prompt = load_routellm("gsm8k", data_dir).prompts[-1]
+    p = start.pass_probability(RouteFeatures(template="q", text=prompt))
+    assert 0.0 < p < 1.0 and p == pytest.approx(policy.predict_pass(text=prompt))
+
+
+def test_train_features_needs_routellm(capsys, tmp_path):
+    code = main(["route", "train", "--features", "lexical", "--out", str(tmp_path / "p.json")])
+    assert code == 2 and "--features applies to --routellm" in capsys.readouterr().err

@@ -11,6 +11,12 @@ Learn from promptkit's own ledger, and let the router skip the cheap tier for ca
     policy.save("policy.json")
     router = Router(tiers, start_policy=LearnedStartTier(RoutingPolicy.load("policy.json")))
 
+A policy on lexical prompt features needs no embedding model: it decides from ``RouteFeatures.text`` (which
+``generate()`` fills from the last user message) in a fraction of a millisecond::
+
+    policy = train_from_routellm(load_routellm("gsm8k"), features="lexical")
+    router = Router(tiers, start_policy=LearnedStartTier(policy))
+
 numpy (and scikit-learn for the MLP router, matplotlib for plots) are imported only when used.
 """
 
@@ -51,6 +57,7 @@ from promptkit.routing.learned._evaluate import (
     answer_matrix,
     evaluate_benchmark,
 )
+from promptkit.routing.learned._lexical import LEXICAL_DIM, LEXICAL_STATS, LexicalFeaturizer
 from promptkit.routing.learned._metrics import (
     CPT_LEVELS,
     RouterMetrics,
@@ -88,6 +95,8 @@ __all__ = [
     "DEFAULT_ROUTERS",
     "EMBEDDING_CACHE_FILE",
     "IN_DOMAIN_NOTE",
+    "LEXICAL_DIM",
+    "LEXICAL_STATS",
     "LEARNED_SKIP",
     "POLICY_FORMAT",
     "POLICY_SCHEMA_VERSION",
@@ -99,6 +108,7 @@ __all__ = [
     "KNNModel",
     "LearnedStartTier",
     "LedgerExamples",
+    "LexicalFeaturizer",
     "LogisticModel",
     "MLPModel",
     "RidgeModel",

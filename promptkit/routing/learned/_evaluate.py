@@ -14,6 +14,7 @@ from promptkit.errors import EvalError
 from promptkit.routing.learned._answer import ANSWER_FEATURES, answer_feature_vector, heuristic_risk
 from promptkit.routing.learned._cv import cross_val_scores, single_threaded_blas
 from promptkit.routing.learned._data import RouteLLMData
+from promptkit.routing.learned._lexical import LexicalFeaturizer
 from promptkit.routing.learned._metrics import (
     RouterMetrics,
     bootstrap_metrics,
@@ -84,6 +85,14 @@ ROUTERS: dict[str, RouterSpec] = {
         ),
         RouterSpec(
             "mlp", "prompt", "one-hidden-layer MLP on MiniLM embeddings (scikit-learn)", needs_embeddings=True
+        ),
+        RouterSpec(
+            "lexical-logreg",
+            "prompt",
+            "logistic regression on hashed TF-IDF words/char-trigrams + prompt statistics (no embedding model)",
+        ),
+        RouterSpec(
+            "lexical-knn", "prompt", "k nearest neighbours on the lexical features (no embedding model)"
         ),
         RouterSpec(
             "cascade-heuristic",
@@ -216,6 +225,25 @@ def _learned(
     return fit_predict
 
 
+def _lexical(name: str, data: RouteLLMData, seed: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Like ``_learned`` on lexical features, whose IDF and statistics scaling are fitted on each training
+    fold only (the held-out queries' words never shape their own features)."""
+    featurizer = LexicalFeaturizer()
+    counts, stats = featurizer.raw(data.prompts)
+    base = name.removeprefix("lexical-")
+
+    def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        featurizer.fit_raw(counts[train], stats[train])
+        X = np.empty((len(data), featurizer.width))
+        X[train] = featurizer.apply_raw(counts[train], stats[train])
+        X[test] = featurizer.apply_raw(counts[test], stats[test])
+        return _learned(base, X, data, seed)(train, test)
+
+    return fit_predict
+
+
 def evaluate_benchmark(
     data: RouteLLMData,
     *,
@@ -284,6 +312,21 @@ def evaluate_benchmark(
                     [heuristic_risk(a, q) for a, q in zip(data.weak_answers, data.prompts, strict=True)]
                 )
             else:
+                if name.startswith("lexical-"):
+                    with single_threaded_blas():
+                        scores, _ = cross_val_scores(_lexical(name, data, seed), n, k=folds, seed=seed)
+                    metrics = bootstrap_metrics(scores, w, s, n_boot=bootstrap, seed=seed)
+                    results.append(
+                        RouterResult(
+                            name,
+                            spec.kind,
+                            spec.description,
+                            metrics,
+                            curve=_curve_points(routing_curve(scores, w, s)),
+                            seconds=time.perf_counter() - started,
+                        )
+                    )
+                    continue
                 if spec.needs_answers and answers is None:
                     answers = answer_matrix(data)
                 if name == "cascade":

@@ -7,7 +7,8 @@
 
 No pickle: a policy is data, safe to load from anywhere. Features come from what the ledger records for every
 call (template, kind, tags, input size), or, for policies trained on recorded benchmarks, the prompt's MiniLM
-embedding.
+embedding or its lexical features (``{"type": "lexical", "field": "text", "idf": [...], ...}``: hashed TF-IDF
+and prompt statistics, computed from ``RouteFeatures.text`` in a fraction of a millisecond, no model).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from promptkit.errors import RoutingError
+from promptkit.routing.learned._lexical import LEXICAL_DIM, LexicalFeaturizer
 from promptkit.routing.learned._models import KNNModel, LogisticModel, RidgeModel, model_from_dict
 
 if TYPE_CHECKING:
@@ -43,7 +45,7 @@ __all__ = [
 
 POLICY_FORMAT = "promptkit.routing-policy"
 POLICY_SCHEMA_VERSION = 1
-ROUTER_FIELDS = ("template", "kind", "tags", "input_tokens")
+ROUTER_FIELDS = ("template", "kind", "tags", "input_tokens", "text")
 _FAILED_ANSWER = ("invalid",)
 _NO_ANSWER = ("transport_error", "error", "budget_refused")
 
@@ -63,6 +65,9 @@ class RoutingPolicy:
     threshold: float = 0.2
     target: str = "cheap_passes"
     trained: dict[str, Any] = field(default_factory=dict)
+    _lexical: dict[int, LexicalFeaturizer] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     # -- features ---------------------------------------------------------------------------------------
 
@@ -71,16 +76,34 @@ class RoutingPolicy:
         return any(block["type"] == "embedding" for block in self.features)
 
     @property
+    def needs_text(self) -> bool:
+        """Whether the policy reads the prompt text (lexical features): ``RouteFeatures.text`` must be set."""
+        return any(block["type"] == "lexical" for block in self.features)
+
+    def _featurizer(self, index: int, block: dict[str, Any]) -> LexicalFeaturizer:
+        found = self._lexical.get(index)
+        if found is None:
+            found = self._lexical[index] = LexicalFeaturizer.from_dict(block)
+        return found
+
+    @property
     def uses_router_features_only(self) -> bool:
         """Whether the policy can decide from ``RouteFeatures`` alone (what the Router sees)."""
         return all(block.get("field") in ROUTER_FIELDS for block in self.features)
 
     def vector(
-        self, features: Mapping[str, Any] | Any, *, embedding: Sequence[float] | None = None
+        self,
+        features: Mapping[str, Any] | Any,
+        *,
+        embedding: Sequence[float] | None = None,
+        text: str | None = None,
     ) -> list[float]:
         row = _features_of(features)
+        if text is None:
+            # RouteFeatures keeps the text out of as_dict() (the ledger must not store prompts): read it here.
+            text = getattr(features, "text", None) if not isinstance(features, Mapping) else row.get("text")
         out: list[float] = []
-        for block in self.features:
+        for index, block in enumerate(self.features):
             kind, name = block["type"], block.get("field")
             value = row.get(name) if name else None
             if kind == "onehot":
@@ -105,15 +128,28 @@ class RoutingPolicy:
                         location="RoutingPolicy.predict_pass",
                     )
                 out.extend(float(x) for x in embedding)
+            elif kind == "lexical":
+                if text is None:
+                    raise RoutingError(
+                        "this lexical policy reads the prompt text, but the call has none (RouteFeatures.text; "
+                        "generate() fills it from the last user message)",
+                        location="RoutingPolicy.predict_pass",
+                    )
+                out.extend(self._featurizer(index, block).vector(text))
             else:
                 raise RoutingError(f"unknown feature block type {kind!r}", location="RoutingPolicy.features")
         return out
 
     def predict_pass(
-        self, features: Mapping[str, Any] | Any = (), *, embedding: Sequence[float] | None = None
+        self,
+        features: Mapping[str, Any] | Any = (),
+        *,
+        embedding: Sequence[float] | None = None,
+        text: str | None = None,
     ) -> float:
-        """P(the cheap tier's answer passes) for one call."""
-        return float(self.model.predict([self.vector(features or {}, embedding=embedding)])[0])
+        """P(the cheap tier's answer passes) for one call (``text``: the prompt, for lexical policies)."""
+        vector = self.vector(features or {}, embedding=embedding, text=text)
+        return float(self.model.predict([vector])[0])
 
     def predict_pass_many(self, X: np.ndarray) -> np.ndarray:
         """Batch form on ready feature vectors (one row per call)."""
@@ -172,7 +208,7 @@ class RoutingPolicy:
                 str(data.get("target", "cheap_passes")),
                 dict(data.get("trained", {})),
             )
-            width = len(policy.vector({}, embedding=[0.0] * _embedding_dim(features)))
+            width = len(policy.vector({}, embedding=[0.0] * _embedding_dim(features), text=""))
         except (KeyError, TypeError, ValueError) as exc:
             raise RoutingError(f"malformed policy: {type(exc).__name__}: {exc}", location=where) from None
         expected = len(model.mean) if hasattr(model, "mean") else model.X.shape[1]  # type: ignore[union-attr]
@@ -323,27 +359,50 @@ def train_from_ledger(
 
 def train_from_routellm(
     data: RouteLLMData,
-    embeddings: np.ndarray,
+    embeddings: np.ndarray | None = None,
     *,
-    embedder_id: str,
+    embedder_id: str | None = None,
+    features: str = "embedding",
+    lexical_dim: int = LEXICAL_DIM,
     model: str = "logreg",
     threshold: float = 0.2,
     seed: int = 0,
 ) -> RoutingPolicy:
-    """Fit P(weak model passes) from a RouteLLM-format benchmark on MiniLM prompt embeddings.
+    """Fit P(weak model passes) from a RouteLLM-format benchmark.
 
-    Pass = correct on GSM8K/MMLU; on MT-Bench (graded), a weak grade at least the strong model's.
+    ``features="embedding"``: on the given MiniLM prompt embeddings (``embedder_id`` names the model);
+    ``features="lexical"``: on hashed TF-IDF + prompt statistics of the prompt text, so deciding needs no
+    embedding model (``embeddings`` unused; ``lexical_dim`` hashed buckets). Pass = correct on GSM8K/MMLU; on MT-Bench (graded), a weak grade
+    at least the strong model's.
     """
     import numpy as np
 
     y = (data.weak >= data.strong).astype(np.float64) if data.graded else data.weak.astype(np.float64)
-    spec = [{"type": "embedding", "field": "prompt", "model": embedder_id, "dim": int(embeddings.shape[1])}]
-    policy = RoutingPolicy(spec, _fit(np.asarray(embeddings, dtype=np.float64), y, model, seed), threshold)
+    if features == "lexical":
+        featurizer = LexicalFeaturizer(lexical_dim).fit(data.prompts)
+        spec = [featurizer.to_dict()]
+        X = featurizer.transform(data.prompts)
+    elif features == "embedding":
+        if embeddings is None or embedder_id is None:
+            raise RoutingError(
+                "an embedding policy needs the prompts' embeddings and the embedder's id",
+                location=f"routellm:{data.benchmark}",
+            )
+        spec = [
+            {"type": "embedding", "field": "prompt", "model": embedder_id, "dim": int(embeddings.shape[1])}
+        ]
+        X = np.asarray(embeddings, dtype=np.float64)
+    else:
+        raise RoutingError(
+            f"unknown policy features {features!r}; expected 'embedding' or 'lexical'", location="--features"
+        )
+    policy = RoutingPolicy(spec, _fit(X, y, model, seed), threshold)
     policy.trained = {
         "source": f"routellm:{data.benchmark}",
         "rows": len(y),
         "passed": int(y.sum()),
         "model": model,
+        "features": features,
         "created": time.time(),
     }
     return policy

@@ -10,6 +10,7 @@ first attempt of a skipped call is recorded with reason ``"learned_skip"`` in th
 from __future__ import annotations
 
 import random
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,9 @@ class LearnedStartTier:
         self.policy = policy if isinstance(policy, RoutingPolicy) else RoutingPolicy.load(policy)
         if not self.policy.uses_router_features_only:
             raise ConfigError(
-                "this policy needs more than the router sees (template, kind, tags, input size): "
-                "train it from a ledger (`promptkit route train --ledger`), or call policy.predict_pass() yourself",
+                "this policy needs more than the router sees (template, kind, tags, input size, prompt text): "
+                "train it from a ledger (`promptkit route train --ledger`) or on lexical features "
+                "(`--routellm ... --features lexical`), or call policy.predict_pass() yourself",
                 location="LearnedStartTier",
             )
         self.threshold = self.policy.threshold if threshold is None else float(threshold)
@@ -56,6 +58,7 @@ class LearnedStartTier:
         self.skip_to = skip_to
         self.explore = explore
         self.rand = rand
+        self.warned_no_text = False
 
     def __repr__(self) -> str:
         return (
@@ -65,9 +68,24 @@ class LearnedStartTier:
     def pass_probability(self, features: RouteFeatures) -> float:
         return self.policy.predict_pass(features)
 
+    def _no_text(self) -> None:
+        # A caller that builds RouteFeatures without the prompt (not generate()) cannot be judged on it: start
+        # cheap as with no policy (the cascade still escalates), and say so once rather than fail the call.
+        if not self.warned_no_text:
+            self.warned_no_text = True
+            warnings.warn(
+                "LearnedStartTier: this lexical policy reads RouteFeatures.text, which this call lacks; "
+                "starting at the cheapest tier",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
     def start_tier(self, features: RouteFeatures, tiers: Sequence[Any]) -> int | str | None:
         """The tier to start at, or None to start at the cheapest (the Router validates the reference)."""
         if len(tiers) < 2:
+            return None
+        if self.policy.needs_text and features.text is None:
+            self._no_text()
             return None
         if self.pass_probability(features) >= self.threshold:
             return None
