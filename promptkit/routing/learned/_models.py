@@ -7,7 +7,7 @@ carries its own scaling. ``l2="auto"`` picks the penalty by 3-fold validation on
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from promptkit.errors import RoutingError
 
@@ -41,6 +41,38 @@ class _Scaled:
         return (_arr(X) - self.mean) / self.scale
 
 
+L = TypeVar("L", bound="_Linear")
+
+
+class _Linear(_Scaled):
+    """A linear model on standardised features: what its policy file stores and how it is read back."""
+
+    kind: str
+    l2: float | str
+    coef: np.ndarray | None
+    intercept: float
+
+    def to_dict(self) -> dict[str, Any]:
+        assert self.coef is not None
+        return {
+            "kind": self.kind,
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+            "coef": self.coef.tolist(),
+            "intercept": self.intercept,
+            "l2": getattr(self, "l2_used", self.l2),
+        }
+
+    @classmethod
+    def from_dict(cls: type[L], data: dict[str, Any]) -> L:
+        model = cls(l2=float(data.get("l2", 1.0)))
+        model.mean, model.scale = _arr(data["mean"]), _arr(data["scale"])
+        model.coef, model.intercept = _arr(data["coef"]), float(data["intercept"])
+        if not (model.mean.shape == model.scale.shape == model.coef.shape):
+            raise ValueError("mean, scale and coef differ in length")
+        return model
+
+
 def _inner_folds(n: int, seed: int, k: int = 3) -> list[tuple[np.ndarray, np.ndarray]]:
     import numpy as np
 
@@ -49,7 +81,7 @@ def _inner_folds(n: int, seed: int, k: int = 3) -> list[tuple[np.ndarray, np.nda
     return [(np.concatenate([p for j, p in enumerate(parts) if j != i]), parts[i]) for i in range(k)]
 
 
-class LogisticModel(_Scaled):
+class LogisticModel(_Linear):
     """P(y = 1 | x) with an L2-penalised logistic regression (intercept not penalised)."""
 
     kind = "logreg"
@@ -127,28 +159,8 @@ class LogisticModel(_Scaled):
         z = self._apply(X) @ self.coef + self.intercept
         return 1.0 / (1.0 + np.exp(-np.clip(z, -35, 35)))
 
-    def to_dict(self) -> dict[str, Any]:
-        assert self.coef is not None
-        return {
-            "kind": self.kind,
-            "mean": self.mean.tolist(),
-            "scale": self.scale.tolist(),
-            "coef": self.coef.tolist(),
-            "intercept": self.intercept,
-            "l2": getattr(self, "l2_used", self.l2),
-        }
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LogisticModel:
-        model = cls(l2=float(data.get("l2", 1.0)))
-        model.mean, model.scale = _arr(data["mean"]), _arr(data["scale"])
-        model.coef, model.intercept = _arr(data["coef"]), float(data["intercept"])
-        if not (model.mean.shape == model.scale.shape == model.coef.shape):
-            raise ValueError("mean, scale and coef differ in length")
-        return model
-
-
-class RidgeModel(_Scaled):
+class RidgeModel(_Linear):
     """E[y | x] with ridge regression: for graded targets (the strong-minus-weak grade gap)."""
 
     kind = "ridge"
@@ -190,26 +202,6 @@ class RidgeModel(_Scaled):
         if self.coef is None:
             raise RoutingError("the model is not fitted", location="RidgeModel.predict")
         return self._apply(X) @ self.coef + self.intercept
-
-    def to_dict(self) -> dict[str, Any]:
-        assert self.coef is not None
-        return {
-            "kind": self.kind,
-            "mean": self.mean.tolist(),
-            "scale": self.scale.tolist(),
-            "coef": self.coef.tolist(),
-            "intercept": self.intercept,
-            "l2": getattr(self, "l2_used", self.l2),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RidgeModel:
-        model = cls(l2=float(data.get("l2", 1.0)))
-        model.mean, model.scale = _arr(data["mean"]), _arr(data["scale"])
-        model.coef, model.intercept = _arr(data["coef"]), float(data["intercept"])
-        if not (model.mean.shape == model.scale.shape == model.coef.shape):
-            raise ValueError("mean, scale and coef differ in length")
-        return model
 
 
 class KNNModel:
