@@ -31,7 +31,7 @@ from pydantic import BaseModel
 
 from promptkit.errors import EvalError
 from promptkit.evals._log import EvalLog, ItemResult
-from promptkit.evals._pairwise import PairwiseJudgement, PairwiseReport, compare_pairwise
+from promptkit.evals._pairwise import PairwiseJudgement, PairwiseReport, compare_pairwise, dominant_variants
 from promptkit.evals._stats import (
     Comparison,
     McNemarResult,
@@ -373,14 +373,7 @@ def _verdict(
         only = comparisons[0]
         return only.winner, _sentence(only.verdict)
 
-    beats: dict[str, set[str]] = defaultdict(set)
-    opponents: dict[str, set[str]] = defaultdict(set)
-    for c in comparisons:
-        opponents[c.a].add(c.b)
-        opponents[c.b].add(c.a)
-        if c.winner is not None:
-            beats[c.winner].add(c.b if c.winner == c.a else c.a)
-    dominant = [n for n in names if opponents[n] and beats[n] == opponents[n]]
+    dominant, opponents = dominant_variants(comparisons, names)
 
     if len(dominant) == 1:
         winner = dominant[0]

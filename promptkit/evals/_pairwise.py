@@ -363,6 +363,23 @@ def _pct(value: float) -> str:
     return f"{100 * value:.0f}%"
 
 
+def dominant_variants(
+    comparisons: Sequence[Any], names: Sequence[str]
+) -> tuple[list[str], dict[str, set[str]]]:
+    """The variants that beat every variant they were compared with, and who each was compared with.
+
+    ``comparisons`` have ``a``, ``b`` and ``winner`` (None when not significant): metric or judge pairs alike.
+    """
+    beats: dict[str, set[str]] = defaultdict(set)
+    opponents: dict[str, set[str]] = defaultdict(set)
+    for c in comparisons:
+        opponents[c.a].add(c.b)
+        opponents[c.b].add(c.a)
+        if c.winner is not None:
+            beats[c.winner].add(c.b if c.winner == c.a else c.a)
+    return [n for n in names if opponents[n] and beats[n] == opponents[n]], opponents
+
+
 def _agreement(verdicts: Sequence[PairwiseVerdict]) -> float | None:
     return sum(v.agree for v in verdicts) / len(verdicts) if verdicts else None
 
@@ -486,14 +503,7 @@ def _overall(
     tail = f" (orders agreed {_pct(agreement)})" if agreement is not None else ""
     if _biased(agreement):
         tail += "; " + _bias_note(first)
-    opponents: dict[str, set[str]] = defaultdict(set)
-    beats: dict[str, set[str]] = defaultdict(set)
-    for c in comparisons:
-        opponents[c.a].add(c.b)
-        opponents[c.b].add(c.a)
-        if c.winner is not None:
-            beats[c.winner].add(c.b if c.winner == c.a else c.a)
-    dominant = [n for n in names if opponents[n] and beats[n] == opponents[n]]
+    dominant, opponents = dominant_variants(comparisons, names)
     if len(dominant) == 1:
         winner = dominant[0]
         worst = max(c.adjusted_p for c in comparisons if c.winner == winner)
