@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import math
 import os
 import sqlite3
@@ -16,12 +15,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import pydantic_core
 from pydantic import ValidationError
 
-from promptkit._sqlite import SQLiteFile
+from promptkit._sqlite import BatchWriter, SQLiteFile, current_pid
 from promptkit.backends import GenerateRequest, GenerateResponse
 from promptkit.cache._models import CacheEntry, CacheStats
-from promptkit.errors import CacheError
+from promptkit.errors import CacheError, PromptkitError
 
 __all__ = ["ExactCache"]
 
@@ -89,9 +89,37 @@ _TRANSPORT_PARAMS = frozenset(
 )
 _SECRET_SUFFIXES = ("_key", "_token", "_secret", "password", "authorization")
 
+# Lookups share a read snapshot at most this old: other processes' writes show within it (a miss meanwhile
+# costs only a model call); this process's own are served from memory or renew it.
+_SNAPSHOT_S = 0.01
+
 # Counters are kept in memory and written every so often: a `get` must not be a write transaction.
 _FLUSH_EVERY_OPS = 512
 _FLUSH_EVERY_S = 5.0
+
+
+# GenerateRequest fields that change the answer, in sorted order (messages and params are handled apart).
+_KEY_FIELDS = ("max_tokens", "model", "seed", "stop", "temperature", "top_p")
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _message_payload(message: Any) -> dict[str, Any]:
+    if message.name is None:
+        return {"content": message.content, "role": message.role}
+    return {"content": message.content, "name": message.name, "role": message.role}
+
+
+def _canonical(value: Any, where: str) -> Any:
+    """``value`` with every dict's keys sorted; anything JSON cannot hold is a CacheError."""
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise CacheError("must hold JSON values to be cached; got a non-string key", location=where)
+        return {k: _canonical(value[k], where) for k in sorted(value)}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v, where) for v in value]
+    if isinstance(value, _JSON_SCALARS):
+        return value
+    raise CacheError(f"must hold JSON values to be cached; got {type(value).__name__}", location=where)
 
 
 def _excluded_param(name: str) -> bool:
@@ -107,12 +135,12 @@ class _Counters:
         self.pending: dict[str, list[float]] = {}
         self.ops = 0
         self.last_flush = time.monotonic()
-        self.pid = os.getpid()
+        self.pid = current_pid()
 
     def _forget_parent(self) -> None:
-        if os.getpid() != self.pid:
+        if current_pid() != self.pid:
             # A forked child inherited the parent's pending counts; they are the parent's to write.
-            self.pid, self.pending, self.ops = os.getpid(), {}, 0
+            self.pid, self.pending, self.ops = current_pid(), {}, 0
 
     def add(self, namespace: str, *, hit: bool, saved: float) -> bool:
         """Count one lookup; True when it is time to flush."""
@@ -156,9 +184,20 @@ class _Counters:
             raise
 
 
-def _flush_at_exit(counters: _Counters, db: SQLiteFile) -> None:
-    """Last chance for counts of a cache nobody closed; a failure here has no one to report to."""
+class _WriteBehind(BatchWriter):
+    """Cache writes committed by a background thread, many per transaction. Until the commit (a few
+    milliseconds) this process serves the entry from memory; a crash loses at most that last batch, which
+    costs a cache miss later and nothing else: a cache is never the only copy of anything."""
+
+    def write(self, conn: sqlite3.Connection, items: list[Any], token: Any) -> None:
+        conn.executemany(_PUT, items)
+
+
+def _flush_at_exit(counters: _Counters, writer: _WriteBehind | None, db: SQLiteFile) -> None:
+    """Last chance for the writes and counts of a cache nobody closed; a failure has no one to report to."""
     try:
+        if writer is not None:
+            writer.flush()
         counters.flush(db)
         db.close()
     except Exception:  # noqa: BLE001 - interpreter shutdown or garbage collection
@@ -170,6 +209,10 @@ class ExactCache:
 
     Only ``GenerateResponse`` objects can be stored: there is no way to cache an exception, so a failed call
     is never served from here. A served hit comes back with ``cached=True``.
+
+    ``set`` hands the entry to a background writer and returns (this process sees it at once; other
+    processes within a few milliseconds); ``flush()`` waits until everything is on disk. ``write_behind=False``
+    commits inside ``set`` instead.
     """
 
     def __init__(
@@ -179,6 +222,7 @@ class ExactCache:
         namespace: str = "default",
         ttl_s: float | None = None,
         clock: Callable[[], float] = time.time,
+        write_behind: bool = True,
     ) -> None:
         self.path = Path(path)
         self.namespace = self._check_namespace(namespace)
@@ -188,44 +232,58 @@ class ExactCache:
             self.path, error=CacheError, what="cache", schema=_SCHEMA, version=_SCHEMA_VERSION
         )
         self._counters = _Counters()
+        self._writer = _WriteBehind(self._db, name="promptkit-cache-writer") if write_behind else None
         # Opening now turns a corrupt or unopenable file into a CacheError here, not at the first lookup.
         self._db.connection()
-        self._finalizer = weakref.finalize(self, _flush_at_exit, self._counters, self._db)
+        self._finalizer = weakref.finalize(self, _flush_at_exit, self._counters, self._writer, self._db)
 
     # -- keys -------------------------------------------------------------------------------------------
 
     @staticmethod
     def key_for(
-        request: GenerateRequest, *, template_hash: str | None = None, model: str | None = None
+        request: GenerateRequest,
+        *,
+        template_hash: str | None = None,
+        model: str | None = None,
+        include_schema: bool = True,
     ) -> str:
-        """sha256 of the canonical request: messages, model, output-changing params, output schema,
-        plus the template's hash and the resolved model id. Timeouts, retries and secrets are left out."""
-        payload = request.cache_payload()
-        params = {k: v for k, v in payload.pop("params", {}).items() if not _excluded_param(k)}
+        """sha256 of the canonical request (JSON, keys sorted, compact, UTF-8): messages, model,
+        output-changing params, the output schema (unless ``include_schema=False``: a template hash already
+        covers it), the template's hash and the resolved model id. Timeouts, retries and secrets are left out."""
+        values = request.__dict__
+        payload: dict[str, Any] = {}
+        for name in _KEY_FIELDS:  # sorted, so that the payload's keys are too
+            value = values[name]
+            if value is not None:
+                payload[name] = value
+        payload["messages"] = [_message_payload(m) for m in request.messages]
+        if include_schema and request.output_model is not None:
+            payload["output_schema"] = _canonical(request.output_schema(), "output_schema")
+        params = {k: v for k, v in request.params.items() if not _excluded_param(k)}
         if params:
-            payload["params"] = params
-        payload["template_hash"] = template_hash
+            payload["params"] = _canonical(params, "GenerateRequest.params")
         payload["resolved_model"] = model
-
-        def refuse(value: object) -> object:
-            raise CacheError(
-                f"must hold JSON values to be cached; got {type(value).__name__}",
-                location="GenerateRequest.params",
-            )
-
-        blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=refuse)
-        return hashlib.sha256(blob.encode()).hexdigest()
+        payload["template_hash"] = template_hash
+        blob = pydantic_core.to_json(dict(sorted(payload.items())))
+        return hashlib.sha256(blob).hexdigest()
 
     # -- reads ------------------------------------------------------------------------------------------
 
     def get(self, key: str, *, namespace: str | None = None) -> CacheEntry | None:
         """The live entry for ``key``, or None. An expired entry is deleted and counts as a miss."""
         ns = self._ns(namespace)
-        conn = self._db.connection()
-        try:  # the hot path: a plain try is cheaper than the errors() context manager
-            row = conn.execute(_GET, (ns, key)).fetchone()
-        except sqlite3.Error as exc:
-            raise self._db.fail(f"cache: cannot read an entry: {exc}") from exc
+        writer = self._writer
+        row = writer.find_in_family((ns, key)) if writer is not None else None
+        if row is not None:
+            row = row[2:]
+        else:
+            generation = writer.generation if writer is not None else 0
+            db = self._db
+            conn = db.current_snapshot(_SNAPSHOT_S, generation) or db.snapshot(_SNAPSHOT_S, generation)
+            try:  # the hot path: a plain try is cheaper than the errors() context manager
+                row = conn.execute(_GET, (ns, key)).fetchone()
+            except sqlite3.Error as exc:
+                raise self._db.fail(f"cache: cannot read an entry: {exc}") from exc
         entry = self._entry(ns, key, row) if row is not None else None
         if entry is None:
             self._count(ns, hit=False, saved=0.0)
@@ -276,9 +334,26 @@ class ExactCache:
         """Store a successful answer. ``ttl_s`` overrides the cache's default (``math.inf``: never expires);
         ``cost_usd`` defaults to the response's own cost."""
         row = self._row(key, response, self._ns(namespace), ttl_s, template, model, cost_usd, self._clock())
+        if self._writer is not None:
+            self._db.check_open()
+            self._writer.add((row[0], row[1]), row)
+            return
         conn = self._db.connection()
         with self._db.errors("store an entry"):
             conn.execute(_PUT, row)
+
+    def flush(self) -> None:
+        """Wait until every entry given to ``set`` is committed; raises the writer's error, if it had one."""
+        if self._writer is None:
+            return
+        self._db.connection()
+        with self._db.errors("store entries"):
+            self._writer.flush()
+        error, self._writer.error = self._writer.error, None
+        if isinstance(error, PromptkitError):
+            raise error
+        if error is not None:
+            raise self._db.fail(f"cache: a background write failed: {error}") from error
 
     async def aset(
         self,
@@ -313,6 +388,7 @@ class ExactCache:
         batch_size: int = 20_000,
     ) -> int:
         """Store many answers, ``batch_size`` per transaction (for warming a cache). Returns how many."""
+        self.flush()  # an older single set() of the same key must not land after these
         ns = self._ns(namespace)
         now = self._clock()
         total = 0
@@ -363,6 +439,7 @@ class ExactCache:
         return self._delete_where(self._ns(namespace), key, "", ()) > 0
 
     def _delete_where(self, ns: str, key: str, extra: str, args: tuple[Any, ...]) -> int:
+        self.flush()
         conn = self._db.connection()
         with self._db.errors("delete an entry"):
             cur = conn.execute(
@@ -373,6 +450,7 @@ class ExactCache:
     def clear(self, namespace: str | None = None) -> int:
         """Remove every entry of ``namespace`` (None: of every namespace). Returns how many rows went.
         Hit and miss counts are history and stay."""
+        self.flush()
         conn = self._db.connection()
         with self._db.errors("clear"):
             if namespace is None:
@@ -383,6 +461,7 @@ class ExactCache:
 
     def purge_expired(self) -> int:
         """Delete every expired entry now (get() deletes them lazily). Returns how many."""
+        self.flush()
         conn = self._db.connection()
         with self._db.errors("purge expired entries"):
             cur = conn.execute(
@@ -402,6 +481,7 @@ class ExactCache:
 
     def stats(self) -> CacheStats:
         """Live entries per namespace, and hits/misses of every process that used this file."""
+        self.flush()
         self.flush_stats()
         conn = self._db.connection()
         now = self._clock()
@@ -448,7 +528,10 @@ class ExactCache:
         if self._db.closed:
             return
         try:
-            self._counters.flush(self._db)
+            try:
+                self.flush()
+            finally:
+                self._counters.flush(self._db)
         finally:
             self._db.close()
             self._finalizer.detach()

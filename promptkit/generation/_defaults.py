@@ -41,7 +41,7 @@ __all__ = [
 _lock = threading.RLock()
 T = TypeVar("T")
 
-_configs: dict[tuple[str, str, str], Config] = {}
+_configs: dict[tuple[Any, ...], Config] = {}
 _caches: dict[str, ExactCache] = {}
 _ledgers: dict[str, Ledger] = {}
 _semantic: dict[str, SemanticCache] = {}
@@ -51,7 +51,15 @@ _MAX_TEMPLATES = 256
 _MAX_ROUTERS = 64
 
 
-def _env_key() -> tuple[str, str, str]:
+# os.environ decodes every value it returns; its raw table answers the same question for less, per call.
+_RAW_ENV = getattr(os.environ, "_data", None) if os.name == "posix" else None
+_RAW_KEYS = (os.fsencode(STATE_ENV), os.fsencode(TEMPLATE_PATH_ENV))
+
+
+def _env_key() -> tuple[Any, ...]:
+    """What the defaults depend on: the folder and the two environment variables."""
+    if isinstance(_RAW_ENV, dict):
+        return (os.getcwd(), _RAW_ENV.get(_RAW_KEYS[0]), _RAW_ENV.get(_RAW_KEYS[1]))
     return (os.getcwd(), os.environ.get(STATE_ENV, ""), os.environ.get(TEMPLATE_PATH_ENV, ""))
 
 

@@ -32,6 +32,7 @@ from promptkit.generation._result import GenerateResult
 from promptkit.ledger import Ledger, LedgerEntry, scrub_secrets
 from promptkit.prompts import Template, approximate_tokens, count_tokens
 from promptkit.routing import Answer, CallContext, Route, RouteFeatures, Router
+from promptkit.types import trusted_model
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -114,7 +115,6 @@ class _Call:
         self.max_attempts = max_attempts
         self.semantic = semantic
         self.location = f"template {template.name!r}"
-        self._key_request: GenerateRequest | None = None
         self._keys: dict[int, str] = {}  # deployment id -> key: computed once for lookup and store
 
     def _key(self, route: Route, index: int) -> str:
@@ -122,12 +122,9 @@ class _Call:
         key = self._keys.get(id(deployment))
         if key is not None:
             return key
-        if self._key_request is None:
-            # The template hash already covers the output schema; leaving the model out of the keyed request
-            # spares a JSON-schema generation per call (the slowest step of keying).
-            self._key_request = self.request.model_copy(update={"output_model": None})
+        # The template hash already covers the output schema: leaving it out spares a JSON-schema build.
         key = ExactCache.key_for(
-            self._key_request, template_hash=self.template.hash, model=deployment.cache_id
+            self.request, template_hash=self.template.hash, model=deployment.cache_id, include_schema=False
         )
         self._keys[id(deployment)] = key
         return key
@@ -209,21 +206,24 @@ class _Call:
     ) -> GenerateResult:
         ctx = self.ctx
         # Built without re-validation: every field is already of its type, and this is the hot path.
-        return GenerateResult.model_construct(
-            output=output,
-            text=text,
-            model=model,
-            tier=route.index,
-            tier_name=route.tier.name,
-            attempts=list(ctx.attempts),
-            usage=ctx.usage,
-            cost_usd=ctx.cost_usd,
-            saved_usd=saved_usd,
-            cached=cached,
-            run_id=ctx.run_id,
-            call_id=ctx.call_id,
-            template=self.template.name,
-            template_hash=self.template.hash,
+        return trusted_model(
+            GenerateResult,
+            {
+                "output": output,
+                "text": text,
+                "model": model,
+                "tier": route.index,
+                "tier_name": route.tier.name,
+                "attempts": list(ctx.attempts),
+                "usage": ctx.usage,
+                "cost_usd": ctx.cost_usd,
+                "saved_usd": saved_usd,
+                "cached": cached,
+                "run_id": ctx.run_id,
+                "call_id": ctx.call_id,
+                "template": self.template.name,
+                "template_hash": self.template.hash,
+            },
         )
 
     async def run(self, routes: list[Route]) -> GenerateResult:

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import itertools
 import json
+import os
 import secrets
 import sqlite3
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from promptkit._sqlite import SQLiteFile
+import pydantic_core
+
+from promptkit._sqlite import BatchWriter, SQLiteFile, current_pid
 from promptkit.config import Config, load_config
 from promptkit.errors import LedgerError
 from promptkit.ledger._models import SUCCESS_OUTCOMES, LedgerEntry, LedgerTotals, RunSummary
@@ -22,7 +28,7 @@ __all__ = ["Ledger", "LEDGER_FILE", "default_ledger"]
 
 LEDGER_FILE = "ledger.sqlite"
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger_runs (
     run_id     TEXT PRIMARY KEY,
@@ -55,7 +61,8 @@ CREATE TABLE IF NOT EXISTS ledger_attempts (
     features         TEXT NOT NULL,
     accepted         INTEGER
 );
-CREATE INDEX IF NOT EXISTS ledger_attempts_run ON ledger_attempts (run_id, ts)
+CREATE INDEX IF NOT EXISTS ledger_attempts_run ON ledger_attempts (run_id, ts);
+CREATE TABLE IF NOT EXISTS ledger_segments (name TEXT PRIMARY KEY)
 """
 
 _COLUMNS = (
@@ -138,6 +145,176 @@ def _refuse(obj: object) -> object:
 _ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=_refuse)
 
 
+_DEFAULTS: dict[str, Any] = {
+    name: field.get_default(call_default_factory=True)
+    for name, field in LedgerEntry.model_fields.items()
+    if not field.is_required()
+}
+_ADD_RUN = "INSERT OR IGNORE INTO ledger_runs (run_id, started_at, name, meta) VALUES (?, ?, NULL, '{}')"
+_TEMP_LOCK = ".lock-new"
+
+
+class _Journal(BatchWriter):
+    """Rows on their way into the ledger. ``add`` appends the row to this process's current journal segment
+    with one write(2), so a returned ``record()`` survives a kill -9; a background thread commits the rows
+    in batches, and with them the segment's name, and then deletes the segment. Segments left by a process
+    that died are replayed, exactly once, by the next Ledger that opens the file (``recover``).
+
+    Files live in ``<ledger>.pending/``: ``<owner>.lock`` (held with flock while the owner lives) and
+    ``<owner>-<n>.rows`` (JSON lines), where ``<owner>`` is ``<pid>-<random>``.
+    """
+
+    def __init__(self, db: SQLiteFile, folder: Path) -> None:
+        self.folder = folder
+        super().__init__(db, name="promptkit-ledger-writer")
+
+    def _reset(self) -> None:
+        super()._reset()
+        # A forked child keeps none of the parent's files: it starts its own owner name and segments.
+        self._owner: str | None = None
+        self._lock_fd: int | None = None
+        self._fd: int | None = None
+        self._segment: Path | None = None
+        self._seq = 0
+        self._carried: list[Path] = []  # segments whose rows failed to commit and were queued again
+        self._unlinked: list[str] = []  # names to forget in the next transaction, their files gone
+
+    # -- this process's segments ------------------------------------------------------------------------
+
+    def _claim(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        owner = f"{os.getpid()}-{secrets.token_hex(4)}"
+        # Locked under a temporary name first: a lock file visible but not yet held would look abandoned.
+        temp = self.folder / f"{owner}{_TEMP_LOCK}"
+        fd = os.open(temp, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(temp, self.folder / f"{owner}.lock")
+        self._owner, self._lock_fd = owner, fd
+
+    def _on_add(self, key: Any, item: Any) -> None:
+        if self._fd is None:
+            if self._owner is None:
+                self._claim()
+            self._seq += 1
+            self._segment = self.folder / f"{self._owner}-{self._seq}.rows"
+            self._fd = os.open(self._segment, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.write(self._fd, pydantic_core.to_json(item) + b"\n")
+
+    def _on_take(self) -> Any:
+        segments = [*self._carried]
+        self._carried = []
+        if self._fd is not None:
+            os.close(self._fd)
+            segments.append(self._segment)
+            self._fd, self._segment = None, None
+        forget, self._unlinked = self._unlinked, []
+        return segments, forget
+
+    def write(self, conn: sqlite3.Connection, items: list[Any], token: Any) -> None:
+        segments, forget = token
+        _insert_rows(conn, items, [p.name for p in segments])
+        if forget:
+            conn.executemany("DELETE FROM ledger_segments WHERE name = ?", [(n,) for n in forget])
+
+    def _on_commit(self, token: Any) -> None:
+        for path in token[0]:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+        with self.lock:
+            self._unlinked.extend(p.name for p in token[0])
+
+    def _on_failure(self, items: dict[Any, Any], token: Any) -> None:
+        # Rows are never dropped: they go back to the front of the queue, and their segments stay on disk.
+        self._pending = {**items, **self._pending}
+        self._carried = [*token[0], *self._carried]
+        self._unlinked = [*token[1], *self._unlinked]
+
+    def release(self) -> None:
+        """After a final flush: nothing of ours is pending, so the lock file goes."""
+        if self._lock_fd is None or self._pid != current_pid() or self.pending:
+            return
+        try:
+            (self.folder / f"{self._owner}.lock").unlink()
+        except FileNotFoundError:
+            pass
+        os.close(self._lock_fd)
+        self._lock_fd, self._owner = None, None
+
+    # -- other processes' segments ----------------------------------------------------------------------
+
+    def recover(self) -> int:
+        """Replay the segments of every process that died before committing them. Returns rows added."""
+        try:
+            locks = [p for p in self.folder.iterdir() if p.name.endswith(".lock")]
+        except FileNotFoundError:
+            return 0
+        added = 0
+        for lock in locks:
+            owner = lock.name[: -len(".lock")]
+            if owner == self._owner:
+                continue
+            try:
+                fd = os.open(lock, os.O_RDWR)
+            except FileNotFoundError:
+                continue  # recovered by someone else just now
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # its owner is alive and will commit its own rows
+                added += self._replay(owner)
+                lock.unlink(missing_ok=True)
+            finally:
+                os.close(fd)
+        return added
+
+    def _replay(self, owner: str) -> int:
+        segments = sorted(
+            self.folder.glob(f"{owner}-*.rows"), key=lambda p: int(p.name[len(owner) + 1 : -len(".rows")])
+        )
+        if not segments:
+            return 0
+        rows: list[Any] = []
+        names = [p.name for p in segments]
+        with self._db.write("recover the rows of a stopped process") as conn:
+            marks = ", ".join("?" * len(names))
+            done = {
+                n for (n,) in conn.execute(f"SELECT name FROM ledger_segments WHERE name IN ({marks})", names)
+            }
+            for path in segments:
+                if path.name not in done:
+                    rows.extend(_read_segment(path))
+            _insert_rows(conn, rows, [n for n in names if n not in done])
+        for path in segments:
+            path.unlink(missing_ok=True)
+        with self._db.write("forget replayed segments") as conn:
+            conn.executemany("DELETE FROM ledger_segments WHERE name = ?", [(n,) for n in names])
+        return len(rows)
+
+
+def _insert_rows(conn: sqlite3.Connection, rows: list[Any], segments: list[str]) -> None:
+    started: dict[str, float] = {}
+    for row in rows:
+        started.setdefault(row[0], row[1])
+    conn.executemany(_ADD_RUN, started.items())
+    conn.executemany(_INSERT, rows)
+    conn.executemany("INSERT OR IGNORE INTO ledger_segments (name) VALUES (?)", [(n,) for n in segments])
+
+
+def _read_segment(path: Path) -> list[Any]:
+    rows = []
+    for line in path.read_bytes().split(b"\n"):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue  # the torn last line of a write cut short, or the empty tail
+        if isinstance(row, list) and len(row) == len(_COLUMNS):
+            rows.append(tuple(row))
+    return rows
+
+
 class Ledger:
     """Every attempt of every call, in one SQLite file shared by threads, asyncio tasks and processes.
 
@@ -151,8 +328,10 @@ class Ledger:
             self.path, error=LedgerError, what="ledger", schema=_SCHEMA, version=_SCHEMA_VERSION
         )
         self._db.connection()  # a corrupt or unopenable file fails here, naming the path
-        # Runs this object has seen in the file; recording into one needs no INSERT OR IGNORE of its run row.
-        self._known_runs: set[str] = set()
+        self._journal = _Journal(self._db, self.path.with_name(self.path.name + ".pending"))
+        self._keys = itertools.count()
+        self._recover()
+        self._finalizer = weakref.finalize(self, _flush_at_exit, self._journal, self._db)
 
     # -- runs -------------------------------------------------------------------------------------------
 
@@ -169,7 +348,6 @@ class Ledger:
                         "INSERT INTO ledger_runs (run_id, started_at, name, meta) VALUES (?, ?, ?, ?)",
                         (run_id, now, name, meta_json),
                     )
-                self._known_runs.add(run_id)
                 return run_id
             except LedgerError as exc:
                 if not isinstance(exc.__cause__, sqlite3.IntegrityError):
@@ -177,6 +355,7 @@ class Ledger:
         raise self._db.fail(f"could not find a free run id after {_NEW_RUN_TRIES} tries")
 
     def latest_run(self) -> str | None:
+        self._settle()
         conn = self._db.connection()
         with self._db.errors("read runs"):
             row = conn.execute(
@@ -206,6 +385,7 @@ class Ledger:
 
     def run(self, run_id: str) -> RunSummary:
         """One run with its totals; an unknown id is a LedgerError."""
+        self._settle()
         conn = self._db.connection()
         with self._db.errors("read runs"):
             row = conn.execute(
@@ -217,6 +397,7 @@ class Ledger:
 
     def runs(self, limit: int = 20) -> list[RunSummary]:
         """The most recent runs first, each with its totals."""
+        self._settle()
         conn = self._db.connection()
         with self._db.errors("read runs"):
             rows = conn.execute(
@@ -245,25 +426,41 @@ class Ledger:
     def record(self, entry: LedgerEntry) -> None:
         """Append one attempt (its run is created if it was never started with ``new_run``).
 
-        Committed before it returns (WAL, no fsync per commit): a returned call survives a crash of the process.
+        Durable when it returns: the row is in this process's journal (one write(2), so it survives a kill
+        of the process) and reaches SQLite within milliseconds, many rows per transaction; readers in this
+        process see it at once. As with the WAL (``synchronous=NORMAL``), nothing is fsynced per row.
         """
         row = self._row(entry)
-        if entry.run_id in self._known_runs:
-            # The hot path: one autocommit INSERT, no explicit transaction. Runs are never deleted, so a run
-            # seen once by this ledger still exists.
-            conn = self._db.connection()
-            try:
-                conn.execute(_INSERT, row)
-            except sqlite3.Error as exc:
-                raise self._db.fail(f"ledger: cannot record an attempt: {exc}") from exc
-            return
-        with self._db.write("record an attempt") as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO ledger_runs (run_id, started_at, name, meta) VALUES (?, ?, NULL, '{}')",
-                (entry.run_id, entry.ts),
-            )
-            conn.execute(_INSERT, row)
-        self._known_runs.add(entry.run_id)
+        self._db.connection()  # raises on a closed ledger
+        try:
+            self._journal.add(next(self._keys), row)
+        except OSError as exc:
+            raise self._db.fail(f"ledger: cannot record an attempt: {exc}") from exc
+
+    def flush(self) -> None:
+        """Commit every recorded row now; raises the background writer's error, if it had one."""
+        self._db.connection()
+        with self._db.errors("record attempts"):
+            self._journal.flush()
+        error, self._journal.error = self._journal.error, None
+        if isinstance(error, LedgerError):
+            raise error
+        if error is not None:
+            raise self._db.fail(f"ledger: a background write failed: {error}") from error
+
+    def _recover(self) -> None:
+        try:
+            with self._db.errors("recover rows of a stopped process"):
+                self._journal.recover()
+        except OSError as exc:
+            raise self._db.fail(f"ledger: cannot read pending rows: {exc}") from exc
+
+    def _settle(self) -> None:
+        """Before a read: the rows of this process committed, and those of dead processes replayed."""
+        self.flush()
+        with self._db.errors("record attempts"):
+            self._journal.flush_family()
+        self._recover()
 
     async def arecord(self, entry: LedgerEntry) -> None:
         await asyncio.to_thread(self.record, entry)
@@ -272,18 +469,40 @@ class Ledger:
         if not isinstance(entry, LedgerEntry):
             raise self._db.fail(f"record() takes a LedgerEntry, not {type(entry).__name__}")
         # The entry's own attribute dict: model_dump() would deep-copy features only for us to encode them.
-        values = entry.__dict__
+        return self._finish(entry.__dict__)
+
+    def record_trusted(self, values: dict[str, Any]) -> None:
+        """``record()`` for values promptkit built itself, already of ``LedgerEntry``'s types: no model is
+        validated (this is every model call's hot path). Missing keys take LedgerEntry's defaults."""
+        self._db.connection()  # raises on a closed ledger
+        row = self._finish({**_DEFAULTS, "ts": time.time(), **values}, trusted=True)
+        try:
+            self._journal.add(next(self._keys), row)
+        except OSError as exc:
+            raise self._db.fail(f"ledger: cannot record an attempt: {exc}") from exc
+
+    def _finish(self, values: dict[str, Any], *, trusted: bool = False) -> tuple[Any, ...]:
         error = values["error"]
         accepted = values["accepted"]
         return (
             *[values[c] for c in _COLUMNS[:_ERROR_INDEX]],
             scrub_secrets(error) if error is not None else None,
-            self._json(scrub_value(values["features"]), "features"),
+            self._features(values["features"], trusted),
             None if accepted is None else int(accepted),
         )
 
+    def _features(self, features: dict[str, Any], trusted: bool) -> str:
+        # promptkit's own features are plain JSON values: the Rust encoder; anything else is checked.
+        text = pydantic_core.to_json(features).decode() if trusted else self._json(features, "features")
+        # Scrubbing the encoded text is one pass; when it finds something, scrub value by value instead,
+        # so that a mask can never break the JSON.
+        if scrub_secrets(text) == text:
+            return text
+        return self._json(scrub_value(features), "features")
+
     def entries(self, run_id: str | None = None) -> list[LedgerEntry]:
         """Attempts in time order, of one run or of the whole ledger."""
+        self._settle()
         conn = self._db.connection()
         sql, args = (f"{_SELECT} WHERE run_id = ?", (run_id,)) if run_id is not None else (_SELECT, ())
         with self._db.errors("read attempts"):
@@ -298,6 +517,7 @@ class Ledger:
 
     def totals(self, run_id: str | None = None) -> LedgerTotals:
         """Sums over one run, or over the whole ledger."""
+        self._settle()
         if run_id is not None:
             return self._totals_by_run("WHERE run_id = ?", (run_id,)).get(run_id, LedgerTotals())
         return self._totals_by_run("", (), group="''").get("", LedgerTotals())
@@ -319,8 +539,15 @@ class Ledger:
     # -- lifecycle --------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close every connection. Safe to call twice."""
-        self._db.close()
+        """Commit every recorded row and close every connection. Safe to call twice."""
+        if self._db.closed:
+            return
+        try:
+            self.flush()
+            self._journal.release()
+        finally:
+            self._db.close()
+            self._finalizer.detach()
 
     def __enter__(self) -> Ledger:
         return self
@@ -338,6 +565,17 @@ class Ledger:
             return _ENCODER.encode(value)
         except _NotJSON as exc:
             raise self._db.fail(f"{field} must hold JSON values; got {exc.args[0]}") from None
+
+
+def _flush_at_exit(journal: _Journal, db: SQLiteFile) -> None:
+    """Last chance for the rows of a ledger nobody closed. If it fails they stay in the journal, and the
+    next Ledger on this file replays them."""
+    try:
+        journal.flush()
+        journal.release()
+        db.close()
+    except Exception:  # noqa: BLE001 - interpreter shutdown or garbage collection
+        pass
 
 
 def default_ledger(config: Config | None = None) -> Ledger:

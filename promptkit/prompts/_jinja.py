@@ -42,6 +42,8 @@ def undeclared_variables(source: str, *, include_globals: bool = False) -> set[s
 def render_compiled(template: jinja2.Template, context: dict[str, Any]) -> str:
     """Render with ``context`` as the whole namespace (globals must already be in it).
 
-    ``new_context(shared=True)`` skips the copy-and-merge that ``Template.render`` does on every call.
+    The context is built directly: ``Template.render`` copies and merges the globals on every call, and even
+    ``new_context(shared=True)`` walks them to note their names, which nothing here reads.
     """
-    return "".join(template.root_render_func(template.new_context(context, shared=True)))
+    env = template.environment
+    return "".join(template.root_render_func(env.context_class(env, context, template.name, template.blocks)))

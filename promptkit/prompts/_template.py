@@ -16,11 +16,11 @@ from promptkit.errors import PromptkitError, RenderError, TemplateLoadError
 from promptkit.prompts._budget import fit_to_budget
 from promptkit.prompts._examples import Example, ExampleSelection, inputs_text, select_examples
 from promptkit.prompts._inputs import InputField, raise_input_error
-from promptkit.prompts._jinja import environment, undeclared_variables
+from promptkit.prompts._jinja import environment, render_compiled, undeclared_variables
 from promptkit.prompts._loader import ExampleBlock, MessageSpec, ParsedTemplate, parse_template
 from promptkit.prompts._tokens import count_tokens_detailed
 from promptkit.prompts._yaml import LineMap, load_yaml
-from promptkit.types import Embedder, Message
+from promptkit.types import Embedder, Message, trusted_model
 
 __all__ = ["Template", "RenderedPrompt"]
 
@@ -297,16 +297,20 @@ class Template:
             messages = self.render_messages(values, chosen)
             trimmed = []
             count, exact = count_tokens_detailed(messages, model) if model is not None else (None, True)
-        return RenderedPrompt(
-            template=self._parsed.name,
-            version=self._parsed.version,
-            hash=self._hash,
-            messages=messages,
-            output_model=self._parsed.output_model,
-            token_count=count,
-            token_count_exact=exact,
-            trimmed=trimmed,
-            examples_used=len(chosen),
+        # Every value is ours and typed: built without a second validation (this runs on every call).
+        return trusted_model(
+            RenderedPrompt,
+            {
+                "template": self._parsed.name,
+                "version": self._parsed.version,
+                "hash": self._hash,
+                "messages": messages,
+                "output_model": self._parsed.output_model,
+                "token_count": count,
+                "token_count_exact": exact,
+                "trimmed": trimmed,
+                "examples_used": len(chosen),
+            },
         )
 
     def _selection(self, examples: ExampleSelection | str | None) -> ExampleSelection:
@@ -408,7 +412,10 @@ class Template:
         if key is not None and key in self._memo:
             return self._memo[key]
         text = self._render_one(spec, context, index).strip()
-        message = Message(role=spec.role, content=text, name=spec.name) if text else None  # type: ignore[arg-type]
+        # The role and name were validated when the template loaded; the text is a str.
+        message = (
+            trusted_model(Message, {"role": spec.role, "content": text, "name": spec.name}) if text else None
+        )
         if key is not None:
             self._memo[key] = message
         return message
@@ -416,7 +423,7 @@ class Template:
     def _render_one(self, spec: MessageSpec, context: dict[str, Any], index: int) -> str:
         template = spec.compiled
         try:
-            return "".join(template.root_render_func(template.new_context(context, shared=True)))
+            return render_compiled(template, context)
         except PromptkitError:
             raise
         except SecurityError as exc:

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import secrets
-import time
+import os
+import random
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from promptkit.ledger import LedgerEntry, scrub_secrets
-from promptkit.types import Usage
+from promptkit.ledger import scrub_secrets
+from promptkit.types import Usage, trusted_model
 
 if TYPE_CHECKING:
     from promptkit.ledger import Ledger
 
 __all__ = ["Attempt", "Outcome", "Reason", "CallContext", "new_call_id"]
+
+# Private (a user's random.seed() must not make call ids repeat), reseeded from the OS in a forked child.
+_random = random.Random()
+os.register_at_fork(after_in_child=_random.seed)
 
 Outcome = Literal["ok", "invalid", "transport_error", "error", "budget_refused", "cache_hit"]
 Reason = Literal["reask", "escalation", "fallback", "retry", "learned_skip"]
@@ -41,7 +45,8 @@ class Attempt(BaseModel):
 
 
 def new_call_id() -> str:
-    return secrets.token_hex(8)
+    # 64 random bits: unique enough within a run, and no system call per model call.
+    return f"{_random.getrandbits(64):016x}"
 
 
 class CallContext:
@@ -109,52 +114,55 @@ class CallContext:
         if error is not None:
             error = scrub_secrets(error)
         spent = usage if usage is not None else Usage()
-        record = Attempt(
-            attempt=len(self.attempts) + 1,
-            model=model,
-            tier=tier,
-            tier_name=tier_name,
-            reason=self.next_reason,
-            outcome=outcome,
-            raw_output=raw_output,
-            error=error,
-            usage=spent,
-            cost_usd=cost_usd,
-            latency_s=latency_s,
-            compute_s=compute_s,
-            cache=cache,
-            saved_usd=saved_usd,
-            accepted=accepted,
+        # Typed values from promptkit's own code: built without validation (every call records one).
+        record = trusted_model(
+            Attempt,
+            {
+                "attempt": len(self.attempts) + 1,
+                "model": model,
+                "tier": tier,
+                "tier_name": tier_name,
+                "reason": self.next_reason,
+                "outcome": outcome,
+                "raw_output": raw_output,
+                "error": error,
+                "usage": spent,
+                "cost_usd": cost_usd,
+                "latency_s": latency_s,
+                "compute_s": compute_s,
+                "cache": cache,
+                "saved_usd": saved_usd,
+                "accepted": accepted,
+            },
         )
         self.next_reason = None
         self.attempts.append(record)
         self.usage = self.usage + spent
         self.cost_usd += cost_usd
         if self.ledger is not None:
-            # Validated on purpose: pydantic's model_construct() is slower than validation for this many fields.
-            self.ledger.record(
-                LedgerEntry(
-                    run_id=self.run_id,
-                    ts=time.time(),
-                    call_id=self.call_id,
-                    attempt=record.attempt,
-                    template=self.template,
-                    template_hash=self.template_hash,
-                    model=model,
-                    tier=tier,
-                    input_tokens=spent.input_tokens,
-                    output_tokens=spent.output_tokens,
-                    cost_usd=cost_usd,
-                    compute_s=compute_s,
-                    latency_s=latency_s,
-                    cache=cache,
-                    saved_usd=saved_usd,
-                    reason=record.reason,
-                    outcome=outcome,
-                    error=error,
-                    features=self.features,
-                    accepted=accepted,
-                )
+            # Built here from typed values: no LedgerEntry to validate on every call.
+            self.ledger.record_trusted(
+                {
+                    "run_id": self.run_id,
+                    "call_id": self.call_id,
+                    "attempt": record.attempt,
+                    "template": self.template,
+                    "template_hash": self.template_hash,
+                    "model": model,
+                    "tier": tier,
+                    "input_tokens": spent.input_tokens,
+                    "output_tokens": spent.output_tokens,
+                    "cost_usd": cost_usd,
+                    "compute_s": compute_s,
+                    "latency_s": latency_s,
+                    "cache": cache,
+                    "saved_usd": saved_usd,
+                    "reason": record.reason,
+                    "outcome": outcome,
+                    "error": error,
+                    "features": self.features,
+                    "accepted": accepted,
+                }
             )
         return record
 

@@ -32,6 +32,7 @@ from promptkit.routing._limits import LIMITER
 from promptkit.routing._policy import RetryPolicy, RouteFeatures, Rule, StartTierPolicy
 from promptkit.routing._records import Attempt, CallContext, Reason
 from promptkit.routing._tiers import Deployment, Tier
+from promptkit.types import trusted_model
 
 if TYPE_CHECKING:
     from promptkit.ledger import Ledger
@@ -173,6 +174,8 @@ class Router:
         # Consulted when no rule matched: may start a call past the cheap tier (promptkit.routing.learned).
         self.start_policy = start_policy
         self._pinned: dict[int, Route] = {}
+        # Routes are immutable: the common answer (every tier, in order) is built once.
+        self._all_routes = [Route(i, t) for i, t in enumerate(self.tiers)]
         self._runs: dict[int, str] = {}
         self._seeded: set[str] = set()
         self._lock = threading.Lock()
@@ -241,7 +244,7 @@ class Router:
                         Route(i, self.tiers[i], "learned_skip" if i == start else None)
                         for i in range(start, len(self.tiers))
                     ]
-        return [Route(i, t) for i, t in enumerate(self.tiers)]
+        return list(self._all_routes)
 
     @property
     def needs_input_tokens(self) -> bool:
@@ -323,7 +326,8 @@ class Router:
                 ctx.next_reason = "fallback"
             tried = True
             resolved = deployment.resolve()
-            sent = request.model_copy(update={"model": resolved.backend_model})
+            # A shallow copy without validation: only the model and timeout change, both already typed.
+            sent = trusted_model(GenerateRequest, {**request.__dict__, "model": resolved.backend_model})
             if deployment.call_timeout_s is not None:
                 sent.timeout_s = deployment.call_timeout_s
             for retry in range(policy.max_retries + 1):

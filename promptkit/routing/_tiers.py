@@ -51,6 +51,8 @@ class Deployment:
         self.local = local
         self.config = config
         self._resolved: ResolvedModel | None = None
+        self._is_local: bool | None = None
+        self._fixed: tuple[tuple[float | None, float | None], float | None] | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -85,10 +87,14 @@ class Deployment:
     def is_local(self) -> bool:
         if self.local is not None:
             return self.local
-        resolved = self.resolve()
-        if resolved.alias.model.startswith("local:"):
-            return True
-        return bool(getattr(resolved.backend, "is_local", False))
+        known = self._is_local
+        if known is None:  # fixed once resolved; asked on every call
+            resolved = self.resolve()
+            known = resolved.alias.model.startswith("local:") or bool(
+                getattr(resolved.backend, "is_local", False)
+            )
+            self._is_local = known
+        return known
 
     @property
     def limit(self) -> int:
@@ -98,23 +104,29 @@ class Deployment:
 
     @property
     def prices(self) -> tuple[float | None, float | None]:
-        alias = self.alias
-        inp = (
-            self.input_cost_per_token if self.input_cost_per_token is not None else alias.input_cost_per_token
-        )
-        out = (
-            self.output_cost_per_token
-            if self.output_cost_per_token is not None
-            else alias.output_cost_per_token
-        )
-        return inp, out
+        return self._settings()[0]
 
     @property
     def call_timeout_s(self) -> float | None:
-        if self.timeout_s is not None:
-            return self.timeout_s
-        value = self.alias.options.get("timeout_s") if isinstance(self.model, str) else None
-        return float(value) if isinstance(value, (int, float)) else None
+        return self._settings()[1]
+
+    def _settings(self) -> tuple[tuple[float | None, float | None], float | None]:
+        # Asked on every call and fixed once the deployment is resolved: worked out once.
+        settings = self._fixed
+        if settings is None:
+            alias = self.alias
+            inp = self.input_cost_per_token
+            out = self.output_cost_per_token
+            prices = (
+                inp if inp is not None else alias.input_cost_per_token,
+                out if out is not None else alias.output_cost_per_token,
+            )
+            timeout: float | None = self.timeout_s
+            if timeout is None and isinstance(self.model, str):
+                value = alias.options.get("timeout_s")
+                timeout = float(value) if isinstance(value, (int, float)) else None
+            settings = self._fixed = (prices, timeout)
+        return settings
 
 
 class Tier:

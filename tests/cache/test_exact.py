@@ -238,6 +238,7 @@ def test_file_from_a_newer_schema_is_refused(tmp_path: Path):
 
 def test_an_unreadable_stored_answer_is_a_miss_and_is_removed(cache: ExactCache):
     cache.set("k", response())
+    cache.flush()
     conn = sqlite3.connect(cache.path)
     conn.execute('UPDATE cache_entries SET response = \'{"not": "a response"}\'')
     conn.commit()

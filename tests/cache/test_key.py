@@ -36,8 +36,8 @@ def request(**overrides: object) -> GenerateRequest:
     return GenerateRequest(**fields)  # type: ignore[arg-type]
 
 
-def key(req: GenerateRequest, **kw: str | None) -> str:
-    return ExactCache.key_for(req, **kw)
+def key(req: GenerateRequest, **kw: object) -> str:
+    return ExactCache.key_for(req, **kw)  # type: ignore[arg-type]
 
 
 def test_key_is_a_sha256_hex_digest_and_stable_across_equal_requests():
@@ -47,12 +47,36 @@ def test_key_is_a_sha256_hex_digest_and_stable_across_equal_requests():
 
 
 def test_key_is_the_sha256_of_the_canonical_payload():
-    req = request(params={"frequency_penalty": 0.5})
-    payload = req.cache_payload()
-    payload["template_hash"] = "t1"
-    payload["resolved_model"] = "m"
+    # Written out by hand: the documented definition, so that anyone can recompute a key.
+    req = request(params={"frequency_penalty": 0.5, "logit_bias": {"b": 1, "a": 2}})
+    payload = {
+        "messages": [
+            {"content": "Be brief.", "role": "system"},
+            {"content": "Capital of France?", "role": "user"},
+        ],
+        "model": "cheap",
+        "params": {"frequency_penalty": 0.5, "logit_bias": {"a": 2, "b": 1}},
+        "resolved_model": "m",
+        "temperature": 0.0,
+        "template_hash": "t1",
+    }
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert key(req, template_hash="t1", model="m") == hashlib.sha256(blob.encode()).hexdigest()
+
+
+def test_every_request_field_is_either_keyed_or_deliberately_left_out():
+    from promptkit.cache._exact import _KEY_FIELDS
+
+    left_out = {"timeout_s"}  # changes how we wait, not what comes back
+    handled_apart = {"messages", "params", "output_model"}
+    assert set(GenerateRequest.model_fields) == set(_KEY_FIELDS) | left_out | handled_apart
+    assert list(_KEY_FIELDS) == sorted(_KEY_FIELDS)
+
+
+def test_output_schema_can_be_left_to_the_template_hash():
+    with_schema = request(output_model=Answer)
+    assert key(with_schema, template_hash="t") != key(request(), template_hash="t")
+    assert key(with_schema, template_hash="t", include_schema=False) == key(request(), template_hash="t")
 
 
 def test_key_does_not_depend_on_param_order():

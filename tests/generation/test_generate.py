@@ -193,6 +193,7 @@ async def test_a_corrupted_cache_entry_is_revalidated_against_the_schema(answer_
 def _keys(cache: ExactCache) -> list[str]:
     import sqlite3
 
+    cache.flush()
     with sqlite3.connect(cache.path) as conn:
         return [row[0] for row in conn.execute("SELECT key FROM cache_entries")]
 
