@@ -351,6 +351,18 @@ class BatchWriter:
         self._forget_parent()
         self._write_batch()
 
+    def flush_and_report(self, action: str) -> None:
+        """``flush`` for an owner's public API: SQLite errors become the file's error, and the error of a
+        failed sweep, if any, is raised once."""
+        self._db.connection()
+        with self._db.errors(action):
+            self.flush()
+        error, self.error = self.error, None
+        if isinstance(error, PromptkitError):
+            raise error
+        if error is not None:
+            raise self._db.fail(f"{self._db._what}: a background write failed: {error}") from error
+
     def flush_family(self) -> None:
         """Commit the items of every writer of this process on the same file (before a read)."""
         for writer in list(self._family):

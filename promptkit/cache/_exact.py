@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from promptkit._sqlite import BatchWriter, SQLiteFile, current_pid
 from promptkit.backends import GenerateRequest, GenerateResponse
 from promptkit.cache._models import CacheEntry, CacheStats
-from promptkit.errors import CacheError, PromptkitError
+from promptkit.errors import CacheError
 
 __all__ = ["ExactCache"]
 
@@ -344,16 +344,8 @@ class ExactCache:
 
     def flush(self) -> None:
         """Wait until every entry given to ``set`` is committed; raises the writer's error, if it had one."""
-        if self._writer is None:
-            return
-        self._db.connection()
-        with self._db.errors("store entries"):
-            self._writer.flush()
-        error, self._writer.error = self._writer.error, None
-        if isinstance(error, PromptkitError):
-            raise error
-        if error is not None:
-            raise self._db.fail(f"cache: a background write failed: {error}") from error
+        if self._writer is not None:
+            self._writer.flush_and_report("store entries")
 
     async def aset(
         self,

@@ -439,14 +439,7 @@ class Ledger:
 
     def flush(self) -> None:
         """Commit every recorded row now; raises the background writer's error, if it had one."""
-        self._db.connection()
-        with self._db.errors("record attempts"):
-            self._journal.flush()
-        error, self._journal.error = self._journal.error, None
-        if isinstance(error, LedgerError):
-            raise error
-        if error is not None:
-            raise self._db.fail(f"ledger: a background write failed: {error}") from error
+        self._journal.flush_and_report("record attempts")
 
     def _recover(self) -> None:
         try:
