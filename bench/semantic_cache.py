@@ -3,9 +3,16 @@
 1. lookup latency with 100,000 cached entries (p50/p99, embedding excluded), brute force vs HNSW, and the
    embedding call's own latency;
 2. memory per 100,000 entries (index in RAM, SQLite on disk);
-3. GPTCache's mock_data table (cache every origin, query every paraphrase) beside GPTCache's published one.
+3. GPTCache's mock_data table (cache every origin, query every paraphrase) beside GPTCache's published one,
+   then promptkit's second stage calibrated on a seeded half and reported on the other half: the blend (its
+   lexical weight tuned on the calibration half) with its margin, and the learned pair scorer (fitted on the
+   calibration half) with its confidence; per seed and summarised over ``--seeds``;
+4. the same, 5-fold cross-validated: every query reported once, by settings fitted and calibrated on the
+   other four folds only (fold assignment seeded, seeds 0..``--seeds``-1). Two calibration rules for the
+   learned scorer: on its own training folds ("in-sample"), and cross-fitted (inside the four calibration
+   folds, each query scored by a scorer fitted on the other three; the deployed scorer is fitted on all four).
 
-    python bench/semantic_cache.py [--entries 100000] [--queries 500]
+    python bench/semantic_cache.py [--entries 100000] [--queries 500] [--seeds 5]
 """
 
 from __future__ import annotations
@@ -23,14 +30,83 @@ from promptkit.backends import GenerateResponse
 from promptkit.cache import (
     SemanticCache,
     calibrate_protocol,
+    cross_fitted_outcome,
+    fit_protocol_scorer,
     make_index,
     protocol_candidates,
     protocol_outcome,
 )
+from promptkit.cache._score import text_profile
 from promptkit.embeddings import EmbeddingCache, LlamaEmbedder, convert_minilm_to_gguf
 
 MOCK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gptcache" / "mock_data.json"
 GPTCACHE = {0.95: (425, 25, 549), 0.9: (804, 77, 118), 0.8: (904, 92, 3)}
+LEXICAL_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0)
+
+
+def split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(n)
+    return order[: n // 2], order[n // 2 :]
+
+
+def blend_outcomes(origins, queries, expected, top, cosines, guards):  # type: ignore[no-untyped-def]
+    """The blend's outcome per lexical weight (nothing is fitted: the same for every split)."""
+    kwargs = {} if guards else {"guards": ()}
+    return {
+        w: protocol_outcome(origins, queries, expected, top, cosines, lexical_weight=w, **kwargs)
+        for w in LEXICAL_WEIGHTS
+    }
+
+
+def blend_run(origins, queries, expected, top, cosines, cal, guards, outcomes=None):  # type: ignore[no-untyped-def]
+    """The blend: its lexical weight chosen by the most correct calibration hits, then threshold and margin."""
+    outcomes = outcomes or blend_outcomes(origins, queries, expected, top, cosines, guards)
+    best = None
+    for weight, outcome in outcomes.items():
+        result = calibrate_protocol(outcome, cal, target_false_hit=0.01, lexical_weight=weight)
+        if result.threshold is None:
+            continue
+        correct = outcome.table(result.threshold, result.margin, cal)["correct"]  # type: ignore[arg-type]
+        if best is None or correct > best[0]:
+            best = (correct, outcome, result)
+    assert best is not None, "no lexical weight met the target on the calibration half"
+    return best[1], best[2]
+
+
+def learned_run(origins, queries, expected, top, cosines, cal, guards):  # type: ignore[no-untyped-def]
+    """The learned pair scorer fitted on the calibration half, then threshold and confidence on it."""
+    scorer = fit_protocol_scorer(origins, queries, expected, top, cosines, cal)
+    kwargs = {} if guards else {"guards": ()}
+    outcome = protocol_outcome(origins, queries, expected, top, cosines, scorer=scorer, **kwargs)
+    return outcome, calibrate_protocol(outcome, cal, target_false_hit=0.01)
+
+
+def cross_fitted_run(origins, queries, expected, top, cosines, cal, guards):  # type: ignore[no-untyped-def]
+    """The learned scorer, its threshold and confidence calibrated on cross-fitted calibration queries."""
+    kwargs = {} if guards else {"guards": ()}
+    honest = cross_fitted_outcome(origins, queries, expected, top, cosines, cal, **kwargs)
+    result = calibrate_protocol(honest, cal, target_false_hit=0.01)
+    outcome = protocol_outcome(origins, queries, expected, top, cosines, scorer=honest.scorer, **kwargs)
+    return outcome, result
+
+
+def cross_validate(run, n, seed, folds=5, **kwargs):  # type: ignore[no-untyped-def]
+    """Out-of-fold totals: each fold reported by settings fitted and calibrated on the other folds only."""
+    parts = np.array_split(np.random.default_rng(seed).permutation(n), folds)
+    total = {"correct": 0, "wrong": 0, "miss": 0}
+    for i, held in enumerate(parts):
+        cal = np.concatenate([p for j, p in enumerate(parts) if j != i])
+        outcome, result = run(cal=cal, **kwargs)
+        table = outcome.table(result.threshold, result.min_lead, held)
+        for key in total:
+            total[key] += table[key]
+    return total
+
+
+def describe(result) -> str:  # type: ignore[no-untyped-def]
+    if result.scorer is not None:
+        return f"threshold {result.threshold}, confidence {result.confidence}"
+    return f"w {result.lexical_weight}, threshold {result.threshold}, margin {result.margin}"
 
 
 def rss_mb() -> float:
@@ -46,6 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--seeds", type=int, default=5, help="seeded calibration/report splits to summarise")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="pk-semantic-bench-"))
     embedder = LlamaEmbedder(
@@ -62,6 +139,9 @@ def main() -> None:
     print(
         f"embedded {len(origins) + len(queries)} sentences in {time.perf_counter() - t:.1f} s (or from cache)"
     )
+
+    top, cosines = protocol_candidates(origin_vecs, Q, 10)
+    scorer = fit_protocol_scorer(origins, queries, expected, top, cosines)  # for the latency rows only
 
     # -- 1 + 2: latency and memory at scale ------------------------------------------------------------
     rng = np.random.default_rng(0)
@@ -90,15 +170,32 @@ def main() -> None:
         cache = SemanticCache(path, embedder=embedder, index=kind, threshold=0.745, margin=0.025)
         cache.store_many([(q, GenerateResponse(text=str(i))) for i, q in enumerate(texts)], vectors=vectors)
         cache.lookup(queries[0], vector=Q[0])  # builds the in-memory index from SQLite
-        lookups = []
-        for i in range(args.queries):
-            t = time.perf_counter()
-            cache.decide(queries[i % len(queries)], vector=Q[i % len(Q)], count=False)
-            lookups.append(time.perf_counter() - t)
+        rows = {}
+        for label, scored, cold in (
+            ("default", False, False),
+            ("scorer", True, False),
+            ("scorer cold", True, True),
+        ):
+            cache.settings = cache.settings.model_copy(
+                update={"scorer": scorer if scored else None, "confidence": 0.5}
+            )
+            lookups = []
+            for i in range(args.queries):
+                if cold:
+                    text_profile.cache_clear()  # no candidate's text profile memoised: the worst case
+                t = time.perf_counter()
+                cache.decide(queries[i % len(queries)], vector=Q[i % len(Q)], count=False)
+                lookups.append(time.perf_counter() - t)
+            rows[label] = lookups
         print(
             f"{kind:8} {build:8.1f} {ram:8.0f} {pct(search, 50):11.3f} {pct(search, 99):7.3f}"
-            f" {pct(lookups, 50):11.3f} {pct(lookups, 99):7.3f}"
+            f" {pct(rows['default'], 50):11.3f} {pct(rows['default'], 99):7.3f}"
         )
+        for label in ("scorer", "scorer cold"):
+            print(
+                f"{'':8} {'':>8} {'':>8} {'':>11} {'':>7} {pct(rows[label], 50):11.3f} {pct(rows[label], 99):7.3f}"
+                f"  <- lookup with the learned scorer{' (text profiles not memoised)' if label != 'scorer' else ''}"
+            )
         cache.close()
         size = sum(p.stat().st_size for p in tmp.glob(f"{kind}.sqlite*"))
         print(
@@ -116,9 +213,7 @@ def main() -> None:
     )
 
     # -- 3: GPTCache's table -----------------------------------------------------------------------------
-    top, cosines = protocol_candidates(origin_vecs, Q, 10)
     bare = protocol_outcome(origins, queries, expected, top, cosines, lexical_weight=0.0, guards=())
-    full = protocol_outcome(origins, queries, expected, top, cosines)
     print(
         f"\n== GPTCache mock_data: {len(queries)} queries, {len(origins)} distinct origins (correct/wrong/miss) =="
     )
@@ -128,19 +223,69 @@ def main() -> None:
         print(
             f"{'cosine >= ' + str(threshold) + ' (MiniLM, no margin/guards)':44} {f'{c}/{w}/{m}':>16} {ours['correct']}/{ours['wrong']}/{ours['miss']:>5}"
         )
-    order = np.random.default_rng(0).permutation(len(queries))
-    cal, rep = order[: len(order) // 2], order[len(order) // 2 :]
-    for name, outcome in (
-        ("blend + margin, no guards", protocol_outcome(origins, queries, expected, top, cosines, guards=())),
-        ("blend + margin + guards (default)", full),
-    ):
-        result = calibrate_protocol(outcome, cal, target_false_hit=0.01)
-        r = outcome.table(result.threshold, result.margin, rep)  # type: ignore[arg-type]
-        a = outcome.table(result.threshold, result.margin)  # type: ignore[arg-type]
+    blends = {g: blend_outcomes(origins, queries, expected, top, cosines, g) for g in (False, True)}
+
+    def blend(origins, queries, expected, top, cosines, cal, guards):  # type: ignore[no-untyped-def]
+        return blend_run(origins, queries, expected, top, cosines, cal, guards, blends[guards])
+
+    runs = (
+        ("blend + margin, no guards", blend, False),
+        ("blend + margin + guards (default)", blend, True),
+        ("learned scorer, no guards", learned_run, False),
+        ("learned scorer + guards (calibrated)", learned_run, True),
+        ("learned scorer + guards, cross-fitted calibration", cross_fitted_run, True),
+    )
+    cal, rep = split(len(queries), 0)
+    print(f"\ncalibrated on a seeded half (seed 0, {len(cal)} queries), reported on the other {len(rep)}:")
+    for name, run, guards in runs:
+        outcome, result = run(origins, queries, expected, top, cosines, cal, guards)
+        r = outcome.table(result.threshold, result.min_lead, rep)
+        a = outcome.table(result.threshold, result.min_lead)
         print(
-            f"{name}: calibrated on {len(cal)} (threshold {result.threshold}, margin {result.margin}) ->"
-            f" reported half {r['correct']}/{r['wrong']}/{r['miss']} of {len(rep)}"
+            f"{name}: {describe(result)} -> reported half {r['correct']}/{r['wrong']}/{r['miss']} of {len(rep)}"
             f" ({r['correct'] / len(rep):.1%} correct, {r['wrong'] / len(rep):.1%} wrong); all 999: {a['correct']}/{a['wrong']}/{a['miss']}"
+        )
+    print(
+        f"\nreported half over seeds 0..{args.seeds - 1} (each: fit and calibrate on its half, report on the rest):"
+    )
+    for name, run, guards in runs:
+        rows = []
+        for seed in range(args.seeds):
+            cal, rep = split(len(queries), seed)
+            outcome, result = run(origins, queries, expected, top, cosines, cal, guards)
+            r = outcome.table(result.threshold, result.min_lead, rep)
+            rows.append((r["correct"] / len(rep), r["wrong"] / len(rep)))
+            print(f"  {name} seed {seed}: {r['correct']}/{r['wrong']}/{r['miss']} ({describe(result)})")
+        correct, wrong = np.array(rows).T
+        print(
+            f"{name}: correct mean {correct.mean():.1%} min {correct.min():.1%};"
+            f" wrong mean {wrong.mean():.1%} max {wrong.max():.1%}"
+        )
+
+    # -- 4: 5-fold cross-validation: every query reported once, by settings that never saw it --------------
+    n = len(queries)
+    print(
+        f"\n5-fold cross-validation, seeds 0..{args.seeds - 1}: out-of-fold totals over all {n} queries"
+        " (target: correct >= 90%, wrong <= 1%)"
+    )
+    for name, run, guards in runs:
+        rows = []
+        for seed in range(args.seeds):
+            t = time.perf_counter()
+            total = cross_validate(
+                run, n, seed, origins=origins, queries=queries, expected=expected, top=top, cosines=cosines,
+                guards=guards,
+            )  # fmt: skip
+            rows.append((total["correct"] / n, total["wrong"] / n))
+            print(
+                f"  {name} seed {seed}: {total['correct']}/{total['wrong']}/{total['miss']}"
+                f" ({total['correct'] / n:.1%} correct, {total['wrong'] / n:.1%} wrong; {time.perf_counter() - t:.1f} s)"
+            )
+        correct, wrong = np.array(rows).T
+        met = sum(c >= 0.9 and w <= 0.01 for c, w in rows)
+        print(
+            f"{name}: correct mean {correct.mean():.1%} min {correct.min():.1%} max {correct.max():.1%};"
+            f" wrong mean {wrong.mean():.2%} min {wrong.min():.1%} max {wrong.max():.1%}; target met on {met}/{len(rows)} seeds"
         )
 
 

@@ -7,8 +7,8 @@ with default_cache() as cache:
     cache.set(key, response, template=template.name, model=resolved)
 
 The semantic cache (``SemanticCache``) serves the answer of a similar question only when the scope, the
-template's ``must_match`` inputs, a calibrated threshold, an ambiguity margin and opposite-meaning guards
-all agree; see ``promptkit cache calibrate``.
+template's ``must_match`` inputs, a calibrated threshold, an ambiguity margin (or, with a learned
+``PairScorer``, a minimum confidence) and opposite-meaning guards all agree; see ``promptkit cache calibrate``.
 """
 
 from promptkit.cache._calibrate import (
@@ -17,6 +17,8 @@ from promptkit.cache._calibrate import (
     LabelledPairs,
     calibrate_pairs,
     calibrate_protocol,
+    cross_fitted_outcome,
+    fit_protocol_scorer,
     load_pairs,
     protocol_candidates,
     protocol_outcome,
@@ -27,6 +29,7 @@ from promptkit.cache._exact import ExactCache
 from promptkit.cache._index import BruteForceIndex, HNSWIndex, VectorIndex, load_index, make_index
 from promptkit.cache._match import GUARDS, guard_conflict, lexical_similarity
 from promptkit.cache._models import CacheEntry, CacheStats
+from promptkit.cache._score import PairScorer, fit_pair_scorer
 from promptkit.cache._semantic import (
     SEMANTIC_FILE,
     SemanticCache,
@@ -69,4 +72,9 @@ __all__ = [
     "protocol_outcome",
     "semantic_settings",
     "write_semantic_config",
+    # the learned second stage (appended)
+    "PairScorer",
+    "fit_pair_scorer",
+    "fit_protocol_scorer",
+    "cross_fitted_outcome",
 ]

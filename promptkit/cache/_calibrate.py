@@ -10,6 +10,8 @@ Two kinds of data:
   on its own origin is correct, a hit on another is wrong. There the negatives are the mismatched pairs the
   cache itself proposes (each query against the nearest *other* origin), so the threshold and the ambiguity
   margin are chosen together, and the false-hit rate is wrong hits per query, as GPTCache reports it.
+  ``fit_protocol_scorer`` also fits the learned pair scorer on those queries (see ``_score``); then the
+  threshold is chosen together with the scorer's minimum confidence instead of the margin.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from promptkit.cache._match import GUARDS, char_ngrams, guard_conflict, ngram_cosine
+from promptkit.cache._match import GUARDS, guard_conflict
+from promptkit.cache._score import PairScorer, blended_similarity, choose, fit_pair_scorer
 from promptkit.errors import CacheError, file_location
 
 if TYPE_CHECKING:
@@ -38,6 +41,8 @@ __all__ = [
     "blended_similarity",
     "calibrate_pairs",
     "calibrate_protocol",
+    "cross_fitted_outcome",
+    "fit_protocol_scorer",
     "load_pairs",
     "protocol_candidates",
     "protocol_outcome",
@@ -71,10 +76,16 @@ class CurvePoint(BaseModel):
 
 
 class CalibrationResult(BaseModel):
-    """What calibration found. ``threshold`` is None when no threshold meets the target."""
+    """What calibration found. ``threshold`` is None when no threshold meets the target.
+
+    With a learned ``scorer`` the ambiguity rule is ``confidence`` (its minimum share of the best answer);
+    without one it is ``margin``. ``min_lead`` is whichever applies.
+    """
 
     threshold: float | None
     margin: float | None = None
+    confidence: float | None = None
+    scorer: PairScorer | None = None
     target_false_hit: float
     precision: float | None = None
     recall: float | None = None
@@ -84,6 +95,24 @@ class CalibrationResult(BaseModel):
     method: str = "pairs"
     lexical_weight: float = 0.25
     curve: list[CurvePoint] = Field(default_factory=list)
+
+    @property
+    def min_lead(self) -> float | None:
+        return self.confidence if self.scorer is not None else self.margin
+
+    def config_values(self) -> dict[str, Any]:
+        """The ``[cache.semantic]`` keys this result sets (nothing when no threshold met the target)."""
+        if self.threshold is None:
+            return {}
+        values: dict[str, Any] = {"threshold": self.threshold}
+        if self.scorer is not None:
+            values["confidence"] = self.confidence
+            values["scorer"] = self.scorer.model_dump()
+        else:
+            values["scorer"] = None  # a scorer left from an earlier calibration would override the margin
+            if self.margin is not None:
+                values["margin"] = self.margin
+        return values
 
 
 def _label(value: Any, where: str) -> bool:
@@ -127,7 +156,9 @@ def load_pairs(path: str | Path) -> LabelledPairs:
             raise CacheError("a CSV of pairs needs the header a,b,label", location=file_location(path, 1))
         for line, row in enumerate(reader, start=2):
             x, y, lab = _pair(row, file_location(path, line))
-            a.append(x), b.append(y), labels.append(lab)
+            a.append(x)
+            b.append(y)
+            labels.append(lab)
     elif path.suffix.lower() == ".jsonl":
         for line, raw in enumerate(text.splitlines(), start=1):
             if not raw.strip():
@@ -137,7 +168,9 @@ def load_pairs(path: str | Path) -> LabelledPairs:
             except json.JSONDecodeError as exc:
                 raise CacheError(f"invalid JSON: {exc.msg}", location=file_location(path, line)) from None
             x, y, lab = _pair(item, file_location(path, line))
-            a.append(x), b.append(y), labels.append(lab)
+            a.append(x)
+            b.append(y)
+            labels.append(lab)
     else:
         try:
             data = json.loads(text)
@@ -153,21 +186,18 @@ def load_pairs(path: str | Path) -> LabelledPairs:
                     or not isinstance(item.get("similar"), str)
                 ):
                     raise CacheError("expected {origin, similar} text", location=f"{path}: [{i}]")
-                a.append(item["origin"]), b.append(item["similar"]), labels.append(True)
+                a.append(item["origin"])
+                b.append(item["similar"])
+                labels.append(True)
             return LabelledPairs("gptcache", a, b, labels, str(path))
         for i, item in enumerate(data):
             x, y, lab = _pair(item, f"{path}: [{i}]")
-            a.append(x), b.append(y), labels.append(lab)
+            a.append(x)
+            b.append(y)
+            labels.append(lab)
     if not a:
         raise CacheError("no pairs found", location=str(path))
     return LabelledPairs("pairs", a, b, labels, str(path))
-
-
-def blended_similarity(cosine: float, a: str, b: str, lexical_weight: float) -> float:
-    """The similarity the semantic cache compares with its threshold."""
-    if not lexical_weight:
-        return cosine
-    return (cosine + lexical_weight * ngram_cosine(char_ngrams(a), char_ngrams(b))) / (1.0 + lexical_weight)
 
 
 def _grid(lo: float = -0.2, hi: float = 1.0, step: float = 0.005) -> list[float]:
@@ -254,22 +284,25 @@ def calibrate_pairs(
 
 @dataclass(frozen=True)
 class ProtocolOutcome:
-    """Per query of the GPTCache protocol: the best candidate's blended similarity, its lead over the nearest
-    candidate with another answer, whether a guard refuses it, and whether it is the right origin."""
+    """Per query of the GPTCache protocol: the chosen candidate's blended similarity, its lead (over the
+    nearest candidate with another answer; with a learned ``scorer``, the scorer's confidence), whether a
+    guard refuses it, and whether it is the right origin."""
 
     similarity: np.ndarray
     lead: np.ndarray
     guarded: np.ndarray
     correct: np.ndarray
+    scorer: PairScorer | None = None
 
-    def hits(self, threshold: float, margin: float) -> np.ndarray:
-        return (self.similarity >= threshold) & (self.lead >= margin) & ~self.guarded
+    def hits(self, threshold: float, min_lead: float) -> np.ndarray:
+        """``min_lead``: the margin, or with a learned scorer the minimum confidence."""
+        return (self.similarity >= threshold) & (self.lead >= min_lead) & ~self.guarded
 
-    def table(self, threshold: float, margin: float, rows: Any = None) -> dict[str, int]:
+    def table(self, threshold: float, min_lead: float, rows: Any = None) -> dict[str, int]:
         import numpy as np
 
         select = np.arange(len(self.correct)) if rows is None else np.asarray(rows)
-        hit = self.hits(threshold, margin)[select]
+        hit = self.hits(threshold, min_lead)[select]
         right = self.correct[select]
         return {
             "queries": int(len(select)),
@@ -302,8 +335,10 @@ def protocol_outcome(
     *,
     lexical_weight: float = 0.25,
     guards: tuple[str, ...] = GUARDS,
+    scorer: PairScorer | None = None,
 ) -> ProtocolOutcome:
-    """Score the GPTCache protocol the way ``SemanticCache`` decides (origins are distinct, each its own answer)."""
+    """Score the GPTCache protocol the way ``SemanticCache`` decides (origins are distinct, each its own answer;
+    both call ``_score.choose``)."""
     import numpy as np
 
     n = len(queries)
@@ -312,19 +347,90 @@ def protocol_outcome(
     guarded = np.zeros(n, dtype=bool)
     correct = np.zeros(n, dtype=bool)
     for i, query in enumerate(queries):
-        blended = sorted(
-            (
-                (blended_similarity(float(c), query, origins[j], lexical_weight), int(j))
-                for j, c in zip(top[i], cosines[i], strict=True)
-            ),
-            reverse=True,
+        candidates = [int(j) for j in top[i]]
+        choice = choose(
+            query,
+            [origins[j] for j in candidates],
+            [float(c) for c in cosines[i]],
+            candidates,
+            lexical_weight=lexical_weight,
+            scorer=scorer,
         )
-        similarity[i], best = blended[0]
-        if len(blended) > 1:
-            lead[i] = blended[0][0] - blended[1][0]
+        if choice is None:
+            continue
+        best = candidates[choice.best]
+        similarity[i], lead[i] = choice.similarity, choice.lead
         guarded[i] = guard_conflict(query, origins[best], guards) is not None
         correct[i] = best == expected[i]
-    return ProtocolOutcome(similarity=similarity, lead=lead, guarded=guarded, correct=correct)
+    return ProtocolOutcome(similarity=similarity, lead=lead, guarded=guarded, correct=correct, scorer=scorer)
+
+
+def fit_protocol_scorer(
+    origins: Sequence[str],
+    queries: Sequence[str],
+    expected: Sequence[int],
+    top: np.ndarray,
+    cosines: np.ndarray,
+    rows: Any = None,
+    *,
+    l2: float = 1.0,
+) -> PairScorer:
+    """Fit the learned pair scorer on the protocol's queries ``rows`` (all when None): each query against its
+    top-k origins, the right origin the positive. Fit on the calibration rows only, never the reported ones."""
+    import numpy as np
+
+    select = range(len(queries)) if rows is None else [int(i) for i in np.asarray(rows)]
+    groups = []
+    for i in select:
+        candidates = [int(j) for j in top[i]]
+        right = candidates.index(expected[i]) if expected[i] in candidates else None
+        groups.append((queries[i], [origins[j] for j in candidates], [float(c) for c in cosines[i]], right))
+    return fit_pair_scorer(groups, l2=l2, where="GPTCache protocol calibration rows")
+
+
+def cross_fitted_outcome(
+    origins: Sequence[str],
+    queries: Sequence[str],
+    expected: Sequence[int],
+    top: np.ndarray,
+    cosines: np.ndarray,
+    rows: Any = None,
+    *,
+    folds: int = 4,
+    seed: int = 0,
+    lexical_weight: float = 0.25,
+    guards: tuple[str, ...] = GUARDS,
+    l2: float = 1.0,
+) -> ProtocolOutcome:
+    """The protocol outcome of the learned scorer on ``rows`` (all when None), each query scored by a scorer
+    fitted on the *other* folds of ``rows`` (seeded assignment). Calibrate on this, not on the outcome of a
+    scorer fitted on the same queries: that one is sure of its own training queries, so a confidence chosen
+    there lets through more wrong hits on new ones. Rows outside ``rows`` stay misses; ``scorer`` is the
+    one fitted on all of ``rows``, the one to deploy.
+    """
+    import numpy as np
+
+    select = np.arange(len(queries)) if rows is None else np.asarray(rows, dtype=np.int64)
+    if folds < 2 or len(select) < folds:
+        raise CacheError(
+            f"cross-fitting needs at least 2 folds and a query per fold ({len(select)} queries, {folds} folds)",
+            location="GPTCache protocol calibration rows",
+        )
+    n = len(queries)
+    similarity, lead = np.full(n, -np.inf), np.full(n, -np.inf)
+    guarded, correct = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    parts = np.array_split(np.random.default_rng(seed).permutation(select), folds)
+    for i, held in enumerate(parts):
+        fit_rows = np.concatenate([p for j, p in enumerate(parts) if j != i])
+        scorer = fit_protocol_scorer(origins, queries, expected, top, cosines, fit_rows, l2=l2)
+        part = protocol_outcome(
+            origins, [queries[r] for r in held], [expected[r] for r in held], top[held], cosines[held],
+            lexical_weight=lexical_weight, guards=guards, scorer=scorer,
+        )  # fmt: skip
+        similarity[held], lead[held] = part.similarity, part.lead
+        guarded[held], correct[held] = part.guarded, part.correct
+    final = fit_protocol_scorer(origins, queries, expected, top, cosines, select, l2=l2)
+    return ProtocolOutcome(similarity=similarity, lead=lead, guarded=guarded, correct=correct, scorer=final)
 
 
 def calibrate_protocol(
@@ -338,7 +444,9 @@ def calibrate_protocol(
     min_threshold: float = 0.7,
 ) -> CalibrationResult:
     """For each margin, the lowest threshold with wrong hits per query <= target; keep the pair with the most
-    correct hits. ``rows`` selects the calibration queries (the rest stay unseen for reporting).
+    correct hits. ``rows`` selects the calibration queries (the rest stay unseen for reporting). With a learned
+    scorer (``outcome.scorer``) the minimum confidence takes the margin's place (``margins`` are then
+    confidences; default 0.30 to 0.99).
 
     The protocol has no unrelated queries, so nothing in it bounds the threshold from below: it never goes
     under ``min_threshold`` (MiniLM scores unrelated sentences below 0.3, paraphrases mostly above 0.7).
@@ -349,7 +457,14 @@ def calibrate_protocol(
     n = len(select)
     best: tuple[int, float, float] | None = None
     curve: list[CurvePoint] = []
-    for margin in margins if margins is not None else [round(0.005 * i, 3) for i in range(13)]:
+    learned = outcome.scorer is not None
+    if margins is None:
+        margins = (
+            [round(0.3 + 0.01 * i, 2) for i in range(70)]
+            if learned
+            else [round(0.005 * i, 3) for i in range(13)]
+        )
+    for margin in margins:
         chosen = None
         points = []
         for t in thresholds if thresholds is not None else _grid(min_threshold, 1.0):
@@ -373,12 +488,18 @@ def calibrate_protocol(
             curve = points
     if best is None:
         return CalibrationResult(
-            threshold=None, target_false_hit=target_false_hit, method="gptcache-protocol", positives=n
+            threshold=None,
+            target_false_hit=target_false_hit,
+            method="gptcache-protocol",
+            positives=n,
+            scorer=outcome.scorer,
         )
     point = next(p for p in curve if p.threshold == best[1])
     return CalibrationResult(
         threshold=best[1],
-        margin=best[2],
+        margin=None if learned else best[2],
+        confidence=best[2] if learned else None,
+        scorer=outcome.scorer,
         target_false_hit=target_false_hit,
         precision=point.precision,
         recall=point.recall,
@@ -391,9 +512,32 @@ def calibrate_protocol(
     )
 
 
-def write_semantic_config(path: str | Path, values: dict[str, float]) -> Path:
+def _toml(value: Any, where: str) -> str:
+    """One TOML value on one line: numbers, strings, lists and (inline) tables, as the config keys need."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise CacheError(f"{value!r} cannot be written to the config", location=where)
+        return repr(round(value, 6))
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v, where) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v, f'{where}.{k}')}" for k, v in value.items()) + " }"
+    raise CacheError(f"cannot write a {type(value).__name__} to the config", location=where)
+
+
+def write_semantic_config(path: str | Path, values: dict[str, Any]) -> Path:
     """Set keys of ``[cache.semantic]`` (``[tool.promptkit.cache.semantic]`` in pyproject.toml) in place,
-    keeping every other line as it is; the table is appended when missing. Returns the file written."""
+    keeping every other line as it is; the table is appended when missing. Returns the file written.
+
+    Values are numbers, strings, lists or tables (written inline: ``scorer = { version = "pair-v1", ... }``);
+    None removes the key.
+    """
     import re
 
     path = Path(path)
@@ -408,16 +552,26 @@ def write_semantic_config(path: str | Path, values: dict[str, float]) -> Path:
         if lines and lines[-1].strip():
             lines.append("")
         lines.append(f"[{table}]")
-        lines += [f"{key} = {value:.4g}" for key, value in values.items()]
+        lines += [
+            f"{key} = {_toml(value, f'{path}: {table}.{key}')}"
+            for key, value in values.items()
+            if value is not None
+        ]
     else:
         end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
         for key, value in values.items():
             pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
             found = next((i for i in range(start + 1, end) if pattern.match(lines[i])), None)
+            if value is None:
+                if found is not None:
+                    del lines[found]
+                    end -= 1
+                continue
+            line = f"{key} = {_toml(value, f'{path}: {table}.{key}')}"
             if found is not None:
-                lines[found] = f"{key} = {value:.4g}"
+                lines[found] = line
             else:
-                lines.insert(end, f"{key} = {value:.4g}")
+                lines.insert(end, line)
                 end += 1
     try:
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")

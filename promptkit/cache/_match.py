@@ -23,6 +23,14 @@ _NUMBER = re.compile(r"^\d+(?:\.\d+)*$")
 _NEGATIONS = frozenset(
     {"not", "no", "never", "none", "nobody", "nothing", "neither", "nor", "cannot", "nowhere"}
 )
+# Words that say "not" without the word: "in the absence of X" = "if there's no X", "without X" = "with no X".
+# Counting them keeps the guard from refusing a rephrased negation (both sides are then negated).
+_IMPLICIT_NEGATIONS = frozenset(
+    {"absence", "absent", "without", "lack", "lacks", "lacking", "avoid", "avoids", "avoiding", "prevent",
+     "prevents", "preventing"}
+)  # fmt: skip
+# "No," / "No." / "No!" opening a sentence answers a question; "No information is given" negates.
+_ANSWER_NO = re.compile(r"^\W*no\s*[,.!;:\u2014-]", re.IGNORECASE)
 
 
 # Pairs of opposite meanings; each side lists the word forms that count.
@@ -62,6 +70,16 @@ def _forms(word: str) -> frozenset[str]:
 
 
 _ANTONYMS: list[tuple[frozenset[str], frozenset[str]]] = [(_forms(a), _forms(b)) for a, b in _ANTONYM_BASES]
+# Word form -> the (pair, side) it says; phrases ("most expensive") are matched in the joined words.
+_ANTONYM_WORDS: dict[str, list[tuple[int, int]]] = {}
+_ANTONYM_PHRASES: list[tuple[str, int, int]] = []
+for _pair, _sides in enumerate(_ANTONYMS):
+    for _side, _group in enumerate(_sides):
+        for _form in _group:
+            if " " in _form:
+                _ANTONYM_PHRASES.append((_form, _pair, _side))
+            else:
+                _ANTONYM_WORDS.setdefault(_form, []).append((_pair, _side))
 
 
 def _words(text: str) -> list[str]:
@@ -69,10 +87,15 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(lowered)
 
 
-def _negated(words: list[str]) -> bool:
-    # A leading "No," answers a question; it does not negate the statement.
-    body = words[1:] if words[:1] == ["no"] else words
-    return any(w in _NEGATIONS or w.endswith("n't") for w in body)
+def _negated(text: str, words: list[str]) -> bool:
+    body = words[1:] if words[:1] == ["no"] and _ANSWER_NO.match(text) else words
+    for i, w in enumerate(body):
+        # "whether ... or not" asks both ways; it negates nothing.
+        if w == "not" and i > 0 and body[i - 1] == "or":
+            continue
+        if w in _NEGATIONS or w in _IMPLICIT_NEGATIONS or w.endswith("n't"):
+            return True
+    return False
 
 
 def _numbers(words: list[str]) -> frozenset[str]:
@@ -84,14 +107,21 @@ def _numbers(words: list[str]) -> frozenset[str]:
     return frozenset(found)
 
 
-def _has(words: set[str], text: str, forms: frozenset[str]) -> bool:
-    return any((f in text) if " " in f else (f in words) for f in forms)
+def _antonym_sides(words: list[str]) -> dict[int, tuple[bool, bool]]:
+    """For each antonym pair the text touches: (says the first side, says the second side)."""
+    found: set[tuple[int, int]] = set()
+    for w in set(words):
+        found.update(_ANTONYM_WORDS.get(w, ()))
+    if _ANTONYM_PHRASES:
+        text = " ".join(words)
+        found.update((pair, side) for phrase, pair, side in _ANTONYM_PHRASES if phrase in text)
+    return {pair: ((pair, 0) in found, (pair, 1) in found) for pair, _ in found}
 
 
-def _antonym(a_words: set[str], a_text: str, b_words: set[str], b_text: str) -> bool:
-    for left, right in _ANTONYMS:
-        a_left, a_right = _has(a_words, a_text, left), _has(a_words, a_text, right)
-        b_left, b_right = _has(b_words, b_text, left), _has(b_words, b_text, right)
+def _antonym(a: list[str], b: list[str]) -> bool:
+    sides_a, sides_b = _antonym_sides(a), _antonym_sides(b)
+    for pair in sides_a.keys() & sides_b.keys():
+        (a_left, a_right), (b_left, b_right) = sides_a[pair], sides_b[pair]
         # One side says "enable" and not "disable", the other the reverse.
         if (a_left and not a_right and b_right and not b_left) or (
             a_right and not a_left and b_left and not b_right
@@ -106,9 +136,13 @@ def _overlap(a: list[str], b: list[str]) -> float:
     Negation is only judged between close wordings; a rephrasing ("in the absence of" for "without") says
     the same with other words, and the embedding already weighs it.
     """
-    sa = {w for w in _content(a) if w not in _NEGATIONS and not w.endswith("n't")}
-    sb = {w for w in _content(b) if w not in _NEGATIONS and not w.endswith("n't")}
+    sa = {w for w in _content(a) if not _negator(w)}
+    sb = {w for w in _content(b) if not _negator(w)}
     return len(sa & sb) / len(sa | sb) if sa | sb else 1.0
+
+
+def _negator(word: str) -> bool:
+    return word in _NEGATIONS or word in _IMPLICIT_NEGATIONS or word.endswith("n't")
 
 
 def _content(words: list[str]) -> list[str]:
@@ -148,19 +182,21 @@ def _reversed(a: list[str], b: list[str]) -> bool:
 def guard_conflict(query: str, cached: str, guards: tuple[str, ...] = GUARDS) -> str | None:
     """The name of the first guard that sees opposite meanings in the two texts, or None.
 
-    negation: one says "not"/"never"/"doesn't" and the other does not; number: both mention numbers and they
-    differ; antonym: one says "enable" where the other says "disable"; reversal: swapped operands.
+    negation: one says "not"/"never"/"doesn't"/"without" and the other does not; number: each mentions a number
+    the other does not; antonym: one says "enable" where the other says "disable"; reversal: swapped operands.
     """
     if query == cached:
         return None
     qa, ca = _words(query), _words(cached)
-    if "negation" in guards and _negated(qa) != _negated(ca) and _overlap(qa, ca) >= 0.5:
+    if "negation" in guards and _negated(query, qa) != _negated(cached, ca) and _overlap(qa, ca) >= 0.5:
         return "negation"
     if "number" in guards:
         nq, nc = _numbers(qa), _numbers(ca)
-        if nq and nc and nq != nc:
+        # A number swapped for another ("Windows 10" / "Windows 11"); one side quoting fewer of the same
+        # numbers (a shortened code listing) changes no number.
+        if nq - nc and nc - nq:
             return "number"
-    if "antonym" in guards and _antonym(set(qa), " ".join(qa), set(ca), " ".join(ca)):
+    if "antonym" in guards and _antonym(qa, ca):
         return "antonym"
     if "reversal" in guards and _reversed(qa, ca):
         return "reversal"

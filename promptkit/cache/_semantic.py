@@ -32,7 +32,8 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from promptkit._sqlite import SQLiteFile
 from promptkit.backends import GenerateResponse
 from promptkit.cache._index import BruteForceIndex, HNSWIndex, IndexKind, load_index, make_index
-from promptkit.cache._match import GUARDS, char_ngrams, guard_conflict, ngram_cosine
+from promptkit.cache._match import GUARDS, guard_conflict
+from promptkit.cache._score import PairScorer, choose
 from promptkit.errors import CacheError
 
 if TYPE_CHECKING:
@@ -112,11 +113,17 @@ class SemanticSettings(BaseModel):
     ``w = lexical_weight``; calibrate it with ``promptkit cache calibrate``. ``margin``: the best candidate must
     beat the nearest cached question with a different answer by this much. ``templates``/``namespaces`` name
     where generate() uses it when not given one explicitly (opt-in: empty means nowhere).
+
+    ``scorer``: a learned pair scorer written by ``promptkit cache calibrate --write-config``; it ranks the
+    candidates, and ``confidence`` (its minimum share of the best answer) replaces ``margin``. Without one
+    (the default) the blended similarity ranks them and ``margin`` applies.
     """
 
     threshold: float = Field(default=0.85, ge=-1.0, le=1.0)
     margin: float = Field(default=0.03, ge=0.0, le=1.0)
     lexical_weight: float = Field(default=0.25, ge=0.0)
+    scorer: PairScorer | None = None
+    confidence: float = Field(default=0.8, ge=0.0, le=1.0)
     guards: tuple[str, ...] = GUARDS
     candidates: int = Field(default=10, ge=1, le=1000)
     index: IndexKind = "auto"
@@ -131,6 +138,11 @@ class SemanticSettings(BaseModel):
         if unknown:
             raise ValueError(f"unknown guard(s) {unknown}; known: {list(GUARDS)}")
         return value
+
+    @property
+    def min_lead(self) -> float:
+        """What a hit's lead must reach: the scorer's confidence, or the margin without a scorer."""
+        return self.confidence if self.scorer is not None else self.margin
 
     def enabled_for(self, template: str | None, namespace: str | None) -> bool:
         return (template is not None and template in self.templates) or (
@@ -154,13 +166,15 @@ class SemanticHit:
 
 @dataclass(frozen=True)
 class SemanticDecision:
-    """Why a lookup hit or missed: ``reason`` is hit, empty, below_threshold, ambiguous or guard:<name>."""
+    """Why a lookup hit or missed: ``reason`` is hit, empty, below_threshold, ambiguous or guard:<name>.
+    ``confidence`` is the learned scorer's share of the best answer (None without a scorer)."""
 
     reason: str
     hit: SemanticHit | None = None
     similarity: float | None = None
     runner_up: float | None = None
     candidates: int = 0
+    confidence: float | None = None
 
 
 class SemanticStats(BaseModel):
@@ -573,27 +587,34 @@ class SemanticCache:
             return SemanticDecision(reason="empty")
         rows = self._rows([entry_id for entry_id, _ in found])
         now = self._clock()
-        weight = self.settings.lexical_weight
-        grams = char_ngrams(question) if weight else None
-        scored: list[tuple[float, float, tuple[Any, ...]]] = []
-        for entry_id, cos in found:
-            row = rows.get(entry_id)
-            if row is None or (row[2] is not None and row[2] <= now):
-                continue  # deleted by another process, or expired
-            lexical = ngram_cosine(grams, char_ngrams(row[0])) if grams is not None else 0.0
-            scored.append(((cos + weight * lexical) / (1.0 + weight), cos, row))
-        if not scored:
+        live = [
+            (row, cos)
+            for entry_id, cos in found
+            if (row := rows.get(entry_id)) is not None and (row[2] is None or row[2] > now)
+        ]  # others were deleted by another process, or expired
+        settings = self.settings
+        choice = choose(
+            question,
+            [row[0] for row, _ in live],
+            [cos for _, cos in live],
+            [row[1] for row, _ in live],  # the stored answer: duplicates of one answer are no ambiguity
+            lexical_weight=settings.lexical_weight,
+            scorer=settings.scorer,
+        )
+        if choice is None:
             return SemanticDecision(reason="empty")
-        scored.sort(key=lambda item: -item[0])
-        similarity, cos, best = scored[0]
-        # Only a different answer makes a near tie dangerous; duplicates of the same answer do not.
-        runner_up = next((s for s, _, row in scored[1:] if row[1] != best[1]), None)
-        common = {"similarity": similarity, "runner_up": runner_up, "candidates": len(scored)}
-        if similarity < self.settings.threshold:
+        best, cos = live[choice.best]
+        common: dict[str, Any] = {
+            "similarity": choice.similarity,
+            "runner_up": choice.runner_up,
+            "candidates": len(live),
+            "confidence": choice.confidence,
+        }
+        if choice.similarity < settings.threshold:
             return SemanticDecision(reason="below_threshold", **common)
-        if runner_up is not None and similarity - runner_up < self.settings.margin:
+        if choice.lead < settings.min_lead:
             return SemanticDecision(reason="ambiguous", **common)
-        conflict = guard_conflict(question, best[0], self.settings.guards)
+        conflict = guard_conflict(question, best[0], settings.guards)
         if conflict is not None:
             return SemanticDecision(reason=f"guard:{conflict}", **common)
         try:
@@ -604,7 +625,7 @@ class SemanticCache:
         hit = SemanticHit(
             id=best[5],
             response=response,
-            similarity=similarity,
+            similarity=choice.similarity,
             cosine=cos,
             question=best[0],
             cost_usd=best[4],

@@ -5,6 +5,9 @@ templates = ["explain"]     # opt-in: generate() uses the semantic cache for the
 namespaces = []             # ...or for every template whose cache namespace is listed
 threshold = 0.9             # written by `promptkit cache calibrate --write-config`
 margin = 0.03
+# With a learned scorer (calibrated on GPTCache-style data), these replace the margin:
+# confidence = 0.76
+# scorer = { version = "pair-v1", weights = [...] }   # one weight per promptkit.cache._score.FEATURES
 """
 
 from __future__ import annotations

@@ -171,7 +171,18 @@ def _size(n: int) -> str:
     help="Also draw the threshold curve into this PNG.",
 )
 @click.option(
-    "--write-config", is_flag=True, help="Write the threshold into [cache.semantic] of promptkit.toml."
+    "--write-config",
+    is_flag=True,
+    help="Write the threshold (and margin, or the learned scorer and its confidence) into [cache.semantic].",
+)
+@click.option(
+    "--scorer/--no-scorer",
+    "learn_scorer",
+    default=False,
+    show_default=True,
+    help="With GPTCache-style data, also fit the learned pair scorer that ranks the candidates"
+    " (it then writes scorer and confidence instead of margin; the confidence is calibrated on queries"
+    " each cross-fitted scorer did not see).",
 )
 @state_dir_option
 @json_option
@@ -181,6 +192,7 @@ def calibrate(
     embedder_path: Path | None,
     png: Path | None,
     write_config: bool,
+    learn_scorer: bool,
     state_dir: Path | None,
     as_json: bool,
 ) -> None:
@@ -188,11 +200,13 @@ def calibrate(
 
     PAIRS_FILE holds labelled pairs (JSONL/CSV/JSON with a, b, label) or GPTCache's mock_data.json
     ({origin, similar}); the latter is run as GPTCache's protocol (cache the origins, query the paraphrases;
-    a hit on another origin is a false hit), which also calibrates the ambiguity margin.
+    a hit on another origin is a false hit), which also calibrates the ambiguity margin, or with --scorer
+    fits the learned pair scorer and its minimum confidence.
     """
     from promptkit.cache import (
         calibrate_pairs,
         calibrate_protocol,
+        cross_fitted_outcome,
         load_pairs,
         protocol_candidates,
         protocol_outcome,
@@ -216,10 +230,18 @@ def calibrate(
         origin_vectors = embedder.embed_array(origins)
         query_vectors = embedder.embed_array(pairs.b)
         top, cosines = protocol_candidates(origin_vectors, query_vectors, settings.candidates)
-        outcome = protocol_outcome(
-            origins, pairs.b, [row[o] for o in pairs.a], top, cosines,
-            lexical_weight=settings.lexical_weight, guards=settings.guards,
-        )  # fmt: skip
+        expected = [row[o] for o in pairs.a]
+        if learn_scorer:
+            # Calibrated on confidences of queries each scorer never saw; the scorer written is fitted on all.
+            outcome = cross_fitted_outcome(
+                origins, pairs.b, expected, top, cosines,
+                lexical_weight=settings.lexical_weight, guards=settings.guards,
+            )  # fmt: skip
+        else:
+            outcome = protocol_outcome(
+                origins, pairs.b, expected, top, cosines,
+                lexical_weight=settings.lexical_weight, guards=settings.guards,
+            )  # fmt: skip
         result = calibrate_protocol(
             outcome, target_false_hit=target_false_hit, lexical_weight=settings.lexical_weight
         )
@@ -231,10 +253,7 @@ def calibrate(
     written = None
     if write_config and result.threshold is not None:
         target = config.source if config.source is not None else Path.cwd() / "promptkit.toml"
-        values = {"threshold": result.threshold}
-        if result.margin is not None:
-            values["margin"] = result.margin
-        written = write_semantic_config(target, values)
+        written = write_semantic_config(target, result.config_values())
     if png is not None:
         _plot(result, png)
     if as_json:
@@ -268,6 +287,8 @@ def _print_calibration(result: Any, pairs_file: Path, written: Path | None, png:
         out.print(f"[red]no threshold meets a false-hit rate of {result.target_false_hit}[/red]")
     else:
         margin = f", margin {result.margin:.3f}" if result.margin is not None else ""
+        if result.scorer is not None:
+            margin = f", learned scorer, confidence {result.confidence:.2f}"
         out.print(
             f"threshold [bold]{chosen:.3f}[/bold]{margin}: precision {result.precision:.3f}, recall "
             f"{result.recall:.3f}, false-hit rate {result.false_hit_rate:.4f} (target {result.target_false_hit})"

@@ -99,3 +99,23 @@ def test_protocol_calibration_trades_margin_and_threshold() -> None:
     result = calibrate_protocol(outcome, target_false_hit=0.0, margins=[0.0, 0.05], thresholds=[0.8, 0.94])
     assert (result.threshold, result.margin) == (0.8, 0.05)
     assert outcome.table(0.8, 0.05) == {"queries": 4, "correct": 2, "wrong": 0, "miss": 2}
+
+
+def test_protocol_calibration_with_a_learned_scorer_picks_a_confidence() -> None:
+    from promptkit.cache import PairScorer
+    from promptkit.cache._score import FEATURES
+
+    # Leads are confidences now: the right answers are confident, the wrong one is not.
+    outcome = ProtocolOutcome(
+        similarity=np.array([0.95, 0.9, 0.92, 0.93]),
+        lead=np.array([0.97, 0.9, 0.6, 0.55]),
+        guarded=np.zeros(4, dtype=bool),
+        correct=np.array([True, True, True, False]),
+        scorer=PairScorer(weights=(0.0,) * len(FEATURES)),
+    )
+    result = calibrate_protocol(outcome, target_false_hit=0.0, thresholds=[0.8])
+    assert result.margin is None and result.scorer is outcome.scorer
+    assert result.confidence is not None and 0.55 < result.confidence <= 0.6  # the lowest that refuses 0.55
+    assert result.min_lead == result.confidence
+    assert outcome.table(0.8, result.confidence) == {"queries": 4, "correct": 3, "wrong": 0, "miss": 1}
+    assert set(result.config_values()) == {"threshold", "confidence", "scorer"}

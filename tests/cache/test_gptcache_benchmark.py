@@ -15,7 +15,14 @@ import numpy as np
 import pytest
 
 from promptkit.backends import GenerateResponse
-from promptkit.cache import SemanticCache, calibrate_protocol, protocol_candidates, protocol_outcome
+from promptkit.cache import (
+    SemanticCache,
+    calibrate_protocol,
+    cross_fitted_outcome,
+    fit_protocol_scorer,
+    protocol_candidates,
+    protocol_outcome,
+)
 from promptkit.embeddings import EmbeddingCache
 from tests.cache._semantic_support import minilm
 
@@ -49,6 +56,55 @@ def bench() -> dict:
     }
 
 
+def _served(bench: dict, report: np.ndarray, tmp: str, **settings: object) -> dict[str, int]:
+    """The real cache with these settings, on the reported queries only: correct/wrong/miss."""
+    cache = SemanticCache(Path(tmp) / "semantic.sqlite", embedder=minilm(), **settings)
+    cache.store_many(
+        [(o, GenerateResponse(text=str(i))) for i, o in enumerate(bench["origins"])], vectors=bench["O"]
+    )
+    table = {"queries": len(report), "correct": 0, "wrong": 0, "miss": 0}
+    for i in report:
+        hit = cache.lookup(bench["queries"][i], vector=bench["Q"][i])
+        if hit is None:
+            table["miss"] += 1
+        elif int(hit.response.text) == bench["expected"][i]:
+            table["correct"] += 1
+        else:
+            table["wrong"] += 1
+    cache.close()
+    return table
+
+
+def test_learned_scorer_fitted_on_one_half_measured_on_the_other(bench: dict) -> None:
+    top, cosines = protocol_candidates(bench["O"], bench["Q"], 10)
+    order = np.random.default_rng(0).permutation(len(bench["queries"]))
+    calibration, report = order[: len(order) // 2], order[len(order) // 2 :]
+    scorer = fit_protocol_scorer(
+        bench["origins"], bench["queries"], bench["expected"], top, cosines, calibration
+    )
+    outcome = protocol_outcome(
+        bench["origins"], bench["queries"], bench["expected"], top, cosines, scorer=scorer
+    )
+    result = calibrate_protocol(outcome, calibration, target_false_hit=0.01)
+    assert result.threshold is not None and result.confidence is not None and result.margin is None
+    with tempfile.TemporaryDirectory() as tmp:
+        table = _served(
+            bench, report, tmp, threshold=result.threshold, confidence=result.confidence, scorer=scorer
+        )
+    print(
+        f"\npromptkit learned scorer (threshold {result.threshold}, confidence {result.confidence}): {table}"
+    )
+    # One implementation: the simulation the calibration used decides exactly as the cache does.
+    assert table == outcome.table(result.threshold, result.confidence, report)
+    assert table["wrong"] <= 0.01 * len(report)
+    # Measured (seed 0): 448/1/51 of 500 (89.6%), against 439/2/59 for the blend + margin below. Seeds 0..4
+    # average 89.4% (min 87.0%, bench/semantic_cache.py), so the 90% target is not asserted.
+    assert table["correct"] >= 0.885 * len(report)
+    blend = protocol_outcome(bench["origins"], bench["queries"], bench["expected"], top, cosines)
+    plain = calibrate_protocol(blend, calibration, target_false_hit=0.01)
+    assert table["correct"] > blend.table(plain.threshold, plain.margin, report)["correct"]  # type: ignore[arg-type]
+
+
 def test_calibrated_on_one_half_measured_on_the_other(bench: dict) -> None:
     top, cosines = protocol_candidates(bench["O"], bench["Q"], 10)
     outcome = protocol_outcome(bench["origins"], bench["queries"], bench["expected"], top, cosines)
@@ -59,22 +115,7 @@ def test_calibrated_on_one_half_measured_on_the_other(bench: dict) -> None:
 
     # The real cache, on the reported half only, with the calibrated settings.
     with tempfile.TemporaryDirectory() as tmp:
-        cache = SemanticCache(
-            Path(tmp) / "semantic.sqlite", embedder=minilm(), threshold=result.threshold, margin=result.margin
-        )
-        cache.store_many(
-            [(o, GenerateResponse(text=str(i))) for i, o in enumerate(bench["origins"])], vectors=bench["O"]
-        )
-        table = {"queries": len(report), "correct": 0, "wrong": 0, "miss": 0}
-        for i in report:
-            hit = cache.lookup(bench["queries"][i], vector=bench["Q"][i])
-            if hit is None:
-                table["miss"] += 1
-            elif int(hit.response.text) == bench["expected"][i]:
-                table["correct"] += 1
-            else:
-                table["wrong"] += 1
-        cache.close()
+        table = _served(bench, report, tmp, threshold=result.threshold, margin=result.margin)
     print(
         f"\npromptkit (threshold {result.threshold}, margin {result.margin}, calibrated on {len(calibration)}):"
         f" {table}\nGPTCache of 999: 0.95 -> 425/25/549, 0.9 -> 804/77/118, 0.8 -> 904/92/3 (correct/wrong/miss)"
@@ -82,5 +123,31 @@ def test_calibrated_on_one_half_measured_on_the_other(bench: dict) -> None:
     # The simulation the calibration used decides exactly as the cache does.
     assert table == outcome.table(result.threshold, result.margin, report)
     assert table["wrong"] <= 0.01 * len(report)
-    # Measured: 433/499 correct (86.8%), 2 wrong. The brief's target is 90%; the guards cost about 1.5 points.
+    # Measured: 439/500 correct (87.8%), 2 wrong (the learned scorer above does better).
     assert table["correct"] >= 0.85 * len(report)
+
+
+def test_five_fold_cross_validation_with_cross_fitted_calibration(bench: dict) -> None:
+    """Every query reported once, by a scorer and settings fitted on the other four folds; inside those, the
+    confidence is calibrated on queries each inner scorer did not see (in-sample confidences let through
+    1.2% wrong out of fold: bench/semantic_cache.py)."""
+    top, cosines = protocol_candidates(bench["O"], bench["Q"], 10)
+    n = len(bench["queries"])
+    args = (bench["origins"], bench["queries"], bench["expected"], top, cosines)
+    parts = np.array_split(np.random.default_rng(0).permutation(n), 5)
+    total = {"correct": 0, "wrong": 0, "miss": 0}
+    for i, held in enumerate(parts):
+        calibration = np.concatenate([p for j, p in enumerate(parts) if j != i])
+        honest = cross_fitted_outcome(*args, calibration)
+        assert not honest.hits(-1.0, 0.0)[held].any()  # the held-out fold is never scored while calibrating
+        result = calibrate_protocol(honest, calibration, target_false_hit=0.01)
+        assert result.threshold is not None and result.confidence is not None
+        table = protocol_outcome(*args, scorer=honest.scorer).table(result.threshold, result.confidence, held)
+        for key in total:
+            total[key] += table[key]
+    print(f"\n5-fold cross-validated, cross-fitted calibration (seed 0): {total}")
+    assert sum(total.values()) == n
+    # Measured (seed 0): 887/10/102 (88.8% correct, 1.0% wrong). Out of fold the scorer sits at the edge of the
+    # 1% budget and below the issue's 90%, so this guards against regressions rather than asserting the target.
+    assert total["wrong"] <= 0.015 * n
+    assert total["correct"] >= 0.87 * n

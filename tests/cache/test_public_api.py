@@ -42,6 +42,10 @@ def test_cache_all_is_the_documented_api():
         "protocol_candidates",
         "protocol_outcome",
         "write_semantic_config",
+        "PairScorer",
+        "fit_pair_scorer",
+        "fit_protocol_scorer",
+        "cross_fitted_outcome",
     }
     assert all(hasattr(promptkit.cache, name) for name in promptkit.cache.__all__)
 

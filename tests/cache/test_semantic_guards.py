@@ -103,6 +103,8 @@ def test_guards_are_what_stops_the_embedding_from_hitting(cache: SemanticCache) 
         ("Why does it work?", "Why doesn't it work?", "negation"),
         ("Is this not allowed here?", "Is this allowed here?", "negation"),
         ("Python 3.11 release date", "Python 3.12 release date", "number"),
+        ("How do I run the tests without coverage?", "How do I run the tests with coverage?", "negation"),
+        ("No information about `drop` is given.", "Information about `drop` is given.", "negation"),
     ],
 )
 def test_each_guard_names_itself(a: str, b: str, guard: str) -> None:
@@ -123,7 +125,26 @@ def test_each_guard_names_itself(a: str, b: str, guard: str) -> None:
         ("Use the no-code builder.", "Use the builder that needs no code at all, it is not hard."),
         ("version 3.0 docs", "version 3 docs"),
         ("How do I reset my password?", "How do I reset my password?"),
+        # Rephrased negations: both sides say "not", in other words.
+        (
+            "In the absence of a dataset script, all files are loaded.",
+            "If there's no dataset script, all files are loaded.",
+        ),
+        ("No information about the `drop` function is provided.", "The `drop` function is not described."),
+        ("It loads the file to avoid parsing errors.", "It loads the file to prevent parsing errors."),
+        # "or not" asks both ways; a shortened code listing quotes fewer of the same numbers.
+        ("You can choose whether it is cached or not.", "You can choose whether it is cached."),
+        ("for epoch in range(3): step(i == 5)", "for epoch in range(3): step(i == 5); log(i % 10 == 0)"),
     ],
 )
 def test_guards_leave_paraphrases_alone(a: str, b: str) -> None:
     assert guard_conflict(a, b) is None
+
+
+def test_antonym_phrases_and_inflections_are_refused_and_same_sides_pass() -> None:
+    from promptkit.cache import guard_conflict
+
+    assert guard_conflict("which plan is the cheapest", "which plan is the most expensive") == "antonym"
+    assert guard_conflict("how do I enable logging", "how to disabling the logging") == "antonym"
+    # Both sides named in each text: no opposition.
+    assert guard_conflict("enable or disable logging", "disable or enable the logging") is None

@@ -1,0 +1,370 @@
+"""The second stage of a semantic lookup: score the index's candidates, pick the best answer, say how clear
+the choice is. ``SemanticCache`` and the GPTCache protocol simulation both call ``choose``, so calibration
+measures exactly what the cache does.
+
+Two scorers:
+
+* blend (the default; nothing to learn): ``(cosine + w * trigram) / (1 + w)``; the lead is the best
+  similarity minus that of the nearest candidate holding another answer (compared with ``margin``).
+* learned (``PairScorer``, fitted by ``promptkit cache calibrate``): a linear score over the pair features in
+  ``FEATURES``, trained listwise (a softmax over one query's candidates). Candidates are ranked by it, and the
+  lead is the softmax share of the best answer (compared with ``confidence``). The threshold still applies to
+  the blended similarity, so a question unlike everything cached stays a miss whatever the ranking says.
+
+Why learned: sentence embeddings blur near-duplicate cached questions; the words a paraphrase keeps (names,
+rare terms, phrasing) and the candidates' relative standing separate them better than cosine alone.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from promptkit.cache._match import _content, _words
+from promptkit.errors import CacheError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = [
+    "FEATURES",
+    "Choice",
+    "PairScorer",
+    "blended_similarity",
+    "choose",
+    "fit_pair_scorer",
+    "TextProfile",
+    "pair_features",
+    "text_profile",
+]
+
+FEATURES: tuple[str, ...] = (
+    "cosine",  # embedding cosine
+    "trigram",  # character-trigram cosine
+    "jaccard",  # content words
+    "covers_question",  # share of the question's content words the candidate has
+    "covers_cached",  # share of the candidate's content words the question has
+    "length_ratio",  # shorter / longer, in words
+    "cosine_lead",  # cosine minus the best other candidate's
+    "trigram_lead",  # trigram minus the best other candidate's
+    "rare_overlap",  # question words in the candidate, weighted by rarity among the candidates
+    "stem_jaccard",  # content words with common suffixes cut
+    "bigram_jaccard",  # word pairs: kept phrasing
+    "char4",  # character 4-gram cosine
+    "char5",  # character 5-gram cosine
+)
+
+_SUFFIX = re.compile(r"(?:ing|ed|es|s|ly)$")
+
+
+class PairScorer(BaseModel):
+    """Weights of the learned scorer, one per name in ``FEATURES`` (``[cache.semantic] scorer`` in the config).
+
+    Fitted for one embedder: its cosines are features, so refit after changing the embedding model.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    version: Literal["pair-v1"] = "pair-v1"
+    weights: tuple[float, ...]
+
+    @field_validator("weights")
+    @classmethod
+    def _one_per_feature(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if len(value) != len(FEATURES):
+            raise ValueError(
+                f"expected {len(FEATURES)} weights (one per feature {list(FEATURES)}), got {len(value)}"
+            )
+        if not all(math.isfinite(v) for v in value):
+            raise ValueError("weights must be finite numbers")
+        return value
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The chosen candidate (an index into the candidates given) and how clearly it won.
+
+    ``lead``: with the blend, similarity minus ``runner_up`` (infinite when no candidate holds another
+    answer); with a learned scorer, ``confidence``. A hit needs ``lead`` >= margin (blend) or confidence.
+    """
+
+    best: int
+    similarity: float
+    runner_up: float | None
+    lead: float
+    confidence: float | None = None
+
+
+def blended_similarity(cosine: float, a: str, b: str, lexical_weight: float) -> float:
+    """The similarity the semantic cache compares with its threshold (the trigram as ``choose`` computes it)."""
+    if not lexical_weight:
+        return float(cosine)
+    trigram = float(_match_counts(text_profile(a), [text_profile(b)])[0][0, _TRIGRAM])
+    return (cosine + lexical_weight * trigram) / (1.0 + lexical_weight)
+
+
+# Channels of a text profile: three sets of words, three bags of character n-grams.
+_CONTENT, _STEMS, _BIGRAMS, _CHAR3, _CHAR4, _CHAR5 = range(6)
+_TRIGRAM = _CHAR3
+_CHANNELS = 6
+_SETS = (_CONTENT, _STEMS, _BIGRAMS)
+_ID_BITS = 58  # the channel goes above: ids of different channels never meet
+_ID_MASK = (1 << _ID_BITS) - 1
+_MIX = 1_000_003  # polynomial rolling hash of code points (uint64, wrapping)
+
+
+@dataclass(frozen=True, eq=False)
+class TextProfile:
+    """What the pair features need of one text, computed once and memoised (``text_profile``): hashed ids of
+    its content words, stems, word bigrams and character 3/4/5-grams, sorted, with their counts.
+
+    Hashing makes a whole lookup's features a few numpy calls instead of dict loops over every candidate;
+    with 58-bit ids a collision inside one pair of questions is practically impossible.
+    """
+
+    ids: np.ndarray  # int64, sorted; the channel in the top bits
+    counts: np.ndarray  # float64: 1 for the word sets, occurrences for the n-grams
+    channel: np.ndarray  # int64, the channel of each id
+    sizes: np.ndarray  # per channel: set size, or the n-gram vector's Euclidean norm
+    words: int
+
+
+def _word_ids(words: list[str]) -> list[int]:
+    """Hashed ids of the content words, their stems and the word bigrams (sets), sorted by channel and id."""
+    content = _content(words)
+    ids = {(hash(w) & _ID_MASK) | (_CONTENT << _ID_BITS) for w in content}
+    ids.update(
+        (hash(_SUFFIX.sub("", w) if len(w) > 4 else w) & _ID_MASK) | (_STEMS << _ID_BITS) for w in content
+    )
+    ids.update(
+        (hash(pair) & _ID_MASK) | (_BIGRAMS << _ID_BITS) for pair in zip(words, words[1:], strict=False)
+    )
+    return sorted(ids)
+
+
+def _char_ids(text: str) -> np.ndarray:
+    """Hashed character 3-, 4- and 5-grams (with repeats) of the lower-cased text, whitespace collapsed."""
+    import numpy as np
+
+    padded = " " + " ".join(text.lower().split()) + " "
+    codes = np.frombuffer(padded.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    parts = []
+    h = codes
+    for n in range(2, 6):
+        width = len(codes) - n + 1
+        if width <= 0:
+            break
+        h = h[:width] * np.uint64(_MIX) + codes[n - 1 : n - 1 + width]  # grams of n from grams of n-1
+        if n >= 3:
+            parts.append((h & np.uint64(_ID_MASK)).astype(np.int64) | ((_CHAR3 + n - 3) << _ID_BITS))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+@lru_cache(maxsize=8192)
+def text_profile(text: str) -> TextProfile:
+    """The memoised profile of a text (cached questions come back lookup after lookup)."""
+    import numpy as np
+
+    words = _words(text)
+    word_ids = np.asarray(_word_ids(words), dtype=np.int64)
+    char_ids, char_counts = np.unique(_char_ids(text), return_counts=True)
+    ids = np.concatenate([word_ids, char_ids])  # word channels sort below the character ones
+    counts = np.concatenate([np.ones(len(word_ids)), char_counts.astype(np.float64)])
+    channel = ids >> _ID_BITS
+    sizes = np.bincount(channel, counts * np.where(channel >= _CHAR3, counts, 1.0), minlength=_CHANNELS)
+    sizes[_CHAR3:] = np.sqrt(sizes[_CHAR3:])
+    return TextProfile(ids=ids, counts=counts, channel=channel, sizes=sizes, words=len(words))
+
+
+def _match_counts(question: TextProfile, candidates: Sequence[TextProfile]) -> tuple[np.ndarray, np.ndarray]:
+    """Per candidate and channel, the shared mass with the question (set intersection size, n-gram dot
+    product), and the rarity-weighted share of the question's content words each candidate has."""
+    import numpy as np
+
+    k = len(candidates)
+    ids = np.concatenate([c.ids for c in candidates])
+    counts = np.concatenate([c.counts for c in candidates])
+    owner = np.repeat(np.arange(k), [len(c.ids) for c in candidates])
+    channel = np.concatenate([c.channel for c in candidates])
+    if len(question.ids):
+        pos = np.minimum(np.searchsorted(question.ids, ids), len(question.ids) - 1)
+        found = question.ids[pos] == ids
+    else:
+        pos, found = np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
+    pos, owner, channel = pos[found], owner[found], channel[found]
+    shared = np.bincount(
+        owner * _CHANNELS + channel, counts[found] * question.counts[pos], minlength=k * _CHANNELS
+    ).reshape(k, _CHANNELS)
+    # Rarity among the candidates: a question word few of them share tells the right one apart.
+    words = channel == _CONTENT
+    q_words = question.channel == _CONTENT
+    df = np.bincount(pos[words], minlength=len(question.ids))[q_words]
+    idf = np.log((k + 1) / (df + 0.5))
+    weight = np.zeros(len(question.ids))
+    weight[q_words] = idf
+    total = float(idf.sum())
+    rare = np.bincount(owner[words], weight[pos[words]], minlength=k)
+    return shared, rare / total if total > 0 else np.zeros(k)
+
+
+def _others_max(values: np.ndarray) -> np.ndarray:
+    """For each position, the largest value among the other positions (the value itself when alone)."""
+    import numpy as np
+
+    if len(values) < 2:
+        return values.copy()
+    order = np.argsort(-values, kind="stable")
+    first, second = values[order[0]], values[order[1]]
+    out = np.full(len(values), first)
+    out[order[0]] = second
+    return out
+
+
+def pair_features(question: str, texts: Sequence[str], cosines: Sequence[float]) -> np.ndarray:
+    """One row of ``FEATURES`` per candidate text (the question's top-k neighbours, best cosine first)."""
+    import numpy as np
+
+    q = text_profile(question)
+    cands = [text_profile(t) for t in texts]
+    k = len(cands)
+    if not k:
+        return np.zeros((0, len(FEATURES)))
+    shared, rare = _match_counts(q, cands)
+    sizes = np.stack([c.sizes for c in cands])
+    rows = np.zeros((k, len(FEATURES)))
+    rows[:, 0] = np.asarray(cosines, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for column, channel in ((2, _CONTENT), (9, _STEMS), (10, _BIGRAMS)):
+            union = q.sizes[channel] + sizes[:, channel] - shared[:, channel]
+            rows[:, column] = np.where(union > 0, shared[:, channel] / union, 1.0)
+        inter = shared[:, _CONTENT]
+        rows[:, 3] = inter / q.sizes[_CONTENT] if q.sizes[_CONTENT] else 1.0
+        rows[:, 4] = np.where(sizes[:, _CONTENT] > 0, inter / sizes[:, _CONTENT], 1.0)
+        lengths = np.array([c.words for c in cands], dtype=np.float64)
+        rows[:, 5] = np.minimum(q.words, lengths) / np.maximum(np.maximum(q.words, lengths), 1)
+        for column, channel in ((1, _CHAR3), (11, _CHAR4), (12, _CHAR5)):
+            norm = q.sizes[channel] * sizes[:, channel]
+            rows[:, column] = np.where(shared[:, channel] > 0, shared[:, channel] / norm, 0.0)
+    rows[:, 8] = rare
+    rows[:, 6] = rows[:, 0] - _others_max(rows[:, 0])
+    rows[:, 7] = rows[:, 1] - _others_max(rows[:, 1])
+    return rows
+
+
+def choose(
+    question: str,
+    texts: Sequence[str],
+    cosines: Sequence[float],
+    answers: Sequence[Hashable],
+    *,
+    lexical_weight: float,
+    scorer: PairScorer | None = None,
+) -> Choice | None:
+    """Pick the best of the candidates (texts with their cosines and answers); None when there are none."""
+    import numpy as np
+
+    if not texts:
+        return None
+    cos = np.asarray(cosines, dtype=np.float64)
+    features = pair_features(question, texts, cos) if scorer is not None or lexical_weight else None
+    blended = cos if features is None else (cos + lexical_weight * features[:, 1]) / (1.0 + lexical_weight)
+    confidence: float | None = None
+    if scorer is None:
+        best = int(np.argmax(blended))  # first of equals: the index's order
+    else:
+        scores = features @ np.asarray(scorer.weights)  # type: ignore[operator]
+        best = int(np.argmax(scores))
+        share = np.exp(scores - scores[best])
+        # Candidates holding the best one's answer all vote for it: duplicates do not make a query ambiguous.
+        same = np.fromiter((a == answers[best] for a in answers), dtype=bool, count=len(answers))
+        confidence = float(share[same].sum() / share.sum())
+    similarity = float(blended[best])
+    others = [float(s) for s, a in zip(blended, answers, strict=True) if a != answers[best]]
+    runner_up = max(others, default=None)
+    if confidence is not None:
+        lead = confidence
+    else:
+        lead = math.inf if runner_up is None else similarity - runner_up
+    return Choice(best=best, similarity=similarity, runner_up=runner_up, lead=lead, confidence=confidence)
+
+
+def fit_pair_scorer(
+    groups: Iterable[tuple[str, Sequence[str], Sequence[float], int | None]],
+    *,
+    l2: float = 1.0,
+    where: str = "calibration",
+) -> PairScorer:
+    """Fit the learned scorer on queries with known answers: each group is (question, candidate texts, their
+    cosines, the index of the right candidate or None when it is not among them).
+
+    A conditional logit (softmax over each group's candidates) with an L2 penalty on standardised features,
+    fitted by Newton's method; groups without the right candidate, or with one candidate only, teach nothing.
+    """
+    import numpy as np
+
+    feats: list[np.ndarray] = []
+    right: list[int] = []
+    for question, texts, cosines, answer in groups:
+        if answer is None or len(texts) < 2:
+            continue
+        feats.append(pair_features(question, texts, cosines))
+        right.append(answer)
+    if len(feats) < 10:
+        raise CacheError(
+            f"the learned scorer needs at least 10 queries whose right answer is among the candidates, got {len(feats)}",
+            location=where,
+        )
+    k = max(len(f) for f in feats)
+    d = len(FEATURES)
+    x = np.zeros((len(feats), k, d))
+    mask = np.zeros((len(feats), k), dtype=bool)  # groups can hold fewer than k candidates
+    for i, f in enumerate(feats):
+        x[i, : len(f)] = f
+        mask[i, : len(f)] = True
+    flat = x[mask]
+    mean, std = flat.mean(0), flat.std(0)
+    std = np.where(std > 1e-9, std, 1.0)
+    z = np.where(mask[:, :, None], (x - mean) / std, 0.0)
+    y = np.zeros_like(mask, dtype=float)
+    y[np.arange(len(right)), right] = 1.0
+
+    def loss_grad_hess(w: np.ndarray, hessian: bool = True) -> tuple[float, np.ndarray, np.ndarray | None]:
+        s = np.where(mask, z @ w, -np.inf)
+        s = s - s.max(1, keepdims=True)
+        p = np.exp(s)
+        total = p.sum(1, keepdims=True)
+        p = p / total
+        loss = -float((y * np.where(mask, s, 0.0)).sum() - np.log(total).sum()) + 0.5 * l2 * float(w @ w)
+        mean_z = (p[:, :, None] * z).sum(1)
+        grad = -((y[:, :, None] * z).sum(1) - mean_z).sum(0) + l2 * w
+        if not hessian:
+            return loss, grad, None
+        hess = np.einsum("nk,nki,nkj->ij", p, z, z) - mean_z.T @ mean_z + l2 * np.eye(d)
+        return loss, grad, hess
+
+    w = np.zeros(d)
+    loss, grad, hess = loss_grad_hess(w)
+    for _ in range(100):
+        step = np.linalg.solve(hess, grad)  # type: ignore[arg-type]
+        scale = 1.0
+        while scale > 1e-6:  # halve the step until the loss goes down: Newton can overshoot
+            candidate = w - scale * step
+            new_loss = loss_grad_hess(candidate, hessian=False)[0]
+            if new_loss <= loss:
+                break
+            scale /= 2
+        else:
+            break
+        w = candidate
+        done = loss - new_loss < 1e-9 * max(1.0, abs(loss))
+        loss, grad, hess = loss_grad_hess(w)
+        if done:
+            break
+    # Back to raw features; the mean shift adds the same to every candidate of a query, so it drops out.
+    return PairScorer(weights=tuple(float(v) for v in w / std))
