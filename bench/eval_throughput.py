@@ -15,8 +15,12 @@ Backends, each measured beside the bare transport at the same concurrency agains
 ``OpenAICompatBackend.generate``; ``litellm`` (``litellm:openai/stub``) against bare ``litellm.acompletion`` (the
 ceiling any litellm-based runner can reach here); ``both`` runs the two. ``function`` swaps HTTP for an
 in-process FunctionBackend that sleeps ``latency``: the harness's own overhead. Prints the load average too:
-the ratio moves with it on a shared machine. ``--check`` exits 1 when the ``openai`` (else the only) backend's
-ratio is below the target.
+the ratio moves with it on a shared machine, and the stub's realised latency (arrival of each request to its
+answer being written, recorded by the stub itself), so that a slow stub cannot pass for a slow runner.
+``--check`` exits 1 when the ``openai`` (else the only) backend's ratio is below the target.
+
+With exactly ``n`` items at ``concurrency`` the best reachable time is ceil(n / concurrency) * latency, so the
+best ratio for the defaults is 1000/320/3.2 = 0.977.
 """
 
 from __future__ import annotations
@@ -153,6 +157,7 @@ def _run(root: Path, args: argparse.Namespace, backend: str, server: Any) -> dic
     started = time.perf_counter()
     log = run_suite(suite, progress=False, ledger=args.ledger, backends=backends)
     elapsed = time.perf_counter() - started
+    answered = [r.latency_s for r in server.requests[before:] if r.latency_s is not None]
     requests = server.request_count - before
     ceiling = None
     if backend == "litellm":
@@ -167,6 +172,7 @@ def _run(root: Path, args: argparse.Namespace, backend: str, server: Any) -> dic
         "errors": sum(1 for r in log.results if r.error),
         "passed": sum(1 for r in log.results if r.passed),
         "ceiling": ceiling,
+        "stub_latency": (sum(answered) / len(answered), max(answered)) if answered else None,
     }
 
 
@@ -226,6 +232,12 @@ def main() -> int:
             f"elapsed: {r['elapsed']:.2f} s  achieved: {r['rate']:.1f} items/s  ideal: {ideal:.1f}  "
             f"ratio: {ratio:.3f} (target >= {TARGET})"
         )
+        if r["stub_latency"] is not None:
+            mean, worst = r["stub_latency"]
+            print(
+                f"    stub's realised latency (arrival -> answer written): mean {mean * 1e3:.2f} ms, "
+                f"max {worst * 1e3:.2f} ms (configured {args.latency * 1e3:g} ms)"
+            )
         if r["ceiling"] is not None:
             bare = "litellm.acompletion" if r["backend"] == "litellm" else "OpenAICompatBackend.generate"
             print(

@@ -12,6 +12,12 @@ Why aiohttp and not httpx: at 32 calls in flight against a loopback server, http
 this machine at ~75 requests/s; aiohttp spent ~0.25 ms (encode/httpx#3215, openai/openai-python#1596).
 aiohttp comes with litellm, so promptkit[remote] already installs it.
 
+Per request the client does as little as it can. Against a plain ``http://`` server a non-streaming call goes
+through a lean HTTP/1.1 keep-alive pool (``_http1``): the request leaves in one write from the calling task,
+with a head built once. Streams and ``https://`` use aiohttp: one session per event loop, our own User-Agent,
+no Accept-Encoding (answers come uncompressed), no cookie jar (an API needs none). Measured at 32 calls in
+flight, 100 ms stub latency, 2 cores: ~340 µs of client CPU per call with aiohttp alone, ~165 µs now.
+
 Model strings:
 
     openai:http://127.0.0.1:8000/v1#qwen2.5-7b     base URL and model name in one string
@@ -31,6 +37,7 @@ import asyncio
 import json
 import os
 import time
+import urllib.parse
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -39,6 +46,7 @@ from pydantic import BaseModel
 
 from promptkit.backends._base import BaseBackend, Capabilities, GenerateRequest, GenerateResponse
 from promptkit.backends._errors import map_exception
+from promptkit.backends._http1 import H1Pool, HTTPProtocolError
 from promptkit.errors import BackendUnavailable, ConfigError, MalformedResponse, RequestTimeout
 from promptkit.types import Usage
 
@@ -54,6 +62,7 @@ _OWN_OPTIONS = {"api_base", "base_url", "api_key_env", "timeout_s", "max_concurr
 _RESERVED = {"model", "messages", "stream"}
 _TRANSPORT_PARAMS = {"api_key", "api_base", "base_url", "timeout", "num_retries", "max_retries", "headers"}
 _CONNECT_TIMEOUT_S = 10.0
+_USER_AGENT = "promptkit"
 
 
 def _import_aiohttp() -> Any:
@@ -157,6 +166,11 @@ class OpenAICompatBackend(BaseBackend):
             raise ConfigError(f"timeout_s must be > 0, got {timeout_s}", location=location)
         if headers and any(k.lower() == "authorization" for k in headers):
             raise ConfigError("put the key in api_key_env, not in headers", location=location)
+        for key, value in (headers or {}).items():
+            if any(c in f"{key}{value}" for c in "\r\n") or ":" in key:
+                raise ConfigError(
+                    f"header {key!r}: no line breaks, and no colon in the name", location=location
+                )
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.name = name or f"openai:{model}"
@@ -166,6 +180,26 @@ class OpenAICompatBackend(BaseBackend):
         self.extra_params = {k: v for k, v in (extra_params or {}).items() if k not in _TRANSPORT_PARAMS}
         self.headers = dict(headers or {})
         self._url = f"{self.base_url}/chat/completions"
+        self._parsed_url: Any = None  # a yarl.URL, built on first use (yarl comes with aiohttp)
+        # Plain http: calls go through the lean HTTP/1.1 pool (see _http1); https and streams through aiohttp.
+        parts = urllib.parse.urlsplit(self._url)
+        self._h1: tuple[str, int] | None = None
+        self._h1_head = b""
+        if parts.scheme == "http" and parts.hostname:
+            self._h1 = (parts.hostname, parts.port or 80)
+            target = parts.path + (f"?{parts.query}" if parts.query else "")
+            fixed = {
+                "Host": parts.netloc,
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "User-Agent": _USER_AGENT,
+                **self.headers,
+            }
+            lines = "".join(f"{k}: {v}\r\n" for k, v in fixed.items())
+            self._h1_head = f"POST {target} HTTP/1.1\r\n{lines}".encode("latin-1")
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, H1Pool] = (
+            weakref.WeakKeyDictionary()
+        )
         # Sessions and asyncio semaphores belong to one event loop (run_sync makes fresh ones).
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
             weakref.WeakKeyDictionary()
@@ -253,8 +287,18 @@ class OpenAICompatBackend(BaseBackend):
     async def _client(self) -> tuple[aiohttp.ClientSession, asyncio.Semaphore]:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
+        if client is not None and not client.closed:
+            return client, self._semaphores[loop]
+        return await self._open(loop)
+
+    async def _open(self, loop: asyncio.AbstractEventLoop) -> tuple[aiohttp.ClientSession, asyncio.Semaphore]:
+        client = self._clients.get(loop)
         if client is None or client.closed:
             aiohttp = _import_aiohttp()
+            if self._parsed_url is None:
+                import yarl
+
+                self._parsed_url = yarl.URL(self._url)
             connector = aiohttp.TCPConnector(
                 limit=self.max_concurrency, limit_per_host=self.max_concurrency, keepalive_timeout=30.0
             )
@@ -264,20 +308,35 @@ class OpenAICompatBackend(BaseBackend):
                 timeout=aiohttp.ClientTimeout(
                     total=None, sock_connect=min(self.timeout_s, _CONNECT_TIMEOUT_S)
                 ),
-                headers={"Content-Type": "application/json", "Accept": "application/json", **self.headers},
+                headers={
+                    "Content-Type": "application/json",
+                    "Accept": "application/json",
+                    "User-Agent": _USER_AGENT,
+                    **self.headers,
+                },
+                # Identity encoding: JSON answers are small, and inflating them costs more than it saves.
+                skip_auto_headers=("Accept-Encoding",),
+                cookie_jar=aiohttp.DummyCookieJar(),
                 trust_env=False,  # a loopback or in-house server: no proxy from the environment
             )
             self._clients[loop] = client
             self._semaphores[loop] = asyncio.Semaphore(self.max_concurrency)
+            pool = None
+            if self._h1 is not None:
+                pool = self._pools[loop] = H1Pool(
+                    *self._h1, connect_timeout_s=min(self.timeout_s, _CONNECT_TIMEOUT_S)
+                )
             # asyncio.run() (and so run_sync) closes live async generators before it closes the loop: this one
             # closes the pool then, so no socket outlives its loop and aiohttp never warns of an open session.
-            keeper = _close_at_loop_end(client, lambda: self._forget(loop))
+            keeper = _close_at_loop_end(client, pool, lambda: self._forget(loop))
             await keeper.__anext__()
             self._keepers[loop] = keeper
         return client, self._semaphores[loop]
 
     def _headers(self, api_key: str | None) -> dict[str, str] | None:
-        return {"Authorization": f"Bearer {api_key}"} if api_key else None
+        if not api_key:
+            return None
+        return {"Authorization": f"Bearer {api_key}"}  # built per call: the key is never kept on the backend
 
     def _timeout(self, request: GenerateRequest) -> float:
         return float(request.timeout_s) if request.timeout_s is not None else self.timeout_s
@@ -292,14 +351,19 @@ class OpenAICompatBackend(BaseBackend):
         async with semaphore:
             start = time.perf_counter()
             try:
-                status, headers, data = await _within(
-                    self._post(client, content, self._headers(api_key)), timeout
-                )
+                pool = self._pools.get(asyncio.get_running_loop())
+                if pool is not None:
+                    exchange = pool.request(self._h1_request(content, api_key))
+                else:
+                    exchange = self._post(client, content, self._headers(api_key))
+                status, headers, data = await _within(exchange, timeout)
                 if status >= 300:
                     raise _HTTPStatus(_error_detail(status, data), status, headers)
                 payload = json.loads(data)
             except asyncio.TimeoutError:
                 raise RequestTimeout(f"no answer within {timeout:g} s", location=self._location) from None
+            except HTTPProtocolError as exc:
+                raise MalformedResponse(f"not an HTTP answer: {exc}", location=self._location) from None
             except Exception as exc:
                 raise map_exception(
                     exc, secrets=[api_key], location=self._location, what="completion"
@@ -307,8 +371,18 @@ class OpenAICompatBackend(BaseBackend):
             latency = time.perf_counter() - start
         return self._to_response(request, payload, latency)
 
+    def _h1_request(self, content: bytes, api_key: str | None) -> bytes:
+        auth = b""
+        if api_key:
+            if "\r" in api_key or "\n" in api_key:
+                raise ConfigError(
+                    f"the key in {self.api_key_env} has a line break in it", location=self._location
+                )
+            auth = f"Authorization: Bearer {api_key}\r\n".encode("latin-1")
+        return b"%b%bContent-Length: %d\r\n\r\n%b" % (self._h1_head, auth, len(content), content)
+
     async def _post(self, client: Any, content: bytes, headers: Any) -> tuple[int, Any, bytes]:
-        async with client.post(self._url, data=content, headers=headers) as response:
+        async with client.post(self._parsed_url, data=content, headers=headers) as response:
             return response.status, response.headers, await response.read()
 
     def _to_response(self, request: GenerateRequest, payload: Any, latency: float) -> GenerateResponse:
@@ -319,15 +393,24 @@ class OpenAICompatBackend(BaseBackend):
         message = choice.get("message")
         if not isinstance(message, dict):
             raise MalformedResponse("the first choice has no message", location=self._location)
-        usage = payload.get("usage") or {}
+        usage = payload.get("usage")
+        if not isinstance(usage, dict):
+            usage = {}
+        finish = choice.get("finish_reason")
+        try:
+            tokens = Usage(
+                input_tokens=int(usage.get("prompt_tokens") or 0),
+                output_tokens=int(usage.get("completion_tokens") or 0),
+            )
+        except (TypeError, ValueError):
+            raise MalformedResponse(
+                f"usage is not token counts: {usage!r:.200}", location=self._location
+            ) from None
         return GenerateResponse(
             text=self._answer_text(request, message),
             model=str(payload.get("model") or self.model),
-            finish_reason=choice.get("finish_reason"),
-            usage=Usage(
-                input_tokens=int(usage.get("prompt_tokens") or 0),
-                output_tokens=int(usage.get("completion_tokens") or 0),
-            ),
+            finish_reason=finish if isinstance(finish, str) else None,
+            usage=tokens,
             latency_s=latency,
         )
 
@@ -355,7 +438,7 @@ class OpenAICompatBackend(BaseBackend):
             try:
                 # A deadline per step, in this task: a timeout scope around the yields would cancel the consumer.
                 response = await _within(
-                    client.post(self._url, data=content, headers=self._headers(api_key)), timeout
+                    client.post(self._parsed_url, data=content, headers=self._headers(api_key)), timeout
                 )
                 async with response:
                     if response.status >= 300:
@@ -385,6 +468,7 @@ class OpenAICompatBackend(BaseBackend):
 
     def _forget(self, loop: asyncio.AbstractEventLoop) -> None:
         self._clients.pop(loop, None)
+        self._pools.pop(loop, None)
         self._semaphores.pop(loop, None)
         self._keepers.pop(loop, None)
 
@@ -397,17 +481,24 @@ class OpenAICompatBackend(BaseBackend):
         client = self._clients.pop(loop, None)
         self._semaphores.pop(loop, None)
         keeper = self._keepers.pop(loop, None)
+        pool = self._pools.pop(loop, None)
+        if pool is not None:
+            pool.close()
         if client is not None:
             await client.close()
         if keeper is not None:
             await keeper.aclose()
 
 
-async def _close_at_loop_end(client: Any, forget: Callable[[], None]) -> AsyncGenerator[None, None]:
+async def _close_at_loop_end(
+    client: Any, pool: H1Pool | None, forget: Callable[[], None]
+) -> AsyncGenerator[None, None]:
     try:
         yield
     finally:
         forget()  # the session refers to its loop: left in the weak dicts, it would keep the loop alive
+        if pool is not None:
+            pool.close()
         if not client.closed:
             await client.close()
 

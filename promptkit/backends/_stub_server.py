@@ -7,6 +7,11 @@ server; the parent then reads counts and recorded requests, and pushes faults, o
 routes (which are neither recorded nor counted). Clients such as litellm
 and the openai SDK talk to it exactly as they would to a provider, which lets tests put every transport fault
 on the wire: 429 with Retry-After, 5xx, a slow answer, a dropped connection, a body that is not JSON.
+
+The configured latency is kept to within a fraction of a millisecond: each answer is due at an absolute
+deadline (the request's arrival plus ``latency_s``), and the server's event loop waits on its epoll with
+``select()``'s microsecond timeout, because epoll itself rounds every timeout up to a whole millisecond (which
+made a 100 ms answer take ~101-102 ms). ``RecordedRequest.latency_s`` is what each request really got.
 """
 
 from __future__ import annotations
@@ -14,9 +19,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import http.client
 import json
 import os
+import select
+import selectors
 import signal
 import subprocess
 import sys
@@ -105,10 +113,57 @@ class RecordedRequest:
     body: Any
     fault: Fault | None = None
     received_at: float = field(default_factory=time.time)
+    # Seconds from the request's arrival (fully read) to its answer being written; None until answered.
+    # (Taken just before the write, a syscall of microseconds, so that it is there when the client reads.)
+    latency_s: float | None = None
 
 
 class _Drop(Exception):
     """Close the connection now, without answering."""
+
+
+# select() takes only descriptors below FD_SETSIZE; past it the loop falls back to epoll's own timeout.
+_FD_SETSIZE = 1024
+
+
+class _PreciseEpollSelector(selectors.EpollSelector):
+    """epoll for readiness, but timers waited for with select()'s microsecond timeout.
+
+    epoll_wait takes whole milliseconds and Python rounds up, so every asyncio timer fired up to 1 ms late
+    (2 ms measured on a VM). An epoll descriptor is itself pollable: select() on it with the exact timeout
+    wakes on the first ready socket or at the deadline (+~0.1 ms of kernel timer slack), then a zero-timeout
+    epoll_wait collects the events.
+    """
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if timeout is not None and timeout > 0 and self.fileno() < _FD_SETSIZE:
+            with contextlib.suppress(InterruptedError):
+                select.select([self.fileno()], [], [], timeout)
+            timeout = 0
+        return super().select(timeout)
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    if hasattr(selectors, "EpollSelector"):
+        return asyncio.SelectorEventLoop(_PreciseEpollSelector())
+    return asyncio.new_event_loop()  # kqueue/select already take sub-millisecond timeouts
+
+
+async def _sleep_until(loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+    """Sleep until ``deadline`` (loop time), not for a delay measured from whenever this line runs."""
+    if deadline <= loop.time():
+        return
+    waiter = loop.create_future()
+    handle = loop.call_at(deadline, _wake, waiter)
+    try:
+        await waiter
+    finally:
+        handle.cancel()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _count_words(body: dict[str, Any]) -> int:
@@ -196,7 +251,7 @@ class StubOpenAIServer:
         failure: list[BaseException] = []
 
         def run() -> None:
-            loop = asyncio.new_event_loop()
+            loop = _new_loop()
             self._loop = loop
             try:
                 self._server = loop.run_until_complete(
@@ -406,17 +461,19 @@ class StubOpenAIServer:
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 parsed = await self._read_request(reader)
                 if parsed is None:
                     break
+                arrived = loop.time()
                 method, path, headers, raw = parsed
                 keep_alive = headers.get("connection", "").lower() != "close"
                 self._active += 1
                 self._max_active = max(self._max_active, self._active)
                 try:
-                    await self._respond(writer, method, path, headers, raw, keep_alive)
+                    await self._respond(writer, method, path, headers, raw, keep_alive, arrived)
                 finally:
                     self._active -= 1
                 if not keep_alive:
@@ -461,12 +518,15 @@ class StubOpenAIServer:
             raw = await reader.readexactly(length) if length else b""
         return method.upper(), target.split("?", 1)[0], headers, raw
 
-    def _record(self, method: str, path: str, headers: dict[str, str], body: Any) -> Fault | None:
+    def _record(
+        self, method: str, path: str, headers: dict[str, str], body: Any
+    ) -> tuple[RecordedRequest, Fault | None]:
         safe = {k: ("REDACTED" if k in _REDACTED_HEADERS else v) for k, v in headers.items()}
         with self._lock:
             fault = self._faults.popleft() if self._faults else None
-            self._requests.append(RecordedRequest(method, path, safe, body, fault))
-        return fault
+            record = RecordedRequest(method, path, safe, body, fault)
+            self._requests.append(record)
+        return record, fault
 
     async def _respond(
         self,
@@ -476,6 +536,7 @@ class StubOpenAIServer:
         headers: dict[str, str],
         raw: bytes,
         keep_alive: bool,
+        arrived: float,
     ) -> None:
         body: Any = None
         if raw:
@@ -487,62 +548,54 @@ class StubOpenAIServer:
             status, answer = self._control_answer(method, path, body)
             await self._send(writer, status, json.dumps(answer).encode(), keep_alive)
             return
-        fault = self._record(method, path, headers, body)
-        if self.latency_s > 0:
-            await asyncio.sleep(self.latency_s)
+        record, fault = self._record(method, path, headers, body)
+        # The answer is built before the wait, so that its CPU does not push the reply past the deadline.
+        status, payload, extra = self._reply(method, path, body, fault)
+        deadline = (
+            arrived + self.latency_s + (fault.seconds if fault is not None and fault.kind == "slow" else 0)
+        )
+        loop = asyncio.get_running_loop()
+        await _sleep_until(loop, deadline)
+        if fault is not None and fault.kind == "drop":
+            raise _Drop
+        # Set before writing: once the bytes are out, a client may read the record before this line runs.
+        record.latency_s = loop.time() - arrived
+        if isinstance(payload, list):
+            await self._send_stream(writer, payload, keep_alive)
+        else:
+            await self._send(writer, status, payload, keep_alive, extra)
+
+    def _reply(
+        self, method: str, path: str, body: Any, fault: Fault | None
+    ) -> tuple[int, bytes | list[bytes], dict[str, str] | None]:
+        """(status, body or stream events, extra headers) for one recorded request."""
         streaming = isinstance(body, dict) and bool(body.get("stream"))
-
-        if fault is not None:
-            if fault.kind == "drop":
-                raise _Drop
-            if fault.kind == "slow":
-                await asyncio.sleep(fault.seconds)
-            elif fault.kind == "malformed":
-                if streaming:
-                    await self._send_stream(writer, [b"data: {this is not json\n\n"], keep_alive)
-                else:
-                    await self._send(writer, 200, b"<html>this is not json{", keep_alive)
-                return
-            else:  # rate_limit, http_error
-                extra = {}
-                if fault.retry_after is not None:
-                    extra["Retry-After"] = str(fault.retry_after)
-                kind = "rate_limit_error" if fault.status == 429 else "server_error"
-                if 400 <= fault.status < 500 and fault.status != 429:
-                    kind = "invalid_request_error"
-                error = {"error": {"message": fault.message, "type": kind, "code": str(fault.status)}}
-                await self._send(writer, fault.status, json.dumps(error).encode(), keep_alive, extra)
-                return
-
+        if fault is not None and fault.kind == "malformed":
+            return 200, [b"data: {this is not json\n\n"] if streaming else b"<html>this is not json{", None
+        if fault is not None and fault.kind in ("rate_limit", "http_error"):
+            extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
+            kind = "rate_limit_error" if fault.status == 429 else "server_error"
+            if 400 <= fault.status < 500 and fault.status != 429:
+                kind = "invalid_request_error"
+            return fault.status, _error_body(fault.status, fault.message, kind), extra
         if method == "GET" and path.rstrip("/") in ("/v1/models", "/models"):
             listing = {
                 "object": "list",
                 "data": [{"id": self.model, "object": "model", "created": 0, "owned_by": "promptkit"}],
             }
-            await self._send(writer, 200, json.dumps(listing).encode(), keep_alive)
-            return
+            return 200, json.dumps(listing).encode(), None
         if path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
-            await self._send_error(writer, 404, f"no route {method} {path}", keep_alive)
-            return
+            return 404, _error_body(404, f"no route {method} {path}"), None
         if method != "POST":
-            await self._send_error(writer, 405, f"{method} not allowed on {path}", keep_alive)
-            return
+            return 405, _error_body(405, f"{method} not allowed on {path}"), None
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-            await self._send_error(writer, 400, "body must be a JSON object with 'messages'", keep_alive)
-            return
+            return 400, _error_body(400, "body must be a JSON object with 'messages'"), None
         try:
-            answer: list[bytes] | bytes = (
-                self._stream_events(body) if streaming else json.dumps(self._completion(body)).encode()
-            )
+            if streaming:
+                return 200, self._stream_events(body), None
+            return 200, self._completion(body), None
         except Exception as exc:  # a broken reply function is a server error, as it would be for real
-            await self._send_error(
-                writer, 500, f"reply function raised {type(exc).__name__}: {exc}", keep_alive
-            )
-            return
-        if isinstance(answer, list):
-            await self._send_stream(writer, answer, keep_alive)
-        else:
-            await self._send(writer, 200, answer, keep_alive)
+            return 500, _error_body(500, f"reply function raised {type(exc).__name__}: {exc}"), None
 
     # ---------------------------------------------------------------- answers
 
@@ -570,25 +623,22 @@ class StubOpenAIServer:
         prompt = _count_words(body)
         return {"prompt_tokens": prompt, "completion_tokens": out, "total_tokens": prompt + out}
 
-    def _completion(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _completion(self, body: dict[str, Any]) -> bytes:
+        """The JSON of a chat.completion, assembled around its few variable parts (no json.dumps of a tree)."""
         content, call = self._answer(body)
-        message: dict[str, Any] = {"role": "assistant", "content": content}
-        if call is not None:
-            message["tool_calls"] = [call]
-        return {
-            "id": f"chatcmpl-stub{self.request_count}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": str(body.get("model") or self.model),
-            "choices": [
-                {
-                    "index": 0,
-                    "message": message,
-                    "finish_reason": "tool_calls" if call is not None else "stop",
-                }
-            ],
-            "usage": self._usage(body, content, call),
-        }
+        if call is None:
+            message, finish = f'{{"role":"assistant","content":{_json_text(content or "")}}}', "stop"
+        else:
+            tool_calls = {"role": "assistant", "content": None, "tool_calls": [call]}
+            message, finish = json.dumps(tool_calls), "tool_calls"
+        usage = self._usage(body, content, call)
+        return (
+            f'{{"id":"chatcmpl-stub{self.request_count}","object":"chat.completion",'
+            f'"created":{int(time.time())},"model":{_json_text(str(body.get("model") or self.model))},'
+            f'"choices":[{{"index":0,"message":{message},"finish_reason":"{finish}"}}],'
+            f'"usage":{{"prompt_tokens":{usage["prompt_tokens"]},'
+            f'"completion_tokens":{usage["completion_tokens"]},"total_tokens":{usage["total_tokens"]}}}}}'
+        ).encode()
 
     def _stream_events(self, body: dict[str, Any]) -> list[bytes]:
         content, call = self._answer(body)
@@ -630,12 +680,6 @@ class StubOpenAIServer:
 
     # ---------------------------------------------------------------- wire
 
-    async def _send_error(
-        self, writer: asyncio.StreamWriter, status: int, message: str, keep_alive: bool
-    ) -> None:
-        error = {"error": {"message": message, "type": "invalid_request_error", "code": str(status)}}
-        await self._send(writer, status, json.dumps(error).encode(), keep_alive)
-
     async def _send(
         self,
         writer: asyncio.StreamWriter,
@@ -644,14 +688,10 @@ class StubOpenAIServer:
         keep_alive: bool,
         extra: dict[str, str] | None = None,
     ) -> None:
-        head = [
-            f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
-            "Content-Type: application/json",
-            f"Content-Length: {len(payload)}",
-            f"Connection: {'keep-alive' if keep_alive else 'close'}",
-            *(f"{k}: {v}" for k, v in (extra or {}).items()),
-        ]
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
+        head = _head(status, keep_alive) + b"%d\r\n" % len(payload)
+        if extra:
+            head += "".join(f"{k}: {v}\r\n" for k, v in extra.items()).encode("latin-1")
+        writer.write(head + b"\r\n" + payload)
         await writer.drain()
 
     async def _send_stream(self, writer: asyncio.StreamWriter, events: list[bytes], keep_alive: bool) -> None:
@@ -674,6 +714,25 @@ class StubOpenAIServer:
         return (
             f"StubOpenAIServer({where}, requests={self.request_count}, pending_faults={self.pending_faults})"
         )
+
+
+def _error_body(status: int, message: str, kind: str = "invalid_request_error") -> bytes:
+    return json.dumps({"error": {"message": message, "type": kind, "code": str(status)}}).encode()
+
+
+@functools.lru_cache(maxsize=256)
+def _json_text(text: str) -> str:
+    """A JSON string literal; the reply and model name repeat, so each is encoded once."""
+    return json.dumps(text)
+
+
+@functools.lru_cache(maxsize=64)
+def _head(status: int, keep_alive: bool) -> bytes:
+    """The constant start of a JSON answer's head, up to the Content-Length value."""
+    return (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\nContent-Type: application/json\r\n"
+        f"Connection: {'keep-alive' if keep_alive else 'close'}\r\nContent-Length: "
+    ).encode("latin-1")
 
 
 def _read_line(child: subprocess.Popen[str], timeout: float) -> str:

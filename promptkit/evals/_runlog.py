@@ -1,25 +1,41 @@
-"""The run log: one SQLite file per eval run, committed result by result, so a killed run resumes.
+"""The run log: one SQLite file per eval run, committed as the run goes, so a killed run resumes.
 
-Each (variant, model, item, repeat) result is one row, written in its own transaction as soon as it is
-scored (WAL mode: a crashed process loses nothing that was committed). A resumed run skips the keys that
-are already there. The header (the EvalLog without results) lives in the ``meta`` table.
+Each (variant, model, item, repeat) result is one row. ``add`` commits one result; the runner commits in
+small batches through :class:`BatchCommitter` (one transaction per batch instead of one per result, which
+was most of the log's cost): a result is committed at most ``COMMIT_INTERVAL_S`` after it is scored, or as
+soon as ``COMMIT_BATCH`` results wait, and whenever the run ends, fails or is interrupted. WAL mode: a
+crashed process loses nothing that was committed, so a ``kill -9`` costs at most the results of the last
+``COMMIT_INTERVAL_S`` (never more than ``COMMIT_BATCH``), which a resumed run does again; it never redoes a
+committed one. The header (the EvalLog without results) lives in the ``meta`` table.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
 from promptkit.errors import EvalError
 from promptkit.evals._log import EvalLog, ItemResult, ResultKey
 
-__all__ = ["RunLog", "run_log_path", "find_run_log", "RUNS_FOLDER"]
+__all__ = [
+    "RunLog",
+    "BatchCommitter",
+    "run_log_path",
+    "find_run_log",
+    "RUNS_FOLDER",
+    "COMMIT_INTERVAL_S",
+    "COMMIT_BATCH",
+]
 
 RUNS_FOLDER = "evals"
+# What a kill -9 can cost (results a resume does again): at most this long of finished work, at most this many.
+COMMIT_INTERVAL_S = 0.1
+COMMIT_BATCH = 32
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS results (
@@ -35,6 +51,7 @@ _RESULTS_KEY = '"results":[]'
 # Checkpoint every ~40 MB of WAL rather than SQLite's 4 MB: each checkpoint fsyncs on the event loop's
 # thread, stalling every worker for milliseconds, and closing the log checkpoints what is left anyway.
 _WAL_AUTOCHECKPOINT_PAGES = 10_000
+_INSERT = "INSERT OR IGNORE INTO results (variant, model, item_id, repeat, data) VALUES (?, ?, ?, ?, ?)"
 
 
 def run_log_path(run_id: str, *, state_dir: Path, out: Path | None = None) -> Path:
@@ -65,6 +82,9 @@ class RunLog:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            # Switching a new, empty file to WAL under the default synchronous=FULL fsyncs it several times
+            # (tens of ms on a busy disk) to protect data there is none of yet; an existing log is WAL already.
+            self._db.execute("PRAGMA synchronous=OFF")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(f"PRAGMA wal_autocheckpoint={_WAL_AUTOCHECKPOINT_PAGES}")
@@ -97,20 +117,40 @@ class RunLog:
             update["finished_at"] = time.time()
         self.write_header(header.model_copy(update=update))
 
-    def update_header(self, **fields: object) -> None:
+    def update_header(self, **fields: object) -> EvalLog:
+        """Change header fields; returns the new header."""
         header = self.header()
         if header is None:
             raise EvalError("the run log has no header", location=str(self.path))
-        self.write_header(header.model_copy(update=fields))
+        header = header.model_copy(update=fields)
+        self.write_header(header)
+        return header
 
     # -- results --------------------------------------------------------------------------------------------
 
     def add(self, result: ItemResult) -> None:
         """Commit one result; a key that is already there keeps its first result (a run never redoes one)."""
-        self._db.execute(
-            "INSERT OR IGNORE INTO results (variant, model, item_id, repeat, data) VALUES (?, ?, ?, ?, ?)",
-            (result.variant, result.model, result.item_id, result.repeat, result.model_dump_json()),
-        )
+        self.add_many([result])
+
+    def add_many(self, results: Sequence[ItemResult]) -> int:
+        """Commit several results in one transaction; returns how many were new (the others keep their first)."""
+        rows = [(r.variant, r.model, r.item_id, r.repeat, r.model_dump_json()) for r in results]
+        try:
+            with self._transaction():
+                before = self._db.total_changes
+                self._db.executemany(_INSERT, rows)
+                return self._db.total_changes - before
+        except sqlite3.Error as exc:
+            raise EvalError(f"cannot commit results to the run log: {exc}", location=str(self.path)) from None
+
+    def _transaction(self) -> sqlite3.Connection:
+        # In autocommit mode (isolation_level=None) the connection's context manager does not BEGIN.
+        self._db.execute("BEGIN")
+        return self._db
+
+    def last_seq(self) -> int:
+        """The sequence number of the last committed result (0 for none): results after it are newer."""
+        return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM results").fetchone()[0])
 
     def done(self) -> set[ResultKey]:
         rows = self._db.execute("SELECT variant, model, item_id, repeat FROM results")
@@ -119,15 +159,22 @@ class RunLog:
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
 
-    def iter_results(self) -> Iterator[ItemResult]:
-        for (data,) in self._db.execute("SELECT data FROM results ORDER BY seq"):
+    def iter_results(self, *, upto_seq: int | None = None) -> Iterator[ItemResult]:
+        """Committed results in commit order; with ``upto_seq``, only those up to that sequence number."""
+        if upto_seq is None:
+            rows = self._db.execute("SELECT data FROM results ORDER BY seq")
+        else:
+            rows = self._db.execute("SELECT data FROM results WHERE seq <= ? ORDER BY seq", (upto_seq,))
+        for (data,) in rows:
             yield ItemResult.model_validate_json(data)
 
-    def to_log(self) -> EvalLog:
+    def to_log(self, results: Sequence[ItemResult] | None = None) -> EvalLog:
+        """The header with ``results``, or with every committed result read back when not given."""
         header = self.header()
         if header is None:
             raise EvalError("the run log has no header", location=str(self.path))
-        return header.model_copy(update={"results": list(self.iter_results())})
+        found = list(self.iter_results()) if results is None else list(results)
+        return header.model_copy(update={"results": found})
 
     def write_json(self, path: Path) -> None:
         """Write the EvalLog JSON, streaming the results from the database instead of building the model."""
@@ -167,3 +214,72 @@ class RunLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class BatchCommitter:
+    """Commits a run's results in batches, and keeps them, in commit order, for the run's EvalLog.
+
+    ``put`` queues a result; the batch is committed when ``batch`` results wait or ``interval_s`` after the
+    first of them was queued (a timer on the running loop), and on ``flush``. ``results()`` is every result of
+    the log at the end: the rows committed before this run (read back once) followed by this run's results
+    as they were built, so a run does not parse back from JSON what it already holds. ``put`` is called
+    from the run's event loop (the timer lives there); a commit that fails in the timer is raised by the next
+    ``put`` or ``flush``, with the results still queued.
+    """
+
+    def __init__(
+        self, run_log: RunLog, *, interval_s: float = COMMIT_INTERVAL_S, batch: int = COMMIT_BATCH
+    ) -> None:
+        self.run_log = run_log
+        self.interval_s = interval_s
+        self.batch = batch
+        self._before = run_log.last_seq()
+        self._pending: list[ItemResult] = []
+        self._committed: list[ItemResult] = []
+        self._exact = True  # False once a row was ignored as a duplicate: then the file is the truth
+        self._timer: asyncio.TimerHandle | None = None
+        self._error: BaseException | None = None
+
+    def put(self, result: ItemResult) -> None:
+        if self._error is not None:
+            raise self._error
+        self._pending.append(result)
+        if len(self._pending) >= self.batch:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.interval_s, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        try:
+            self.flush()
+        except BaseException as exc:  # raised to the run by the next put() or the final flush()
+            self._error = exc
+
+    def flush(self) -> None:
+        """Commit every waiting result now. Raises the first commit error (the results stay queued)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._pending:
+            if self._error is not None:
+                raise self._error
+            return
+        batch = self._pending
+        added = self.run_log.add_many(batch)
+        self._error = None
+        self._pending = []
+        self._committed.extend(batch)
+        if added != len(batch):
+            self._exact = False
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def results(self) -> list[ItemResult]:
+        """Every committed result of the log, in commit order."""
+        if not self._exact:
+            return list(self.run_log.iter_results())
+        earlier = list(self.run_log.iter_results(upto_seq=self._before)) if self._before else []
+        return earlier + self._committed
