@@ -1,23 +1,26 @@
-"""The run log: one SQLite file per eval run, committed as the run goes, so a killed run resumes.
+"""The run log: one SQLite file per eval run, written as the run goes, so a killed run resumes.
 
-Each (variant, model, item, repeat) result is one row. ``add`` commits one result; the runner commits in
-small batches through :class:`BatchCommitter` (one transaction per batch instead of one per result, which
-was most of the log's cost): a result is committed at most ``COMMIT_INTERVAL_S`` after it is scored, or as
-soon as ``COMMIT_BATCH`` results wait, and whenever the run ends, fails or is interrupted. WAL mode: a
-crashed process loses nothing that was committed, so a ``kill -9`` costs at most the results of the last
-``COMMIT_INTERVAL_S`` (never more than ``COMMIT_BATCH``), which a resumed run does again; it never redoes a
-committed one. The header (the EvalLog without results) lives in the ``meta`` table.
+Each (variant, model, item, repeat) result is one row. The runner commits results in small batches through
+:class:`BatchCommitter` (one transaction per batch instead of one per result, which was most of the log's
+cost), and first appends each one, with a single write(2), to the log's journal (``<log>.sqlite.pending``,
+JSON lines). A ``kill -9`` therefore loses nothing that was scored: opening the log replays the journal
+(``INSERT OR IGNORE`` on the result's key, so a replay is never counted twice), and a resumed run neither
+loses nor redoes a finished result. The journal is emptied after each commit. The header (the EvalLog
+without results) lives in the ``meta`` table.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
+
+import pydantic_core
 
 from promptkit.errors import EvalError
 from promptkit.evals._log import EvalLog, ItemResult, ResultKey
@@ -33,7 +36,7 @@ __all__ = [
 ]
 
 RUNS_FOLDER = "evals"
-# What a kill -9 can cost (results a resume does again): at most this long of finished work, at most this many.
+# How long, and how many, results wait in the journal before a commit moves them into SQLite.
 COMMIT_INTERVAL_S = 0.1
 COMMIT_BATCH = 32
 _SCHEMA = """
@@ -91,6 +94,65 @@ class RunLog:
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise EvalError(f"cannot open the run log: {exc}", location=str(self.path)) from None
+        self.journal_path = self.path.with_name(self.path.name + ".pending")
+        self._journal_fd: int | None = None
+        self._replay()
+
+    # -- journal --------------------------------------------------------------------------------------------
+
+    def _replay(self) -> None:
+        """Move the results a killed run had journaled but not committed into the log."""
+        try:
+            text = self.journal_path.read_bytes()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise EvalError(
+                f"cannot read the run log's journal: {exc}", location=str(self.journal_path)
+            ) from None
+        rows = []
+        for line in text.split(b"\n"):
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue  # the torn last line of a write cut short, or the empty tail
+            if isinstance(row, list) and len(row) == 5:
+                rows.append(tuple(row))
+        self.commit_rows(rows)
+
+    def journal(self, result: ItemResult) -> tuple[str, str, str, int, str]:
+        """Append ``result`` to the journal (durable when this returns) and return its row for ``commit_rows``."""
+        row = (result.variant, result.model, result.item_id, result.repeat, result.model_dump_json())
+        try:
+            if self._journal_fd is None:
+                self._journal_fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            os.write(self._journal_fd, pydantic_core.to_json(row) + b"\n")
+        except OSError as exc:
+            raise EvalError(
+                f"cannot write the run log's journal: {exc}", location=str(self.journal_path)
+            ) from None
+        return row
+
+    def commit_rows(self, rows: Sequence[tuple[str, str, str, int, str]]) -> int:
+        """Commit journaled rows in one transaction, then empty the journal; returns how many were new."""
+        try:
+            with self._transaction():
+                before = self._db.total_changes
+                self._db.executemany(_INSERT, rows)
+                added = self._db.total_changes - before
+        except sqlite3.Error as exc:
+            raise EvalError(f"cannot commit results to the run log: {exc}", location=str(self.path)) from None
+        try:
+            # One writer per log, and every journaled row is in this batch: the journal can go empty.
+            if self._journal_fd is not None:
+                os.ftruncate(self._journal_fd, 0)
+            else:
+                self.journal_path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise EvalError(
+                f"cannot empty the run log's journal: {exc}", location=str(self.journal_path)
+            ) from None
+        return added
 
     # -- header ---------------------------------------------------------------------------------------------
 
@@ -134,14 +196,7 @@ class RunLog:
 
     def add_many(self, results: Sequence[ItemResult]) -> int:
         """Commit several results in one transaction; returns how many were new (the others keep their first)."""
-        rows = [(r.variant, r.model, r.item_id, r.repeat, r.model_dump_json()) for r in results]
-        try:
-            with self._transaction():
-                before = self._db.total_changes
-                self._db.executemany(_INSERT, rows)
-                return self._db.total_changes - before
-        except sqlite3.Error as exc:
-            raise EvalError(f"cannot commit results to the run log: {exc}", location=str(self.path)) from None
+        return self.commit_rows([self.journal(r) for r in results])
 
     def _transaction(self) -> sqlite3.Connection:
         # In autocommit mode (isolation_level=None) the connection's context manager does not BEGIN.
@@ -207,6 +262,12 @@ class RunLog:
             first = False
 
     def close(self) -> None:
+        if self._journal_fd is not None:
+            os.close(self._journal_fd)
+            self._journal_fd = None
+            # Empty unless a commit failed; then it stays for the next opening to replay.
+            if self.journal_path.exists() and self.journal_path.stat().st_size == 0:
+                self.journal_path.unlink()
         self._db.close()
 
     def __enter__(self) -> RunLog:
@@ -219,7 +280,7 @@ class RunLog:
 class BatchCommitter:
     """Commits a run's results in batches, and keeps them, in commit order, for the run's EvalLog.
 
-    ``put`` queues a result; the batch is committed when ``batch`` results wait or ``interval_s`` after the
+    ``put`` journals a result (durable at once) and queues it; the batch is committed when ``batch`` results wait or ``interval_s`` after the
     first of them was queued (a timer on the running loop), and on ``flush``. ``results()`` is every result of
     the log at the end: the rows committed before this run (read back once) followed by this run's results
     as they were built, so a run does not parse back from JSON what it already holds. ``put`` is called
@@ -235,6 +296,7 @@ class BatchCommitter:
         self.batch = batch
         self._before = run_log.last_seq()
         self._pending: list[ItemResult] = []
+        self._rows: list[tuple[str, str, str, int, str]] = []
         self._committed: list[ItemResult] = []
         self._exact = True  # False once a row was ignored as a duplicate: then the file is the truth
         self._timer: asyncio.TimerHandle | None = None
@@ -243,6 +305,7 @@ class BatchCommitter:
     def put(self, result: ItemResult) -> None:
         if self._error is not None:
             raise self._error
+        self._rows.append(self.run_log.journal(result))  # durable from here on
         self._pending.append(result)
         if len(self._pending) >= self.batch:
             self.flush()
@@ -266,9 +329,9 @@ class BatchCommitter:
                 raise self._error
             return
         batch = self._pending
-        added = self.run_log.add_many(batch)
+        added = self.run_log.commit_rows(self._rows)
         self._error = None
-        self._pending = []
+        self._pending, self._rows = [], []
         self._committed.extend(batch)
         if added != len(batch):
             self._exact = False
