@@ -211,12 +211,7 @@ class _Runner:
             raw = next((a.raw_output for a in reversed(attempts) if getattr(a, "raw_output", None)), None)
             usage = getattr(exc, "usage", None)
             return ItemResult(
-                item_id=item.id,
-                variant=variant.spec.name,
-                model=model,
-                repeat=unit.repeat,
-                inputs=item.inputs,
-                expected=item.expected,
+                **self._identity(item, variant, model, unit),
                 output=raw,
                 error=scrub_secrets(f"{type(exc).__name__}: {exc}"),
                 passed=False,
@@ -247,12 +242,7 @@ class _Runner:
             )
         verdicts = [s.passed for s in scores if s.passed is not None]
         return ItemResult(
-            item_id=item.id,
-            variant=variant.spec.name,
-            model=model,
-            repeat=unit.repeat,
-            inputs=item.inputs,
-            expected=item.expected,
+            **self._identity(item, variant, model, unit),
             output=result.text,
             parsed=parsed,
             scores=scores,
@@ -263,6 +253,18 @@ class _Runner:
             output_tokens=result.usage.output_tokens,
             cached=result.cached,
         )
+
+    @staticmethod
+    def _identity(item: Item, variant: _Variant, model: str, unit: _Unit) -> dict[str, Any]:
+        """The fields that say which result this is, shared by answers and failures."""
+        return {
+            "item_id": item.id,
+            "variant": variant.spec.name,
+            "model": model,
+            "repeat": unit.repeat,
+            "inputs": item.inputs,
+            "expected": item.expected,
+        }
 
     async def score(self, scorer: Scorer, item: Item, output: Generation, parsed: Any) -> Score:
         try:
