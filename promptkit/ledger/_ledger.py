@@ -167,10 +167,23 @@ class _Journal(BatchWriter):
     def __init__(self, db: SQLiteFile, folder: Path) -> None:
         self.folder = folder
         super().__init__(db, name="promptkit-ledger-writer")
+        _JOURNALS.add(self)
+
+    def _drop_inherited(self) -> None:
+        """In a forked child: close our copies of the parent's descriptors (never unlock them: that would
+        unlock the parent's), so the parent's lock dies with the parent even while the child lives on."""
+        for fd in (self._lock_fd, self._fd):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._lock_fd = self._fd = None
+        self._owner = None
 
     def _reset(self) -> None:
-        super()._reset()
         # A forked child keeps none of the parent's files: it starts its own owner name and segments.
+        super()._reset()
         self._owner: str | None = None
         self._lock_fd: int | None = None
         self._fd: int | None = None
@@ -292,6 +305,17 @@ class _Journal(BatchWriter):
         with self._db.write("forget replayed segments") as conn:
             conn.executemany("DELETE FROM ledger_segments WHERE name = ?", [(n,) for n in names])
         return len(rows)
+
+
+_JOURNALS: weakref.WeakSet[_Journal] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for journal in list(_JOURNALS):
+        journal._drop_inherited()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _insert_rows(conn: sqlite3.Connection, rows: list[Any], segments: list[str]) -> None:

@@ -179,3 +179,43 @@ def test_trusted_values_and_a_validated_entry_make_the_same_row(
     assert from_entry == from_values
     assert "sk-planted" not in from_values.model_dump_json()
     assert from_values.features["tags"] == ["x"] and from_values.features["note"] == "***"
+
+
+def test_a_forked_child_does_not_keep_a_dead_parents_rows_locked(tmp_path: Path):
+    path = tmp_path / "ledger.sqlite"
+    run = kill_9_after(
+        path,
+        """
+        import time
+        led.record(LedgerEntry(run_id=run, call_id="parent", model="m", outcome="ok"))
+        if os.fork() == 0:  # a child that outlives the parent and never touches the ledger
+            os.close(1)
+            os.close(2)
+            time.sleep(5)
+            os._exit(0)
+        """,
+    )
+    with Ledger(path) as again:  # the child still runs: the parent's lock must not live on in it
+        assert [e.call_id for e in again.entries(run)] == ["parent"]
+
+
+def test_a_forked_child_records_into_its_own_segments(tmp_path: Path):
+    import multiprocessing
+
+    path = tmp_path / "ledger.sqlite"
+    led = Ledger(path)
+    led._journal._start = lambda: None  # type: ignore[method-assign]
+    run = led.new_run()
+    led.record(LedgerEntry(run_id=run, call_id="parent", model="m", outcome="ok"))
+
+    def child() -> None:
+        led.record(LedgerEntry(run_id=run, call_id="child", model="m", outcome="ok"))
+        led.close()
+
+    proc = multiprocessing.get_context("fork").Process(target=child)
+    proc.start()
+    proc.join(timeout=60)
+    assert proc.exitcode == 0
+    led.close()
+    with Ledger(path) as again:
+        assert sorted(e.call_id for e in again.entries(run)) == ["child", "parent"]
