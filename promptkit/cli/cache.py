@@ -214,10 +214,17 @@ def calibrate(
         write_semantic_config,
     )
     from promptkit.embeddings import EmbeddingCache, LlamaEmbedder, load_default_embedder
+    from promptkit.errors import CacheError
 
     config = _config(state_dir)
     settings = semantic_settings(config)
     pairs = load_pairs(pairs_file)
+    if learn_scorer and pairs.kind != "gptcache":
+        raise CacheError(
+            "--scorer learns to rank cached questions, so it needs GPTCache-style data ({origin, similar}: "
+            "what was cached and the questions that should hit it), not labelled pairs",
+            location=str(pairs_file),
+        )
     vectors = EmbeddingCache(config.state_dir / "embeddings.sqlite")
     embedder = (
         LlamaEmbedder(embedder_path, cache=vectors)

@@ -98,6 +98,17 @@ def test_bad_pairs_file_is_one_line_naming_the_line(
     assert code != 0 and "bad.jsonl:2" in err and "Traceback" not in err
 
 
+def test_scorer_on_labelled_pairs_is_refused_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("\n".join(json.dumps({"a": a, "b": b, "label": 1}) for a, b in PARAPHRASES))
+    code, out, err = run(capsys, "cache", "calibrate", str(pairs), "--scorer")
+    assert code != 0
+    assert "--scorer" in err and "GPTCache-style" in err and str(pairs) in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_stats_shows_semantic_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     state = tmp_path / "st"
     with SemanticCache(state / SEMANTIC_FILE, embedder=HashEmbedder(), threshold=0.9) as cache:
