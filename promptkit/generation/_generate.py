@@ -8,7 +8,7 @@ whether the answer is good enough.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from promptkit.backends import Backend, GenerateRequest, run_sync
 from promptkit.cache import ExactCache, SemanticCache
@@ -29,7 +29,7 @@ from promptkit.generation._defaults import (
 from promptkit.generation._loop import Feedback, repair_loop
 from promptkit.generation._parse import Accept, check_acceptance, feedback_messages, parse_output
 from promptkit.generation._result import GenerateResult
-from promptkit.ledger import Ledger, LedgerEntry, scrub_secrets
+from promptkit.ledger import Ledger, scrub_secrets
 from promptkit.prompts import Template, approximate_tokens, count_tokens
 from promptkit.routing import Answer, CallContext, Route, RouteFeatures, Router
 from promptkit.types import trusted_model
@@ -136,38 +136,57 @@ class _Call:
             entry = self.cache.get(self._key(route, index))
             if entry is None:
                 continue
-            text = entry.response.text
-            try:
-                output = parse_output(text, self.output_model, location=self.location)
-                await check_acceptance(self.accept, output, raw=text, location=self.location)
-            except OutputValidationError as exc:
-                # A stale or call-specific rejection: note it, and let the real attempt keep its reason.
-                reason = self.ctx.next_reason
-                self.ctx.record(
-                    model=deployment.name,
-                    tier=route.index,
-                    tier_name=route.tier.name,
-                    outcome="invalid",
-                    raw_output=text,
-                    error=f"cached answer rejected: {exc.message}",
-                    cache="exact",
-                    accepted=False,
-                )
-                self.ctx.next_reason = reason
-                continue
-            saved = float(entry.cost_usd or 0.0)
+            served = await self.serve_cached(
+                route, deployment.name, entry.response.text, cache="exact", saved=float(entry.cost_usd or 0.0)
+            )
+            if served is not None:
+                return served
+        return None
+
+    async def serve_cached(
+        self,
+        route: Route,
+        model: str,
+        text: str,
+        *,
+        cache: Literal["exact", "semantic"],
+        saved: float,
+        similarity: float | None = None,
+    ) -> GenerateResult | None:
+        """The result for a cached answer if it validates and passes ``accept`` for this request, else None.
+        Either way the answer is recorded as an attempt; a rejection leaves the next attempt's reason alone."""
+        try:
+            output = parse_output(text, self.output_model, location=self.location)
+            await check_acceptance(self.accept, output, raw=text, location=self.location)
+        except OutputValidationError as exc:
+            # A stale or call-specific rejection: note it, and let the real attempt keep its reason.
+            reason = self.ctx.next_reason
+            prefix = "cached answer" if cache == "exact" else "semantic cache answer"
             self.ctx.record(
-                model=deployment.name,
+                model=model,
                 tier=route.index,
                 tier_name=route.tier.name,
-                outcome="cache_hit",
+                outcome="invalid",
                 raw_output=text,
-                cache="exact",
-                saved_usd=saved,
-                accepted=True,
+                error=f"{prefix} rejected: {exc.message}",
+                cache=cache,
+                cache_similarity=similarity,
+                accepted=False,
             )
-            return self.result(output, text, deployment.name, route, cached=True, saved_usd=saved)
-        return None
+            self.ctx.next_reason = reason
+            return None
+        self.ctx.record(
+            model=model,
+            tier=route.index,
+            tier_name=route.tier.name,
+            outcome="cache_hit",
+            raw_output=text,
+            cache=cache,
+            cache_similarity=similarity,
+            saved_usd=saved,
+            accepted=True,
+        )
+        return self.result(output, text, model, route, cached=True, saved_usd=saved)
 
     async def on_tier(self, route: Route) -> tuple[Answer, Any]:
         """Run the repair loop on one tier; raises AttemptsExhausted or TransportError when it cannot."""
@@ -417,20 +436,18 @@ class _Semantic:
             hit = decision.hit
             if hit is None:
                 continue
-            text = hit.response.text
-            try:
-                output = parse_output(text, call.output_model, location=call.location)
-                await check_acceptance(call.accept, output, raw=text, location=call.location)
-            except OutputValidationError as exc:
-                # A verified hit: the answer to a similar question must pass this request's check, or we ask.
-                self.cache.record_rejected()
-                reason = call.ctx.next_reason
-                self._record(call, route, deployment.name, hit.similarity, text, "invalid", 0.0, exc.message)
-                call.ctx.next_reason = reason
-                continue
-            saved = float(hit.cost_usd or 0.0)
-            self._record(call, route, deployment.name, hit.similarity, text, "cache_hit", saved, None)
-            return call.result(output, text, deployment.name, route, cached=True, saved_usd=saved)
+            # A verified hit: the answer to a similar question must pass this request's check, or we ask.
+            served = await call.serve_cached(
+                route,
+                deployment.name,
+                hit.response.text,
+                cache="semantic",
+                saved=float(hit.cost_usd or 0.0),
+                similarity=hit.similarity,
+            )
+            if served is not None:
+                return served
+            self.cache.record_rejected()
         return None
 
     async def store(self, call: _Call, answer: Answer) -> None:
@@ -448,56 +465,6 @@ class _Semantic:
             cost_usd=answer.cost_usd,
             vectors=vectors,
         )
-
-    @staticmethod
-    def _record(
-        call: _Call,
-        route: Route,
-        model: str,
-        similarity: float,
-        text: str,
-        outcome: Any,
-        saved: float,
-        error: str | None,
-    ) -> None:
-        # CallContext.record has no cache_similarity parameter: record without the ledger, then write the
-        # ledger row here with the similarity of the hit.
-        ctx = call.ctx
-        ledger, ctx.ledger = ctx.ledger, None
-        try:
-            attempt = ctx.record(
-                model=model,
-                tier=route.index,
-                tier_name=route.tier.name,
-                outcome=outcome,
-                raw_output=text,
-                error=None if error is None else f"semantic cache answer rejected: {error}",
-                cache="semantic",
-                saved_usd=saved,
-                accepted=outcome == "cache_hit",
-            )
-        finally:
-            ctx.ledger = ledger
-        if ledger is not None:
-            ledger.record(
-                LedgerEntry(
-                    run_id=ctx.run_id,
-                    call_id=ctx.call_id,
-                    attempt=attempt.attempt,
-                    template=ctx.template,
-                    template_hash=ctx.template_hash,
-                    model=model,
-                    tier=route.index,
-                    cache="semantic",
-                    cache_similarity=similarity,
-                    saved_usd=saved,
-                    reason=attempt.reason,
-                    outcome=outcome,
-                    error=attempt.error,
-                    features=ctx.features,
-                    accepted=attempt.accepted,
-                )
-            )
 
 
 def generate(

@@ -107,10 +107,12 @@ class CallContext:
         latency_s: float = 0.0,
         compute_s: float | None = None,
         cache: Literal["exact", "semantic"] | None = None,
+        cache_similarity: float | None = None,
         saved_usd: float = 0.0,
         accepted: bool | None = None,
     ) -> Attempt:
-        """Add one attempt (consuming ``next_reason``), sum its usage and cost, and write it to the ledger."""
+        """Add one attempt (consuming ``next_reason``), sum its usage and cost, and write it to the ledger
+        (``cache_similarity``, for a semantic-cache answer, goes to the ledger row only)."""
         if error is not None:
             error = scrub_secrets(error)
         spent = usage if usage is not None else Usage()
@@ -156,6 +158,7 @@ class CallContext:
                     "compute_s": compute_s,
                     "latency_s": latency_s,
                     "cache": cache,
+                    "cache_similarity": cache_similarity,
                     "saved_usd": saved_usd,
                     "reason": record.reason,
                     "outcome": outcome,
