@@ -454,8 +454,10 @@ class Ledger:
         of the process) and reaches SQLite within milliseconds, many rows per transaction; readers in this
         process see it at once. As with the WAL (``synchronous=NORMAL``), nothing is fsynced per row.
         """
-        row = self._row(entry)
-        self._db.connection()  # raises on a closed ledger
+        self._append(self._row(entry))
+
+    def _append(self, row: tuple[Any, ...]) -> None:
+        self._db.check_open()
         try:
             self._journal.add(next(self._keys), row)
         except OSError as exc:
@@ -491,12 +493,7 @@ class Ledger:
     def record_trusted(self, values: dict[str, Any]) -> None:
         """``record()`` for values promptkit built itself, already of ``LedgerEntry``'s types: no model is
         validated (this is every model call's hot path). Missing keys take LedgerEntry's defaults."""
-        self._db.connection()  # raises on a closed ledger
-        row = self._finish({**_DEFAULTS, "ts": time.time(), **values}, trusted=True)
-        try:
-            self._journal.add(next(self._keys), row)
-        except OSError as exc:
-            raise self._db.fail(f"ledger: cannot record an attempt: {exc}") from exc
+        self._append(self._finish({**_DEFAULTS, "ts": time.time(), **values}, trusted=True))
 
     def _finish(self, values: dict[str, Any], *, trusted: bool = False) -> tuple[Any, ...]:
         error = values["error"]
