@@ -111,29 +111,22 @@ class SQLiteFile:
         process's commits to the file, kept by the caller) moved, so reads lag other processes' writes by at
         most ``max_age_s`` and never miss this process's. Any other use of the connection ends it first.
         """
-        conn = self.connection()
-        now = time.monotonic()
-        local = self._local
-        with self.errors("read"):
-            if conn.in_transaction:  # only ever our snapshot: connection() ended any other
-                conn.execute("COMMIT")
-            conn.execute("BEGIN")
-        local.snapshot_at, local.snapshot_generation = now, generation
-        return conn
-
-    def current_snapshot(self, max_age_s: float, generation: int) -> sqlite3.Connection | None:
-        """This thread's open snapshot if it is still fresh enough, else None (then call ``snapshot``)."""
         local = self._local
         at = local.__dict__.get("snapshot_at")
         if (
-            at is None
-            or self._closed
-            or _pid != self._pid
-            or local.snapshot_generation != generation
-            or time.monotonic() - at > max_age_s
+            at is not None
+            and not self._closed
+            and _pid == self._pid
+            and local.snapshot_generation == generation
+            and time.monotonic() - at <= max_age_s
         ):
-            return None
-        return local.conn  # type: ignore[no-any-return]
+            return local.conn  # type: ignore[no-any-return]
+        conn = self.connection()  # ends a stale snapshot
+        with self.errors("read"):
+            conn.execute("BEGIN")
+        local = self._local  # a forked child has a new one
+        local.snapshot_at, local.snapshot_generation = time.monotonic(), generation
+        return conn
 
     def _end_snapshot(self, conn: sqlite3.Connection) -> None:
         self._local.snapshot_at = None

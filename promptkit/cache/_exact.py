@@ -278,8 +278,7 @@ class ExactCache:
             row = row[2:]
         else:
             generation = writer.generation if writer is not None else 0
-            db = self._db
-            conn = db.current_snapshot(_SNAPSHOT_S, generation) or db.snapshot(_SNAPSHOT_S, generation)
+            conn = self._db.snapshot(_SNAPSHOT_S, generation)
             try:  # the hot path: a plain try is cheaper than the errors() context manager
                 row = conn.execute(_GET, (ns, key)).fetchone()
             except sqlite3.Error as exc:
