@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import sys
 import threading
+import time
 from typing import Annotated
 
 import pytest
@@ -201,6 +203,91 @@ async def test_event_loop_stays_free_during_a_call(backend):
     finally:
         task.cancel()
     assert ticks > 10
+
+
+def _threads_of_calls(llama, monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
+    threads: list[int] = []
+    real = llama.create_chat_completion
+
+    def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+        threads.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(llama, "create_chat_completion", recording)
+    return threads
+
+
+async def test_on_an_idle_loop_the_call_runs_on_the_loops_thread(backend, monkeypatch):
+    threads = _threads_of_calls(backend.llama, monkeypatch)
+    alone = await backend.generate(ask("alone", max_tokens=6, temperature=0))
+    assert threads == [threading.get_ident()]
+    # The same answer as through the worker thread (a pending task forces that path).
+    other = asyncio.create_task(asyncio.Event().wait())
+    try:
+        via_worker = await backend.generate(ask("alone", max_tokens=6, temperature=0))
+    finally:
+        other.cancel()
+    assert threads[1] != threading.get_ident()
+    assert via_worker.text == alone.text and via_worker.usage == alone.usage
+
+
+@pytest.mark.parametrize(
+    "neighbour", ["task", "ready callback", "timer", "listening socket", "signal handler"]
+)
+async def test_anything_else_on_the_loop_sends_the_call_to_the_worker(backend, monkeypatch, neighbour):
+    loop = asyncio.get_running_loop()
+    threads = _threads_of_calls(backend.llama, monkeypatch)
+    async with contextlib.AsyncExitStack() as stack:
+        if neighbour == "task":
+            task = asyncio.create_task(asyncio.Event().wait())
+            stack.callback(task.cancel)
+        elif neighbour == "ready callback":
+            loop.call_soon(lambda: None)
+        elif neighbour == "timer":
+            stack.callback(loop.call_later(60, lambda: None).cancel)
+        elif neighbour == "listening socket":
+            server = await asyncio.start_server(lambda reader, writer: None, "127.0.0.1", 0)
+            stack.push_async_callback(server.wait_closed)
+            stack.callback(server.close)
+        else:
+            loop.add_signal_handler(signal.SIGUSR1, lambda: None)
+            stack.callback(loop.remove_signal_handler, signal.SIGUSR1)
+        await backend.generate(ask("not alone", max_tokens=4, temperature=0))
+    assert len(threads) == 1 and threads[0] != threading.get_ident()
+
+
+async def test_a_model_busy_in_another_thread_never_blocks_the_idle_loop(backend, monkeypatch):
+    loop = asyncio.get_running_loop()
+    threads = _threads_of_calls(backend.llama, monkeypatch)
+    held = threading.Event()
+    loop_answered: list[bool] = []
+
+    def hold() -> None:
+        with backend.lock:
+            held.set()
+            time.sleep(0.05)  # the call below has found the model busy by now
+            ping = asyncio.run_coroutine_threadsafe(asyncio.sleep(0), loop)
+            try:
+                ping.result(timeout=0.5)
+                loop_answered.append(True)
+            except TimeoutError:
+                loop_answered.append(False)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(5)
+    await backend.generate(ask("queued", max_tokens=4, temperature=0))
+    holder.join()
+    assert loop_answered == [True]
+    assert len(threads) == 1 and threads[0] != threading.get_ident()
+
+
+async def test_debug_mode_loop_is_never_used_for_a_call(backend, monkeypatch):
+    loop = asyncio.get_running_loop()
+    threads = _threads_of_calls(backend.llama, monkeypatch)
+    monkeypatch.setattr(loop, "get_debug", lambda: True)
+    await backend.generate(ask("debug", max_tokens=4, temperature=0))
+    assert len(threads) == 1 and threads[0] != threading.get_ident()
 
 
 def _count_evaluated_tokens(llama, monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
