@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Set as AbstractSet
 from functools import lru_cache
 
 __all__ = ["GUARDS", "char_ngrams", "guard_conflict", "lexical_similarity", "ngram_cosine"]
@@ -23,12 +24,32 @@ _NUMBER = re.compile(r"^\d+(?:\.\d+)*$")
 _NEGATIONS = frozenset(
     {"not", "no", "never", "none", "nobody", "nothing", "neither", "nor", "cannot", "nowhere"}
 )
-# Words that say "not" without the word: "in the absence of X" = "if there's no X", "without X" = "with no X".
-# Counting them keeps the guard from refusing a rephrased negation (both sides are then negated).
+# Words that say "not" without the word: "in the absence of X" = "if there's no X", "without X" = "with no X",
+# "all but X" = "all except X". Counting them keeps the guard from refusing a rephrased negation (both sides
+# are then negated).
 _IMPLICIT_NEGATIONS = frozenset(
     {"absence", "absent", "without", "lack", "lacks", "lacking", "avoid", "avoids", "avoiding", "prevent",
-     "prevents", "preventing"}
+     "prevents", "preventing", "except", "excluding", "omitting"}
 )  # fmt: skip
+# "with the column removed" = "without the column": these participles, a few words after "with", negate.
+_REMOVED = frozenset({"removed", "omitted", "excluded", "dropped", "deleted", "stripped"})
+# A negator before one of these says the positive: "don't forget to" = "remember to", "never fails to" = "always".
+_NEGATIVE_VERBS = frozenset(
+    form for verb in ("forget", "fail", "neglect", "hesitate") for form in (verb, verb + "s", verb + "ed")
+)
+# "not mandatory" = "optional": a negated word whose complement the other text says is not a negation there.
+_COMPLEMENT_BASES = [
+    ("mandatory", "optional"), ("required", "optional"), ("necessary", "optional"),
+    ("necessary", "unnecessary"), ("compulsory", "optional"), ("same", "different"), ("allowed", "forbidden"),
+    ("allowed", "prohibited"), ("permitted", "forbidden"), ("enabled", "disabled"), ("visible", "hidden"),
+    ("present", "missing"), ("sufficient", "insufficient"), ("enough", "insufficient"),
+]  # fmt: skip
+_COMPLEMENTS: dict[str, frozenset[str]] = {}
+for _a, _b in _COMPLEMENT_BASES:
+    _COMPLEMENTS[_a] = _COMPLEMENTS.get(_a, frozenset()) | {_b}
+    _COMPLEMENTS[_b] = _COMPLEMENTS.get(_b, frozenset()) | {_a}
+_NEGATING_PREFIXES = ("un", "in", "im", "il", "ir", "non")
+_ARTICLES = frozenset({"a", "an", "the", "be", "been"})
 # "No," / "No." / "No!" opening a sentence answers a question; "No information is given" negates.
 _ANSWER_NO = re.compile(r"^\W*no\s*[,.!;:\u2014-]", re.IGNORECASE)
 
@@ -70,6 +91,12 @@ def _forms(word: str) -> frozenset[str]:
 
 
 _ANTONYMS: list[tuple[frozenset[str], frozenset[str]]] = [(_forms(a), _forms(b)) for a, b in _ANTONYM_BASES]
+# Pairs that compare two things: their opposite with the two things traded back says the same.
+_COMPARATIVES = frozenset(
+    i
+    for i, (a, _) in enumerate(_ANTONYM_BASES)
+    if a in {"more", "bigger", "larger", "higher", "faster", "better", "before", "above"}
+)
 # Word form -> the (pair, side) it says; phrases ("most expensive") are matched in the joined words.
 _ANTONYM_WORDS: dict[str, list[tuple[int, int]]] = {}
 _ANTONYM_PHRASES: list[tuple[str, int, int]] = []
@@ -87,13 +114,37 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(lowered)
 
 
-def _negated(text: str, words: list[str]) -> bool:
+def _says_complement(word: str, other: AbstractSet[str]) -> bool:
+    """Whether ``other`` holds the opposite of ``word``: a listed complement or a negating prefix ("invalid")."""
+    if _COMPLEMENTS.get(word, frozenset()) & other:
+        return True
+    return any(prefix + word in other for prefix in _NEGATING_PREFIXES)
+
+
+def _negated(text: str, words: list[str], other: AbstractSet[str] = frozenset()) -> bool:
+    """Whether the text says "not", compared with ``other`` (the other text's words).
+
+    A negator does not count before a verb of failing ("don't forget to" / "remember to"), nor before a word
+    whose opposite the other text uses ("not mandatory" / "optional"), unless the other text has that same
+    word ("doesn't fail" / "fails" stays a negation). "with X removed" counts as "without X".
+    """
     body = words[1:] if words[:1] == ["no"] and _ANSWER_NO.match(text) else words
     for i, w in enumerate(body):
         # "whether ... or not" asks both ways; it negates nothing.
         if w == "not" and i > 0 and body[i - 1] == "or":
             continue
-        if w in _NEGATIONS or w in _IMPLICIT_NEGATIONS or w.endswith("n't"):
+        if w in _NEGATIONS or w.endswith("n't"):
+            after = [x for x in body[i + 1 : i + 4] if x not in _ARTICLES and x != "to"][:1]
+            if (
+                after
+                and after[0] not in other
+                and (after[0] in _NEGATIVE_VERBS or _says_complement(after[0], other))
+            ):
+                continue
+            return True
+        if w in _IMPLICIT_NEGATIONS:
+            return True
+        if w == "with" and _REMOVED.intersection(body[i + 1 : i + 6]):
             return True
     return False
 
@@ -118,16 +169,48 @@ def _antonym_sides(words: list[str]) -> dict[int, tuple[bool, bool]]:
     return {pair: ((pair, 0) in found, (pair, 1) in found) for pair, _ in found}
 
 
-def _antonym(a: list[str], b: list[str]) -> bool:
+def _antonym(a: list[str], b: list[str]) -> str | None:
+    """ "conflict" when one text says "enable" where the other says "disable"; "swapped" when the opposite
+    words come with their operands traded ("A uses more than B" / "B uses less than A": the same claim)."""
     sides_a, sides_b = _antonym_sides(a), _antonym_sides(b)
+    found = None
     for pair in sides_a.keys() & sides_b.keys():
         (a_left, a_right), (b_left, b_right) = sides_a[pair], sides_b[pair]
         # One side says "enable" and not "disable", the other the reverse.
         if (a_left and not a_right and b_right and not b_left) or (
             a_right and not a_left and b_left and not b_right
         ):
-            return True
+            forms = _ANTONYMS[pair][0] | _ANTONYMS[pair][1]
+            if _negates(a, forms) != _negates(b, forms):
+                continue  # "not valid" / "invalid": the negation turns it back
+            if pair not in _COMPARATIVES or not _operands_traded(a, b, _ANTONYMS[pair]):
+                return "conflict"
+            found = "swapped"
+    return found
+
+
+def _negates(words: list[str], forms: frozenset[str]) -> bool:
+    """Whether a negator stands just before one of ``forms`` ("is not valid", "isn't a valid")."""
+    for i, w in enumerate(words):
+        if w in forms:
+            before = [x for x in words[max(0, i - 3) : i] if x not in _ARTICLES]
+            if before and (before[-1] in _NEGATIONS or before[-1].endswith("n't")):
+                return True
     return False
+
+
+def _operands_traded(a: list[str], b: list[str], sides: tuple[frozenset[str], frozenset[str]]) -> bool:
+    """Whether words on one side of the comparative in ``a`` are on the other side of it in ``b``, both ways."""
+    words = sides[0] | sides[1]
+    ia = next((i for i, w in enumerate(a) if w in words), None)
+    ib = next((i for i, w in enumerate(b) if w in words), None)
+    if ia is None or ib is None:
+        return False
+    before_a, after_a = set(_content(a[:ia])), set(_content(a[ia + 1 :]))
+    before_b, after_b = set(_content(b[:ib])), set(_content(b[ib + 1 :]))
+    moved_right = (before_a & after_b) - after_a - before_b
+    moved_left = (after_a & before_b) - before_a - after_b
+    return bool(moved_right and moved_left)
 
 
 def _overlap(a: list[str], b: list[str]) -> float:
@@ -184,11 +267,17 @@ def guard_conflict(query: str, cached: str, guards: tuple[str, ...] = GUARDS) ->
 
     negation: one says "not"/"never"/"doesn't"/"without" and the other does not; number: each mentions a number
     the other does not; antonym: one says "enable" where the other says "disable"; reversal: swapped operands.
+    Rephrasings that keep the meaning pass: "don't forget to" / "remember to", "not mandatory" / "optional",
+    "not valid" / "invalid", "with X removed" / "without X", "A needs more than B" / "B needs less than A".
     """
     if query == cached:
         return None
     qa, ca = _words(query), _words(cached)
-    if "negation" in guards and _negated(query, qa) != _negated(cached, ca) and _overlap(qa, ca) >= 0.5:
+    if (
+        "negation" in guards
+        and _negated(query, qa, set(ca)) != _negated(cached, ca, set(qa))
+        and _overlap(qa, ca) >= 0.5
+    ):
         return "negation"
     if "number" in guards:
         nq, nc = _numbers(qa), _numbers(ca)
@@ -196,9 +285,11 @@ def guard_conflict(query: str, cached: str, guards: tuple[str, ...] = GUARDS) ->
         # numbers (a shortened code listing) changes no number.
         if nq - nc and nc - nq:
             return "number"
-    if "antonym" in guards and _antonym(qa, ca):
+    antonym = _antonym(qa, ca) if "antonym" in guards or "reversal" in guards else None
+    if "antonym" in guards and antonym == "conflict":
         return "antonym"
-    if "reversal" in guards and _reversed(qa, ca):
+    # Operands traded along with a comparative ("more ... than" / "less ... than") are not a reversal.
+    if "reversal" in guards and antonym != "swapped" and _reversed(qa, ca):
         return "reversal"
     return None
 
