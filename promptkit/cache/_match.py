@@ -206,11 +206,13 @@ def _operands_traded(a: list[str], b: list[str], sides: tuple[frozenset[str], fr
     ib = next((i for i, w in enumerate(b) if w in words), None)
     if ia is None or ib is None:
         return False
-    before_a, after_a = set(_content(a[:ia])), set(_content(a[ia + 1 :]))
-    before_b, after_b = set(_content(b[:ib])), set(_content(b[ib + 1 :]))
-    moved_right = (before_a & after_b) - after_a - before_b
-    moved_left = (after_a & before_b) - before_a - after_b
-    return bool(moved_right and moved_left)
+    return _crossed(_content(a[:ia]), _content(a[ia + 1 :]), _content(b[:ib]), _content(b[ib + 1 :]))
+
+
+def _crossed(before_a: list[str], after_a: list[str], before_b: list[str], after_b: list[str]) -> bool:
+    """Whether some words move from before a pivot to after it between two texts, and others the other way."""
+    ba, aa, bb, ab = set(before_a), set(after_a), set(before_b), set(after_b)
+    return bool(((ba & ab) - aa - bb) and ((aa & bb) - ba - ab))
 
 
 def _overlap(a: list[str], b: list[str]) -> float:
@@ -253,11 +255,7 @@ def _reversed(a: list[str], b: list[str]) -> bool:
         if a.count(relation) != 1 or b.count(relation) != 1:
             continue
         ia, ib = a.index(relation), b.index(relation)
-        before_a, after_a = set(a[:ia]), set(a[ia + 1 :])
-        before_b, after_b = set(b[:ib]), set(b[ib + 1 :])
-        moved_right = (before_a & after_b) - after_a - before_b
-        moved_left = (after_a & before_b) - before_a - after_b
-        if moved_right and moved_left:
+        if _crossed(a[:ia], a[ia + 1 :], b[:ib], b[ib + 1 :]):
             return True
     return False
 
