@@ -143,6 +143,8 @@ def _negated(text: str, words: list[str], other: AbstractSet[str] = frozenset())
                 continue
             return True
         if w in _IMPLICIT_NEGATIONS:
+            if w == "except" and i > 0 and body[i - 1] == "try":
+                continue  # Python's try/except
             return True
         if w == "with" and _REMOVED.intersection(body[i + 1 : i + 6]):
             return True

@@ -108,6 +108,7 @@ def test_guards_are_what_stops_the_embedding_from_hitting(cache: SemanticCache) 
         ("Why doesn't my build fail?", "Why does my build fail?", "negation"),
         ("Is the name field not required?", "Is the name field required?", "negation"),
         ("Build the wheel with the tests removed.", "Build the wheel with the tests.", "negation"),
+        ("Copy every column except the index.", "Copy every column and the index.", "negation"),
         ("Does pandas use more memory than polars?", "Does pandas use less memory than polars?", "antonym"),
         ("Does pandas use more memory than polars?", "Does polars use more memory than pandas?", "reversal"),
         ("No information about `drop` is given.", "Information about `drop` is given.", "negation"),
@@ -156,6 +157,10 @@ def test_each_guard_names_itself(a: str, b: str, guard: str) -> None:
         (
             "The proxy does not forward the auth headers, only the body.",
             "The proxy forwards everything except the auth headers.",
+        ),
+        (
+            "How do I handle errors with try/except in Python?",
+            "How do I handle errors with try and catch in Python?",
         ),
         (
             "`map()` needs more disk space than `set_transform()`.",
