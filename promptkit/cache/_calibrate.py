@@ -396,7 +396,7 @@ def cross_fitted_outcome(
     cosines: np.ndarray,
     rows: Any = None,
     *,
-    folds: int = 4,
+    folds: int = 10,
     seed: int = 0,
     lexical_weight: float = 0.25,
     guards: tuple[str, ...] = GUARDS,
@@ -407,6 +407,10 @@ def cross_fitted_outcome(
     scorer fitted on the same queries: that one is sure of its own training queries, so a confidence chosen
     there lets through more wrong hits on new ones. Rows outside ``rows`` stay misses; ``scorer`` is the
     one fitted on all of ``rows``, the one to deploy.
+
+    Ten folds by default: each inner scorer sees 9/10 of the rows, so it is nearly as sure as the deployed one
+    and the confidence calibrated on it is not needlessly strict (with 4 folds, a 1% target gave 0.8% wrong
+    hits out of fold on GPTCache's data, and fewer right ones).
     """
     import numpy as np
 
@@ -535,7 +539,7 @@ def write_semantic_config(path: str | Path, values: dict[str, Any]) -> Path:
     """Set keys of ``[cache.semantic]`` (``[tool.promptkit.cache.semantic]`` in pyproject.toml) in place,
     keeping every other line as it is; the table is appended when missing. Returns the file written.
 
-    Values are numbers, strings, lists or tables (written inline: ``scorer = { version = "pair-v1", ... }``);
+    Values are numbers, strings, lists or tables (written inline: ``scorer = { version = "pair-v2", ... }``);
     None removes the key.
     """
     import re

@@ -12,7 +12,9 @@ Two scorers:
   the blended similarity, so a question unlike everything cached stays a miss whatever the ranking says.
 
 Why learned: sentence embeddings blur near-duplicate cached questions; the words a paraphrase keeps (names,
-rare terms, phrasing) and the candidates' relative standing separate them better than cosine alone.
+rare terms, phrasing), the order it keeps them in, and the candidates' relative standing separate them better
+than cosine alone. Order matters because two near-duplicate cached questions often hold the same words; a
+paraphrase of one follows that one's sequence (the longest common subsequence features).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 from promptkit.cache._match import _content, _words
 from promptkit.errors import CacheError
@@ -58,7 +60,16 @@ FEATURES: tuple[str, ...] = (
     "bigram_jaccard",  # word pairs: kept phrasing
     "char4",  # character 4-gram cosine
     "char5",  # character 5-gram cosine
+    # pair-v2: word order, as the longest common subsequence (LCS) over each text's length
+    "lcs_stems_question",  # LCS of the content-word stems / the question's count
+    "lcs_stems_cached",  # the same / the candidate's count
+    "lcs_stems_lead",  # their F-measure minus the best other candidate's
+    "lcs_words_question",  # LCS of all the words / the question's count
+    "lcs_words_cached",  # the same / the candidate's count
+    "lcs_words_lead",  # their F-measure minus the best other candidate's
 )
+# A pair-v1 scorer (fitted before the LCS features existed) has weights for the first 13 only.
+_V1_FEATURES = 13
 
 _SUFFIX = re.compile(r"(?:ing|ed|es|s|ly)$")
 
@@ -71,19 +82,29 @@ class PairScorer(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    version: Literal["pair-v1"] = "pair-v1"
+    version: Literal["pair-v1", "pair-v2"] = "pair-v2"
     weights: tuple[float, ...]
 
     @field_validator("weights")
     @classmethod
-    def _one_per_feature(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if len(value) != len(FEATURES):
+    def _one_per_feature(cls, value: tuple[float, ...], info: ValidationInfo) -> tuple[float, ...]:
+        version = info.data.get("version", "pair-v2")  # validated first: it is declared first
+        names = FEATURES if version == "pair-v2" else FEATURES[:_V1_FEATURES]
+        if len(value) != len(names):
             raise ValueError(
-                f"expected {len(FEATURES)} weights (one per feature {list(FEATURES)}), got {len(value)}"
+                f"expected {len(names)} weights for {version} (one per feature {list(names)}), got {len(value)}"
             )
         if not all(math.isfinite(v) for v in value):
             raise ValueError("weights must be finite numbers")
         return value
+
+    def vector(self) -> np.ndarray:
+        """The weights over every feature in ``FEATURES`` (a pair-v1 scorer gives the newer ones no weight)."""
+        import numpy as np
+
+        out = np.zeros(len(FEATURES))
+        out[: len(self.weights)] = self.weights
+        return out
 
 
 @dataclass(frozen=True)
@@ -133,15 +154,39 @@ class TextProfile:
     channel: np.ndarray  # int64, the channel of each id
     sizes: np.ndarray  # per channel: set size, or the n-gram vector's Euclidean norm
     words: int
+    word_seq: tuple[str, ...]  # all the words, in order
+    stem_seq: tuple[str, ...]  # the content words' stems, in order
+    word_masks: dict[str, int]  # word -> bit mask of its positions in word_seq (for the bit-parallel LCS)
+    stem_masks: dict[str, int]
+
+
+def _stems(content: list[str]) -> list[str]:
+    return [_SUFFIX.sub("", w) if len(w) > 4 else w for w in content]
+
+
+def _positions(seq: Sequence[str]) -> dict[str, int]:
+    masks: dict[str, int] = {}
+    for i, w in enumerate(seq):
+        masks[w] = masks.get(w, 0) | (1 << i)
+    return masks
+
+
+def _lcs_length(seq: Sequence[str], masks: dict[str, int], length: int) -> int:
+    """Length of the longest common subsequence of ``seq`` and a sequence of ``length`` items given by its
+    position ``masks`` (bit-parallel: a few integer operations per item of ``seq``, Allison-Dix / Hyyrö)."""
+    full = (1 << length) - 1
+    v = full
+    for w in seq:
+        u = v & masks.get(w, 0)
+        v = ((v + u) | (v - u)) & full
+    return length - v.bit_count()
 
 
 def _word_ids(words: list[str]) -> list[int]:
     """Hashed ids of the content words, their stems and the word bigrams (sets), sorted by channel and id."""
     content = _content(words)
     ids = {(hash(w) & _ID_MASK) | (_CONTENT << _ID_BITS) for w in content}
-    ids.update(
-        (hash(_SUFFIX.sub("", w) if len(w) > 4 else w) & _ID_MASK) | (_STEMS << _ID_BITS) for w in content
-    )
+    ids.update((hash(w) & _ID_MASK) | (_STEMS << _ID_BITS) for w in _stems(content))
     ids.update(
         (hash(pair) & _ID_MASK) | (_BIGRAMS << _ID_BITS) for pair in zip(words, words[1:], strict=False)
     )
@@ -179,7 +224,11 @@ def text_profile(text: str) -> TextProfile:
     channel = ids >> _ID_BITS
     sizes = np.bincount(channel, counts * np.where(channel >= _CHAR3, counts, 1.0), minlength=_CHANNELS)
     sizes[_CHAR3:] = np.sqrt(sizes[_CHAR3:])
-    return TextProfile(ids=ids, counts=counts, channel=channel, sizes=sizes, words=len(words))
+    word_seq, stem_seq = tuple(words), tuple(_stems(_content(words)))
+    return TextProfile(
+        ids=ids, counts=counts, channel=channel, sizes=sizes, words=len(words),
+        word_seq=word_seq, stem_seq=stem_seq, word_masks=_positions(word_seq), stem_masks=_positions(stem_seq),
+    )  # fmt: skip
 
 
 def _match_counts(question: TextProfile, candidates: Sequence[TextProfile]) -> tuple[np.ndarray, np.ndarray]:
@@ -254,6 +303,16 @@ def pair_features(question: str, texts: Sequence[str], cosines: Sequence[float])
     rows[:, 8] = rare
     rows[:, 6] = rows[:, 0] - _others_max(rows[:, 0])
     rows[:, 7] = rows[:, 1] - _others_max(rows[:, 1])
+    for column, seq, masks in ((13, "stem_seq", "stem_masks"), (16, "word_seq", "word_masks")):
+        mine = getattr(q, seq)
+        for j, c in enumerate(cands):
+            theirs = getattr(c, seq)
+            common = _lcs_length(mine, getattr(c, masks), len(theirs))
+            rows[j, column] = common / max(len(mine), 1)
+            rows[j, column + 1] = common / max(len(theirs), 1)
+        p, r = rows[:, column], rows[:, column + 1]
+        f = np.where(p + r > 0, 2 * p * r / np.maximum(p + r, 1e-12), 0.0)
+        rows[:, column + 2] = f - _others_max(f)
     return rows
 
 
@@ -278,7 +337,7 @@ def choose(
     if scorer is None:
         best = int(np.argmax(blended))  # first of equals: the index's order
     else:
-        scores = features @ np.asarray(scorer.weights)  # type: ignore[operator]
+        scores = features @ scorer.vector()  # type: ignore[operator]
         best = int(np.argmax(scores))
         share = np.exp(scores - scores[best])
         # Candidates holding the best one's answer all vote for it: duplicates do not make a query ambiguous.
@@ -367,4 +426,4 @@ def fit_pair_scorer(
         if done:
             break
     # Back to raw features; the mean shift adds the same to every candidate of a query, so it drops out.
-    return PairScorer(weights=tuple(float(v) for v in w / std))
+    return PairScorer(version="pair-v2", weights=tuple(float(v) for v in w / std))

@@ -7,7 +7,7 @@ threshold = 0.9             # written by `promptkit cache calibrate --write-conf
 margin = 0.03
 # With a learned scorer (calibrated on GPTCache-style data), these replace the margin:
 # confidence = 0.76
-# scorer = { version = "pair-v1", weights = [...] }   # one weight per promptkit.cache._score.FEATURES
+# scorer = { version = "pair-v2", weights = [...] }   # one weight per promptkit.cache._score.FEATURES
 """
 
 from __future__ import annotations

@@ -97,9 +97,9 @@ def test_learned_scorer_fitted_on_one_half_measured_on_the_other(bench: dict) ->
     # One implementation: the simulation the calibration used decides exactly as the cache does.
     assert table == outcome.table(result.threshold, result.confidence, report)
     assert table["wrong"] <= 0.01 * len(report)
-    # Measured (seed 0): 448/1/51 of 500 (89.6%), against 439/2/59 for the blend + margin below. Seeds 0..4
-    # average 89.4% (min 87.0%, bench/semantic_cache.py), so the 90% target is not asserted.
-    assert table["correct"] >= 0.885 * len(report)
+    # Measured (seed 0): 461/3/36 of 500 (92.2%), against 444/2/54 for the blend + margin below. Seeds 0..4
+    # average 91.5% (min 89.2%, bench/semantic_cache.py); the cross-validated test below is the sturdier one.
+    assert table["correct"] >= 0.9 * len(report)
     blend = protocol_outcome(bench["origins"], bench["queries"], bench["expected"], top, cosines)
     plain = calibrate_protocol(blend, calibration, target_false_hit=0.01)
     assert table["correct"] > blend.table(plain.threshold, plain.margin, report)["correct"]  # type: ignore[arg-type]
@@ -123,14 +123,14 @@ def test_calibrated_on_one_half_measured_on_the_other(bench: dict) -> None:
     # The simulation the calibration used decides exactly as the cache does.
     assert table == outcome.table(result.threshold, result.margin, report)
     assert table["wrong"] <= 0.01 * len(report)
-    # Measured: 439/500 correct (87.8%), 2 wrong (the learned scorer above does better).
+    # Measured: 444/500 correct (88.8%), 2 wrong (the learned scorer above does better).
     assert table["correct"] >= 0.85 * len(report)
 
 
 def test_five_fold_cross_validation_with_cross_fitted_calibration(bench: dict) -> None:
     """Every query reported once, by a scorer and settings fitted on the other four folds; inside those, the
     confidence is calibrated on queries each inner scorer did not see (in-sample confidences let through
-    1.2% wrong out of fold: bench/semantic_cache.py)."""
+    1.24% wrong out of fold: bench/semantic_cache.py)."""
     top, cosines = protocol_candidates(bench["O"], bench["Q"], 10)
     n = len(bench["queries"])
     args = (bench["origins"], bench["queries"], bench["expected"], top, cosines)
@@ -147,7 +147,7 @@ def test_five_fold_cross_validation_with_cross_fitted_calibration(bench: dict) -
             total[key] += table[key]
     print(f"\n5-fold cross-validated, cross-fitted calibration (seed 0): {total}")
     assert sum(total.values()) == n
-    # Measured (seed 0): 887/10/102 (88.8% correct, 1.0% wrong). Out of fold the scorer sits at the edge of the
-    # 1% budget and below the issue's 90%, so this guards against regressions rather than asserting the target.
-    assert total["wrong"] <= 0.015 * n
-    assert total["correct"] >= 0.87 * n
+    # Measured (seed 0): 906/10/83 (90.7% correct, 10 wrong of 999). The issue's target is >= 90% with <= 1%;
+    # the bounds leave a few queries of room for floating-point differences in the embeddings across CPUs.
+    assert total["wrong"] <= 0.012 * n
+    assert total["correct"] >= 0.895 * n

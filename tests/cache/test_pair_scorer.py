@@ -20,7 +20,7 @@ from promptkit.cache import (
     write_semantic_config,
 )
 from promptkit.cache._calibrate import CalibrationResult
-from promptkit.cache._score import FEATURES, choose, pair_features
+from promptkit.cache._score import FEATURES, _lcs_length, _positions, choose, pair_features
 from promptkit.cli import main
 from promptkit.config import load_config
 from promptkit.errors import CacheError, ConfigError
@@ -59,6 +59,48 @@ def test_features_have_one_column_per_name_and_mean_what_they_say() -> None:
     assert rows[0, col["trigram"]] > rows[1, col["trigram"]]
 
 
+def _lcs_reference(a: list[str], b: list[str]) -> int:
+    previous = [0] * (len(b) + 1)
+    for x in a:
+        row = [0]
+        for j, y in enumerate(b):
+            row.append(previous[j] + 1 if x == y else max(previous[j + 1], row[j]))
+        previous = row
+    return previous[-1]
+
+
+def test_bit_parallel_lcs_matches_the_textbook_table() -> None:
+    rng = np.random.default_rng(0)
+    vocabulary = ["a", "b", "c", "d", "e"]
+    for _ in range(2000):
+        a = [vocabulary[i] for i in rng.integers(0, 5, size=int(rng.integers(0, 30)))]
+        b = [vocabulary[i] for i in rng.integers(0, 5, size=int(rng.integers(0, 70)))]
+        assert _lcs_length(a, _positions(b), len(b)) == _lcs_reference(a, b), (a, b)
+
+
+def test_order_features_tell_apart_candidates_with_the_same_words() -> None:
+    question = "the cache stores answers before the model runs"
+    same_order = "the cache stores answers before the model runs again"
+    shuffled = "runs the model again before answers the cache stores"
+    rows = pair_features(question, [same_order, shuffled], [0.9, 0.9])
+    col = {name: i for i, name in enumerate(FEATURES)}
+    assert rows[0, col["jaccard"]] == rows[1, col["jaccard"]]  # the bag of words cannot tell them apart
+    assert rows[0, col["lcs_words_question"]] == 1.0 and rows[0, col["lcs_words_cached"]] == pytest.approx(
+        8 / 9
+    )
+    assert rows[1, col["lcs_words_question"]] < 0.6
+    assert rows[0, col["lcs_words_lead"]] > 0 > rows[1, col["lcs_words_lead"]]
+    assert rows[0, col["lcs_stems_lead"]] > 0 > rows[1, col["lcs_stems_lead"]]
+
+
+def test_a_pair_v1_scorer_still_scores_with_its_thirteen_features() -> None:
+    weights = tuple(float(i + 1) for i in range(13))
+    old = PairScorer(version="pair-v1", weights=weights)
+    rows = pair_features("how do I sort a list", ["sort a list", "sort the list in place"], [0.9, 0.8])
+    assert rows @ old.vector() == pytest.approx(rows[:, :13] @ np.asarray(weights))
+    assert PairScorer(weights=(0.0,) * len(FEATURES)).version == "pair-v2"
+
+
 def test_fitting_learns_what_cosine_gets_wrong() -> None:
     scorer = fit_pair_scorer(_groups(40))
     test = _groups(20, seed=1)
@@ -86,8 +128,10 @@ def test_duplicate_answers_share_the_confidence() -> None:
 def test_fit_refuses_too_little_data_and_scorer_checks_its_weights() -> None:
     with pytest.raises(CacheError, match="at least 10 queries"):
         fit_pair_scorer(_groups(5))
-    with pytest.raises(ValueError, match=f"expected {len(FEATURES)} weights"):
+    with pytest.raises(ValueError, match=f"expected {len(FEATURES)} weights for pair-v2"):
         PairScorer(weights=(1.0, 2.0))
+    with pytest.raises(ValueError, match="expected 13 weights for pair-v1"):
+        PairScorer(version="pair-v1", weights=(1.0,) * len(FEATURES))
 
 
 def _store(cache: SemanticCache, texts: list[str], vectors: np.ndarray) -> None:
