@@ -300,10 +300,11 @@ def _print_calibration(result: Any, pairs_file: Path, written: Path | None, png:
             f"threshold [bold]{chosen:.3f}[/bold]{margin}: precision {result.precision:.3f}, recall "
             f"{result.recall:.3f}, false-hit rate {result.false_hit_rate:.4f} (target {result.target_false_hit})"
         )
+    # Not markup: "[cache.semantic]" (and a path with brackets) would be read as a style tag and vanish.
     if written is not None:
-        out.print(f"wrote [cache.semantic] to {written}")
+        out.print(f"wrote [cache.semantic] to {written}", markup=False)
     if png is not None:
-        out.print(f"curve drawn to {png}")
+        out.print(f"curve drawn to {png}", markup=False)
 
 
 def _plot(result: Any, png: Path) -> None:

@@ -70,10 +70,16 @@ def test_calibrate_pairs_writes_config_and_png(tmp_path: Path, capsys: pytest.Ca
     assert settings.threshold == pytest.approx(result["threshold"], abs=1e-4)
     assert settings.templates == ("explain",)  # the rest of the table is kept
     # Human output: a table and the chosen threshold.
+    png = tmp_path / "[plots]" / "curve.png"
+    png.parent.mkdir()
     code, out, _ = run(
-        capsys, "cache", "calibrate", str(pairs), "--target-false-hit", "0", "--embedder", embedder
-    )
+        capsys, "cache", "calibrate", str(pairs), "--target-false-hit", "0", "--embedder", embedder,
+        "--png", str(png), "--write-config",
+    )  # fmt: skip
     assert code == 0 and "threshold curve" in out and f"threshold {result['threshold']:.3f}" in out
+    flat = " ".join(out.split())  # the console may wrap long paths
+    assert f"wrote [cache.semantic] to {tmp_path / 'promptkit.toml'}" in flat
+    assert f"curve drawn to {png}" in flat
 
 
 def test_calibrate_on_gptcache_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
