@@ -9,8 +9,9 @@
    calibration half) with its confidence; per seed and summarised over ``--seeds``;
 4. the same, 5-fold cross-validated: every query reported once, by settings fitted and calibrated on the
    other four folds only (fold assignment seeded, seeds 0..``--seeds``-1). Two calibration rules for the
-   learned scorer: on its own training folds ("in-sample"), and cross-fitted (inside the four calibration
-   folds, each query scored by a scorer fitted on the other three; the deployed scorer is fitted on all four).
+   learned scorer: on its own training folds ("in-sample"), and cross-fitted (the four calibration folds split
+   ten ways again, each query scored by a scorer fitted on the other nine tenths; the deployed scorer is
+   fitted on all four folds).
 
     python bench/semantic_cache.py [--entries 100000] [--queries 500] [--seeds 5]
 """

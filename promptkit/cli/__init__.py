@@ -7,6 +7,7 @@ imported only when their command runs, so ``promptkit --help`` stays fast.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 
 import click
