@@ -384,22 +384,27 @@ class LlamaBackend(BaseBackend):
         return BackendError(f"llama.cpp failed: {type(exc).__name__}: {exc}", location=where)
 
     @staticmethod
+    def _call(model: _LoadedModel, kwargs: dict[str, Any], deadline: float | None) -> tuple[Any, float]:
+        """The completion and its compute seconds; the caller holds ``model.lock``."""
+        if deadline is not None:
+            if time.monotonic() > deadline:
+                raise _DeadlinePassed  # timed out while queued: don't start
+            if not any(key in kwargs for key in _CONSTRAINED_KEYS):
+                from llama_cpp import LogitsProcessorList
+
+                eos = model.llama.token_eos()
+                kwargs["logits_processor"] = LogitsProcessorList([_deadline_processor(deadline, eos)])
+        started = time.perf_counter()
+        completion = model.llama.create_chat_completion(**kwargs)
+        elapsed = time.perf_counter() - started
+        if deadline is not None and time.monotonic() > deadline:
+            raise _DeadlinePassed
+        return completion, elapsed
+
+    @staticmethod
     def _run(model: _LoadedModel, kwargs: dict[str, Any], deadline: float | None) -> tuple[Any, float]:
         with model.lock:
-            if deadline is not None:
-                if time.monotonic() > deadline:
-                    raise _DeadlinePassed  # timed out while queued: don't start
-                if not any(key in kwargs for key in _CONSTRAINED_KEYS):
-                    from llama_cpp import LogitsProcessorList
-
-                    eos = model.llama.token_eos()
-                    kwargs["logits_processor"] = LogitsProcessorList([_deadline_processor(deadline, eos)])
-            started = time.perf_counter()
-            completion = model.llama.create_chat_completion(**kwargs)
-            elapsed = time.perf_counter() - started
-            if deadline is not None and time.monotonic() > deadline:
-                raise _DeadlinePassed
-            return completion, elapsed
+            return LlamaBackend._call(model, kwargs, deadline)
 
     @staticmethod
     def _run_here(model: _LoadedModel, kwargs: dict[str, Any]) -> tuple[Any, float] | None:
@@ -407,9 +412,7 @@ class LlamaBackend(BaseBackend):
         if not model.lock.acquire(blocking=False):
             return None
         try:
-            started = time.perf_counter()
-            completion = model.llama.create_chat_completion(**kwargs)
-            return completion, time.perf_counter() - started
+            return LlamaBackend._call(model, kwargs, None)
         finally:
             model.lock.release()
 

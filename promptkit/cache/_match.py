@@ -133,7 +133,7 @@ def _negated(text: str, words: list[str], other: AbstractSet[str] = frozenset())
         # "whether ... or not" asks both ways; it negates nothing.
         if w == "not" and i > 0 and body[i - 1] == "or":
             continue
-        if w in _NEGATIONS or w.endswith("n't"):
+        if _explicit_negator(w):
             after = [x for x in body[i + 1 : i + 4] if x not in _ARTICLES and x != "to"][:1]
             if (
                 after
@@ -196,7 +196,7 @@ def _negates(words: list[str], forms: frozenset[str]) -> bool:
     for i, w in enumerate(words):
         if w in forms:
             before = [x for x in words[max(0, i - 3) : i] if x not in _ARTICLES]
-            if before and (before[-1] in _NEGATIONS or before[-1].endswith("n't")):
+            if before and _explicit_negator(before[-1]):
                 return True
     return False
 
@@ -229,7 +229,11 @@ def _overlap(a: list[str], b: list[str]) -> float:
 
 
 def _negator(word: str) -> bool:
-    return word in _NEGATIONS or word in _IMPLICIT_NEGATIONS or word.endswith("n't")
+    return _explicit_negator(word) or word in _IMPLICIT_NEGATIONS
+
+
+def _explicit_negator(word: str) -> bool:
+    return word in _NEGATIONS or word.endswith("n't")
 
 
 def _content(words: list[str]) -> list[str]:

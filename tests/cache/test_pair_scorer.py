@@ -217,13 +217,19 @@ def test_cli_write_config_with_the_scorer(
     assert settings.confidence == pytest.approx(result["confidence"])
 
 
+def _protocol(n: int, seed: int) -> tuple[list[str], list[str], list[int], np.ndarray, np.ndarray]:
+    """GPTCache-protocol data where each query's right origin (its own) has the lower cosine of its two
+    candidates, and only the shared rare words say which is right."""
+    origins = [f"configure alpha{i} beta{i} settings" for i in range(n)]
+    queries = [f"how to configure alpha{i} beta{i} gamma" for i in range(n)]
+    rng = np.random.default_rng(seed)
+    top = np.array([[i, (i + 1) % n] for i in range(n)])
+    cos = np.array([[0.8, 0.85 + rng.uniform(0, 0.02)] for _ in range(n)])  # the wrong one always higher
+    return origins, queries, list(range(n)), top, cos
+
+
 def test_protocol_scorer_is_fitted_on_the_given_rows_only() -> None:
-    origins = [f"configure alpha{i} beta{i} settings" for i in range(30)]
-    queries = [f"how to configure alpha{i} beta{i} gamma" for i in range(30)]
-    expected = list(range(30))
-    rng = np.random.default_rng(0)
-    top = np.array([[i, (i + 1) % 30] for i in range(30)])
-    cos = np.array([[0.8, 0.85 + rng.uniform(0, 0.02)] for _ in range(30)])  # the wrong one always higher
+    origins, queries, expected, top, cos = _protocol(30, seed=0)
     scorer = fit_protocol_scorer(origins, queries, expected, top, cos, rows=np.arange(20))
     outcome = protocol_outcome(origins, queries, expected, top, cos, scorer=scorer, lexical_weight=0.0)
     assert outcome.correct[20:].all()  # unseen queries ranked right
@@ -252,12 +258,7 @@ def test_hashed_profiles_give_the_exact_ngram_and_word_features() -> None:
 def test_cross_fitted_outcome_scores_only_the_given_rows_with_unseen_scorers() -> None:
     from promptkit.cache import cross_fitted_outcome
 
-    origins = [f"configure alpha{i} beta{i} settings" for i in range(60)]
-    queries = [f"how to configure alpha{i} beta{i} gamma" for i in range(60)]
-    expected = list(range(60))
-    rng = np.random.default_rng(1)
-    top = np.array([[i, (i + 1) % 60] for i in range(60)])
-    cos = np.array([[0.8, 0.85 + rng.uniform(0, 0.02)] for _ in range(60)])  # the wrong one always higher
+    origins, queries, expected, top, cos = _protocol(60, seed=1)
     rows = np.arange(50)
     honest = cross_fitted_outcome(origins, queries, expected, top, cos, rows, lexical_weight=0.0)
     assert honest.correct[rows].all() and not honest.correct[50:].any()
