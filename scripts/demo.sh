@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The main job, offline and without model weights:
-#  1. the template library, and `debug` rendered for a real bug;
-#  2. `promptkit scaffold` of the todo-API example: the deterministic steps are generated and verified
-#     (compile, ruff, the generated app's own tests, in the sandbox); the model steps report how to add a model;
-#  3. one grammar-constrained call on a tiny random-weight local model: the text is noise, the JSON is valid.
+# The main job, offline, with two real local models (Qwen2.5-Coder 0.5B and 1.5B, pulled by setup.sh):
+#  1. the model catalog, and `debug` rendered for a real bug;
+#  2. `promptkit init`: a promptkit.toml whose router tiers are the two local models;
+#  3. `promptkit scaffold` of the todo-API example: the deterministic steps, then each feature's tests
+#     (written first by the 1.5B, refused unless they fail before the feature exists) and its code (by the
+#     0.5B, escalated to the 1.5B when the tests still fail), every step verified in the sandbox;
+#     then the generated app's whole test suite runs, sandboxed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PK=.venv/bin/promptkit
@@ -11,8 +13,8 @@ export PROMPTKIT_HOME="${PROMPTKIT_HOME:-.promptkit}"
 OUT="$PROMPTKIT_HOME/demo"
 rm -rf "$OUT" && mkdir -p "$OUT"
 
-echo "== promptkit templates list"
-$PK templates list
+echo "== promptkit models list"
+$PK models list
 
 echo; echo "== promptkit render debug"
 $PK render debug --examples first_k:1 \
@@ -22,11 +24,11 @@ $PK render debug --examples first_k:1 \
   --input 'expected=mean([]) returns 0.0' \
   --input 'actual=it raises ZeroDivisionError'
 
-echo; echo "== promptkit scaffold examples/todo_api.yaml (no model configured)"
-$PK scaffold examples/todo_api.yaml -o "$OUT/todo_api"
+echo; echo "== promptkit init (local models as router tiers)"
+$PK init --dir "$OUT"
 
-echo; echo "== a local GGUF call: promptkit models make-tiny + promptkit generate judge_grade"
-$PK models make-tiny "$OUT/tiny.gguf"
-$PK generate judge_grade --model "local:$OUT/tiny.gguf" --examples first_k:0 --max-tokens 1500 \
-  --input 'rubric=Correct and complete.' --input 'task=Add 2 and 2.' --input 'answer=4'
+echo; echo "== promptkit scaffold examples/todo_api.yaml with the local models (a few minutes on 2 cores)"
+started=$(date +%s)
+$PK scaffold examples/todo_api.yaml -o "$OUT/todo_api" --router "$OUT/promptkit.toml"
+echo "scaffold took $(( $(date +%s) - started )) s"
 $PK ledger show latest

@@ -24,9 +24,10 @@ from promptkit.backends._scripted import FunctionBackend, ScriptedBackend, Scrip
 from promptkit.backends._stub_server import Fault, StubOpenAIServer
 
 if TYPE_CHECKING:
+    from promptkit.backends._bench import LocalBenchResult, bench_local_model
     from promptkit.backends._errors import map_exception
     from promptkit.backends._litellm import LiteLLMBackend
-    from promptkit.backends._llama import LlamaBackend
+    from promptkit.backends._llama import LlamaBackend, TokenProgress, auto_threads, watch_tokens
     from promptkit.backends._openai_compat import OpenAICompatBackend
     from promptkit.backends._registry import ResolvedModel, parse_model, register_backend, resolve_model
     from promptkit.backends._tiny_gguf import make_tiny_gguf
@@ -46,6 +47,9 @@ __all__ = [
     "Fault",
     "LiteLLMBackend",
     "LlamaBackend",
+    "TokenProgress",
+    "watch_tokens",
+    "auto_threads",
     "OpenAICompatBackend",
     "make_tiny_gguf",
     "start_llama_server",
@@ -54,12 +58,17 @@ __all__ = [
     "register_backend",
     "ResolvedModel",
     "map_exception",
+    "bench_local_model",
+    "LocalBenchResult",
 ]
 
 # name -> module that defines it; loaded on first attribute access.
 _LAZY = {
     "LiteLLMBackend": "promptkit.backends._litellm",
     "LlamaBackend": "promptkit.backends._llama",
+    "TokenProgress": "promptkit.backends._llama",
+    "watch_tokens": "promptkit.backends._llama",
+    "auto_threads": "promptkit.backends._llama",
     "OpenAICompatBackend": "promptkit.backends._openai_compat",
     "make_tiny_gguf": "promptkit.backends._tiny_gguf",
     "start_llama_server": "promptkit.backends.llama_server",
@@ -68,6 +77,8 @@ _LAZY = {
     "register_backend": "promptkit.backends._registry",
     "ResolvedModel": "promptkit.backends._registry",
     "map_exception": "promptkit.backends._errors",
+    "bench_local_model": "promptkit.backends._bench",
+    "LocalBenchResult": "promptkit.backends._bench",
 }
 
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
+import contextvars
 import functools
 import importlib.util
+import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,9 +38,21 @@ from promptkit.errors import (
 )
 from promptkit.types import Usage
 
-__all__ = ["LlamaBackend", "PrefixCacheStats", "DEFAULT_PREFIX_CACHE_BYTES", "loaded_model_count"]
+__all__ = [
+    "LlamaBackend",
+    "PrefixCacheStats",
+    "DEFAULT_PREFIX_CACHE_BYTES",
+    "DEFAULT_MAX_TOKENS",
+    "TokenProgress",
+    "auto_threads",
+    "loaded_model_count",
+    "watch_tokens",
+]
 
 DEFAULT_PREFIX_CACHE_BYTES = 2 << 30  # llama-cpp-python's own default for LlamaRAMCache
+# A call that sets no max_tokens stops here: a small model that loops would otherwise write until the
+# context is full (minutes on a CPU).
+DEFAULT_MAX_TOKENS = 1024
 _INSTALL_HINT = "llama-cpp-python is not installed: pip install 'promptkit[local]'"
 # Keys of request.params that would break the call's contract if a caller could override them.
 _RESERVED_PARAMS = frozenset({"messages", "stream", "grammar", "logits_processor"})
@@ -69,6 +84,11 @@ class _LoadedModel:
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="promptkit-llama")
     )
     refs: int = 0
+    threads: _ThreadChooser | None = None  # set for n_threads="auto"
+
+    @property
+    def name(self) -> str:
+        return Path(self.key[0]).name
 
     def close(self) -> None:
         with self.lock:
@@ -122,17 +142,28 @@ def _load(key: tuple[Any, ...], path: Path, capacity_bytes: int, load_kwargs: di
     except ImportError:
         raise BackendUnavailable(_INSTALL_HINT, location=str(path)) from None
     apply_grammar_fix()
+    chooser = None
+    if load_kwargs.get("n_threads") == "auto":
+        # Chosen when the model loads and again before calls (the pool key keeps "auto", so backends share
+        # one loaded model).
+        threads = auto_threads()
+        chooser = _ThreadChooser(threads)
+        load_kwargs = {**load_kwargs, "n_threads": threads}
+        if load_kwargs.get("n_threads_batch") == "auto":
+            load_kwargs["n_threads_batch"] = threads
     try:
         llama = llama_cpp.Llama(model_path=str(path), **load_kwargs)
     except TypeError as exc:
         raise ConfigError(f"invalid llama.cpp option: {exc}", location=str(path)) from None
     except (ValueError, RuntimeError, OSError) as exc:
         raise BackendUnavailable(f"llama.cpp cannot load this model: {exc}", location=str(path)) from None
+    if chooser is not None:
+        _adapt_threads(llama, chooser)
     cache = None
     if capacity_bytes > 0:
         cache = _counting_ram_cache(capacity_bytes)
         llama.set_cache(cache)
-    return _LoadedModel(key=key, llama=llama, cache=cache, capacity_bytes=capacity_bytes)
+    return _LoadedModel(key=key, llama=llama, cache=cache, capacity_bytes=capacity_bytes, threads=chooser)
 
 
 def _acquire(
@@ -182,15 +213,149 @@ def _grammar_for(output_model: type[BaseModel]) -> Any:
 _CONSTRAINED_KEYS = ("grammar", "response_format", "tools", "functions")
 
 
-def _deadline_processor(deadline: float, eos: int) -> Callable[[Any, Any], Any]:
-    """A logits processor that makes end-of-text the only choice once ``deadline`` has passed.
+@dataclass(frozen=True)
+class TokenProgress:
+    """How far a local call has got: its model, the prompt's tokens, answer tokens so far, seconds since the
+    first answer token."""
+
+    model: str
+    prompt_tokens: int
+    output_tokens: int
+    seconds: float
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.output_tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+_on_tokens: contextvars.ContextVar[Callable[[TokenProgress], None] | None] = contextvars.ContextVar(
+    "promptkit_on_tokens", default=None
+)
+
+
+@contextlib.contextmanager
+def watch_tokens(callback: Callable[[TokenProgress], None]) -> Iterator[None]:
+    """Call ``callback`` (from the model's thread) after each token of every local call made inside the block.
+
+    For progress displays: keep the callback cheap, it runs between tokens."""
+    token = _on_tokens.set(callback)
+    try:
+        yield
+    finally:
+        _on_tokens.reset(token)
+
+
+def _cpu_ticks() -> tuple[int, int]:
+    """(busy ticks of the whole machine, busy ticks of this process) from /proc."""
+    with open("/proc/stat", encoding="ascii") as handle:
+        fields = [int(x) for x in handle.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    with open("/proc/self/stat", encoding="ascii") as handle:
+        own = handle.read().rsplit(")", 1)[1].split()
+    return sum(fields[:8]) - idle, int(own[11]) + int(own[12])
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _free_cores(cores: int, before: tuple[int, int], after: tuple[int, int], seconds: float) -> int:
+    """Cores left over from other processes between two ``_cpu_ticks`` samples ``seconds`` apart."""
+    ticks = seconds * os.sysconf("SC_CLK_TCK")
+    if ticks <= 0:
+        return cores
+    others = max(0.0, ((after[0] - before[0]) - (after[1] - before[1])) / ticks)
+    return max(1, min(cores, cores - int(others + 0.5)))
+
+
+def auto_threads(sample_s: float = 0.1) -> int:
+    """Threads for a local model: every core this process may use, less the cores other processes keep busy.
+
+    llama.cpp's threads wait for each other at every layer, spinning; a thread whose core is taken by another
+    process stalls the rest, so on a 2-core machine with one other busy process 2 threads run far slower than
+    1. Measured over ``sample_s`` from /proc; where that cannot be read, every core.
+    """
+    cores = _cores()
+    try:
+        before = _cpu_ticks()
+        time.sleep(sample_s)
+        return _free_cores(cores, before, _cpu_ticks(), sample_s)
+    except (OSError, ValueError, IndexError):
+        return cores
+
+
+class _ThreadChooser:
+    """Re-chooses an "auto" model's thread count while it computes, from the CPU use of other processes
+    since the last choice: at most once a second, between two batches of the prompt or two answer tokens
+    (reading /proc costs ~50 µs). A count chosen once would keep a model on one thread long after a
+    neighbour that was busy at load time has gone, or on every core while a neighbour now needs one."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self.cores = _cores()
+        self.at = time.monotonic()
+        try:
+            self.sample: tuple[int, int] | None = _cpu_ticks()
+        except (OSError, ValueError, IndexError):
+            self.sample = None
+
+    def adjust(self, llama: Any) -> None:
+        now = time.monotonic()
+        if self.sample is None or now - self.at < 1.0:
+            return
+        try:
+            sample = _cpu_ticks()
+        except (OSError, ValueError, IndexError):
+            return
+        threads = _free_cores(self.cores, self.sample, sample, now - self.at)
+        self.sample, self.at = sample, now
+        if threads != self.threads:
+            llama._ctx.set_n_threads(threads, threads)
+            llama.n_threads = llama.n_threads_batch = threads
+            self.threads = threads
+
+
+def _adapt_threads(llama: Any, chooser: _ThreadChooser) -> None:
+    """Make ``llama.eval`` (every prompt batch, every answer token) give ``chooser`` its chance first."""
+    evaluate = llama.eval
+
+    def eval_adapting(tokens: Any) -> None:
+        step = max(1, int(llama.n_batch))
+        for start in range(0, len(tokens), step):
+            chooser.adjust(llama)
+            evaluate(tokens[start : start + step])
+
+    llama.eval = eval_adapting
+
+
+def _watcher(
+    model: _LoadedModel,
+    deadline: float | None,
+    stop: threading.Event,
+    on_tokens: Callable[[TokenProgress], None] | None,
+    constrained: bool,
+) -> Callable[[Any, Any], Any]:
+    """A logits processor run before each answer token: it reports progress, and once ``deadline`` has passed
+    or ``stop`` is set it makes end-of-text the only choice (not under a grammar, which must finish).
 
     It runs inside a ctypes callback, where exceptions are swallowed, so it cannot abort the call; ending the
     answer early is the way to free the model for the calls queued behind it.
     """
+    eos = model.llama.token_eos()
+    name = model.name
+    state: dict[str, Any] = {"prompt": None, "first": 0.0}
 
     def check(input_ids: Any, scores: Any) -> Any:
-        if time.monotonic() > deadline:
+        if state["prompt"] is None:
+            state["prompt"] = len(input_ids)
+            state["first"] = time.perf_counter()
+        if on_tokens is not None:
+            done = len(input_ids) - state["prompt"]
+            on_tokens(TokenProgress(name, state["prompt"], done, time.perf_counter() - state["first"]))
+        if not constrained and (stop.is_set() or (deadline is not None and time.monotonic() > deadline)):
             scores[:] = -float("inf")
             scores[eos] = 0.0
         return scores
@@ -228,8 +393,10 @@ def _consume_exception(future: asyncio.Future[Any]) -> None:
 class LlamaBackend(BaseBackend):
     """A local GGUF model, run in-process with llama-cpp-python.
 
-    ``n_threads`` sets the threads for generation and (unless ``n_threads_batch`` is given) prompt evaluation;
-    ``None`` keeps llama-cpp-python's defaults. ``prefix_cache``: ``True`` keeps up to 2 GiB of llama.cpp states keyed by prompt tokens, so a call that
+    ``n_threads`` sets the threads for generation and (unless ``n_threads_batch`` is given) prompt evaluation:
+    ``"auto"`` (default) picks, when the model loads, the cores that other processes leave free (see
+    :func:`auto_threads`); ``None`` keeps llama-cpp-python's defaults (half the cores). ``max_tokens`` caps an
+    answer whose request sets none (``None``: no cap). ``prefix_cache``: ``True`` keeps up to 2 GiB of llama.cpp states keyed by prompt tokens, so a call that
     shares a long prefix with an earlier one (not just the previous one) skips re-evaluating it; an ``int`` sets
     the capacity in bytes; ``False`` or ``0`` turns it off. Other keyword arguments go to ``llama_cpp.Llama``.
     The model loads on first use (or on :meth:`load`) and is shared with other backends for the same file
@@ -246,24 +413,40 @@ class LlamaBackend(BaseBackend):
         model_path: str | Path,
         *,
         n_ctx: int = 4096,
-        n_threads: int | None = None,
+        n_threads: int | str | None = "auto",
         seed: int = 0,
+        max_tokens: int | None = DEFAULT_MAX_TOKENS,
         prefix_cache: bool | int = True,
         chat_format: str | None = None,
         verbose: bool = False,
         **llama_kwargs: Any,
     ) -> None:
         path = Path(model_path).expanduser()
+        label = path.name
+        if not path.is_file():  # a catalog name ("local:qwen2.5-coder-0.5b") means the model store's file
+            from promptkit.models import resolve_local_model
+
+            path = resolve_local_model(model_path)
+            label = str(model_path)
         where = str(path)
-        if not path.is_file():
-            raise BackendUnavailable("model file not found", location=where)
         if importlib.util.find_spec("llama_cpp") is None:
             raise BackendUnavailable(_INSTALL_HINT, location=where)
         if n_ctx < 1:
             raise ConfigError(f"n_ctx must be at least 1, got {n_ctx}", location=where)
+        if max_tokens is not None and max_tokens < 1:
+            raise ConfigError(f"max_tokens must be at least 1, got {max_tokens}", location=where)
+        if (
+            n_threads is not None
+            and n_threads != "auto"
+            and (not isinstance(n_threads, int) or n_threads < 1)
+        ):
+            raise ConfigError(
+                f"n_threads must be a positive number, 'auto' or None, got {n_threads!r}", location=where
+            )
+        self.max_tokens = max_tokens
         self.model_path = path.resolve()
         self.model_name = path.name
-        self.name = f"local:{path.name}"
+        self.name = f"local:{label}"
         self._capacity = _cache_capacity(prefix_cache, where)
         load_kwargs: dict[str, Any] = {"n_ctx": n_ctx, "seed": seed, "verbose": verbose, **llama_kwargs}
         if n_threads is not None:
@@ -289,6 +472,16 @@ class LlamaBackend(BaseBackend):
 
     def __repr__(self) -> str:
         return f"LlamaBackend({str(self.model_path)!r}, n_ctx={self._load_kwargs['n_ctx']})"
+
+    @property
+    def context_window(self) -> int:
+        """Tokens the loaded context holds, prompt and answer together (``n_ctx``)."""
+        return int(self._load_kwargs["n_ctx"])
+
+    @property
+    def n_threads(self) -> int | None:
+        """Threads the loaded model generates with (None: llama-cpp-python's default); loads the model."""
+        return self._loaded().llama.n_threads  # type: ignore[no-any-return]
 
     # -- loading -------------------------------------------------------------------------------------------
 
@@ -352,6 +545,8 @@ class LlamaBackend(BaseBackend):
             kwargs["temperature"] = request.temperature
         if request.max_tokens is not None:
             kwargs["max_tokens"] = request.max_tokens
+        elif self.max_tokens is not None:
+            kwargs["max_tokens"] = self.max_tokens
         if request.top_p is not None:
             kwargs["top_p"] = request.top_p
         if request.stop:
@@ -384,16 +579,24 @@ class LlamaBackend(BaseBackend):
         return BackendError(f"llama.cpp failed: {type(exc).__name__}: {exc}", location=where)
 
     @staticmethod
-    def _call(model: _LoadedModel, kwargs: dict[str, Any], deadline: float | None) -> tuple[Any, float]:
+    def _call(
+        model: _LoadedModel,
+        kwargs: dict[str, Any],
+        deadline: float | None,
+        stop: threading.Event | None = None,
+        on_tokens: Callable[[TokenProgress], None] | None = None,
+    ) -> tuple[Any, float]:
         """The completion and its compute seconds; the caller holds ``model.lock``."""
-        if deadline is not None:
-            if time.monotonic() > deadline:
-                raise _DeadlinePassed  # timed out while queued: don't start
-            if not any(key in kwargs for key in _CONSTRAINED_KEYS):
-                from llama_cpp import LogitsProcessorList
+        if deadline is not None and time.monotonic() > deadline:
+            raise _DeadlinePassed  # timed out while queued: don't start
+        if stop is not None and stop.is_set():
+            raise asyncio.CancelledError  # given up while queued
+        if deadline is not None or stop is not None or on_tokens is not None:
+            from llama_cpp import LogitsProcessorList
 
-                eos = model.llama.token_eos()
-                kwargs["logits_processor"] = LogitsProcessorList([_deadline_processor(deadline, eos)])
+            constrained = any(key in kwargs for key in _CONSTRAINED_KEYS)
+            watcher = _watcher(model, deadline, stop or threading.Event(), on_tokens, constrained)
+            kwargs["logits_processor"] = LogitsProcessorList([watcher])
         started = time.perf_counter()
         completion = model.llama.create_chat_completion(**kwargs)
         elapsed = time.perf_counter() - started
@@ -402,17 +605,26 @@ class LlamaBackend(BaseBackend):
         return completion, elapsed
 
     @staticmethod
-    def _run(model: _LoadedModel, kwargs: dict[str, Any], deadline: float | None) -> tuple[Any, float]:
+    def _run(
+        model: _LoadedModel,
+        kwargs: dict[str, Any],
+        deadline: float | None,
+        stop: threading.Event | None = None,
+        on_tokens: Callable[[TokenProgress], None] | None = None,
+    ) -> tuple[Any, float]:
         with model.lock:
-            return LlamaBackend._call(model, kwargs, deadline)
+            return LlamaBackend._call(model, kwargs, deadline, stop, on_tokens)
 
     @staticmethod
-    def _run_here(model: _LoadedModel, kwargs: dict[str, Any]) -> tuple[Any, float] | None:
-        """Run an untimed call on this thread if the model is free this instant; None if it is busy."""
+    def _run_here(
+        model: _LoadedModel, kwargs: dict[str, Any], on_tokens: Callable[[TokenProgress], None] | None
+    ) -> tuple[Any, float] | None:
+        """Run an untimed call on this thread if the model is free this instant; None if it is busy.
+        (Ctrl-C needs no stop flag here: it interrupts the Python loop between tokens.)"""
         if not model.lock.acquire(blocking=False):
             return None
         try:
-            return LlamaBackend._call(model, kwargs, None)
+            return LlamaBackend._call(model, kwargs, None, None, on_tokens)
         finally:
             model.lock.release()
 
@@ -421,26 +633,31 @@ class LlamaBackend(BaseBackend):
         model = await self._model_async()
         kwargs = self._call_kwargs(request)
         loop = asyncio.get_running_loop()
+        on_tokens = _on_tokens.get()
+        stop = threading.Event()
         try:
             done = None
             if request.timeout_s is None and _loop_is_idle(loop):
-                done = self._run_here(model, kwargs)
+                done = self._run_here(model, kwargs, on_tokens)
             if done is not None:
                 completion, compute_s = done
-            elif request.timeout_s is None:
-                completion, compute_s = await loop.run_in_executor(
-                    model.executor, self._run, model, kwargs, None
-                )
             else:
-                deadline = time.monotonic() + request.timeout_s
-                call = loop.run_in_executor(model.executor, self._run, model, kwargs, deadline)
-                # A running llama.cpp call cannot be interrupted: stop waiting at the deadline, and let the
-                # deadline processor (or max_tokens, under a grammar) end the call on the worker thread.
+                deadline = None if request.timeout_s is None else time.monotonic() + request.timeout_s
+                call = loop.run_in_executor(
+                    model.executor, self._run, model, kwargs, deadline, stop, on_tokens
+                )
+                # A running llama.cpp call cannot be interrupted: stop waiting at the deadline (or when the
+                # caller is cancelled, e.g. by Ctrl-C), and let the watcher (or max_tokens, under a grammar)
+                # end the call on the worker thread at its next token.
                 try:
                     completion, compute_s = await asyncio.wait_for(asyncio.shield(call), request.timeout_s)
                 except asyncio.TimeoutError:
                     call.add_done_callback(_consume_exception)
                     raise _DeadlinePassed from None
+                except asyncio.CancelledError:
+                    stop.set()
+                    call.add_done_callback(_consume_exception)
+                    raise
         except Exception as exc:
             raise self._error(exc, request) from None
         choice = completion["choices"][0]

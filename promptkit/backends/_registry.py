@@ -24,6 +24,7 @@ from typing import Any
 from promptkit.backends._base import Backend
 from promptkit.config import Config, ModelAlias, load_config
 from promptkit.errors import BackendUnavailable, ConfigError
+from promptkit.models import catalog_entry
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -214,7 +215,12 @@ def resolve_model(spec: str | Backend, config: Config | None = None, *, cache: b
         where = _alias_location(config, alias.name)
         scheme, target = _split(alias.model, where)
         options = dict(alias.options)
-        if scheme == "local" and config.source is not None and not Path(target).expanduser().is_absolute():
+        if (
+            scheme == "local"
+            and config.source is not None
+            and not Path(target).expanduser().is_absolute()
+            and catalog_entry(target) is None  # a catalog name is not a path
+        ):
             # Relative model paths are relative to the config file, not to wherever the command runs.
             target = str(config.source.parent / Path(target).expanduser())
     else:

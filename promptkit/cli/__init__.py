@@ -18,10 +18,14 @@ __all__ = ["main", "cli", "COMMANDS"]
 
 # command name -> (module, short help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("promptkit.cli.init", "Write a commented promptkit.toml with local models as the first tiers."),
     "templates": ("promptkit.cli.templates", "List, show and lint prompt templates."),
     "render": ("promptkit.cli.render", "Render a template to messages, with their token count."),
     "generate": ("promptkit.cli.generate", "Render, call a model, validate and print the answer."),
-    "models": ("promptkit.cli.models", "Model utilities: make a tiny test GGUF, convert an embedder."),
+    "models": (
+        "promptkit.cli.models",
+        "Pull, verify, list and benchmark local models; make a tiny test GGUF.",
+    ),
     "ledger": ("promptkit.cli.ledger", "Show tokens, cost, retries and escalations per run."),
     "cache": ("promptkit.cli.cache", "Inspect and clear the response cache."),
     "plan": ("promptkit.cli.plan", "Turn an app spec into a typed plan of verified steps."),

@@ -59,6 +59,16 @@ def _make_plan(spec: Path, planner: str, model: str | None, router_file: Path | 
     return get_planner(planner, **options).plan(loaded)
 
 
+def _app_tests(out_dir: Path) -> Any:
+    """The generated app's whole test suite, run in the sandbox; None when it has no tests."""
+    from promptkit.backends import run_sync
+    from promptkit.execution import Pytest
+
+    if not any(out_dir.glob("tests/test_*.py")):
+        return None
+    return run_sync(Pytest(tests=["tests"])(out_dir))
+
+
 def _confirm(out: Any) -> Any:
     def ask(step: Step, diff: str | None) -> bool:
         from rich.syntax import Syntax
@@ -159,8 +169,10 @@ def command(
         err.print(plan.tree(), soft_wrap=False)
 
     def finish(report: RunReport) -> None:
+        suite = _app_tests(out_dir)
         if as_json:
-            print_json({**report.model_dump(mode="json"), "ok": report.ok})
+            tests = None if suite is None else {"ok": suite.ok, "summary": suite.summary}
+            print_json({**report.model_dump(mode="json"), "ok": report.ok, "app_tests": tests})
         else:
             console().print(report.table())
             if report.no_model:
@@ -173,7 +185,12 @@ def command(
                     "--model ..."
                 )
             err.print(report.summary())
-        if not report.ok:
+            if suite is not None:
+                from rich.markup import escape
+
+                colour = "green" if suite.ok else "red"
+                err.print(f"[{colour}]the app's own tests, sandboxed: {escape(suite.summary)}[/]")
+        if not report.ok or (suite is not None and not suite.ok):
             raise click.exceptions.Exit(1)
 
     kw: dict[str, Any] = dict(options, concurrency=concurrency, budget_tokens=budget)
@@ -188,6 +205,8 @@ def command(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from promptkit.backends import TokenProgress, watch_tokens
+
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -198,12 +217,26 @@ def command(
     ) as progress:
         task = progress.add_task("scaffold", total=len(plan.steps))
         counted: set[str] = set()
+        current = {"step": ""}
 
         def on_step(step: Step, state: StepState) -> None:
             if state.status in _FINAL and step.id not in counted:
                 counted.add(step.id)
                 progress.advance(task)
-            progress.update(task, description=f"{step.id}: {state.status}")
+            where = (
+                f" · attempt {state.attempts} on {state.tier_name}"
+                if state.attempts and state.tier_name
+                else ""
+            )
+            current["step"] = f"{step.id}{where}"
+            progress.update(task, description=f"{step.id}: {state.status}{where}")
+
+        def on_tokens(p: TokenProgress) -> None:
+            # From the model's thread, between tokens: rich's refresh thread draws it.
+            progress.update(
+                task,
+                description=f"{current['step']} · {p.output_tokens} tokens · {p.tokens_per_s:.1f} tokens/s",
+            )
 
         def on_start(run_id: str) -> None:
             err.print(f"run {run_id} → {out_dir}")
@@ -217,8 +250,9 @@ def command(
                 progress.advance(task, len(done))
 
         kw.update(on_step=on_step, on_start=on_start)
-        if resume:
-            report = run_sync(aresume_run(run_id, out_dir, **kw))
-        else:
-            report = run_sync(aexecute_plan(plan, out_dir, **kw))
+        with watch_tokens(on_tokens):
+            if resume:
+                report = run_sync(aresume_run(run_id, out_dir, **kw))
+            else:
+                report = run_sync(aexecute_plan(plan, out_dir, **kw))
     finish(report)

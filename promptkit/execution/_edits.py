@@ -5,6 +5,7 @@ Accepted answer shapes (a pydantic output or plain JSON):
     {"files": [{"path": "a.py", "content": "..."}]}        # whole files
     {"files": [{"path": "a.py", "diff": "@@ -1,2 +1,2 @@..."}]}
     {"path": "a.py", "diff": "..."}                          # one edit
+    FilesAnswer (fenced blocks under path lines)             # whole files, promptkit.prompts.FilesAnswer
     "--- a/a.py\\n+++ b/a.py\\n@@ ..."                         # a free-text multi-file unified diff
 
 The applier is strict on purpose: every context and removed line must match exactly (no fuzz), so a model's
@@ -16,7 +17,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,13 +66,29 @@ def _edit_from_mapping(item: Mapping[str, Any], where: str) -> FileEdit:
     return FileEdit(path=path, content=content, diff=diff, delete=delete)
 
 
+def _name_unnamed(items: list[Any], allowed: Sequence[str]) -> list[Any]:
+    unnamed = [i for i, item in enumerate(items) if isinstance(item, Mapping) and item.get("path") is None]
+    if len(unnamed) != 1:
+        return items
+    named = {item.get("path") for item in items if isinstance(item, Mapping)}
+    free = [p for p in allowed if not any(c in p for c in "*?[") and p not in named]
+    if not free:
+        return items
+    items[unnamed[0]] = {**items[unnamed[0]], "path": free[0]}
+    return items
+
+
 def _plain(output: Any) -> Any:
     dump = getattr(output, "model_dump", None)
     return dump() if callable(dump) else output
 
 
-def parse_edits(output: Any) -> list[FileEdit]:
-    """The edits in a model's answer (see the module docstring); ``WorkspaceError`` when there are none."""
+def parse_edits(output: Any, allowed: Sequence[str] = ()) -> list[FileEdit]:
+    """The edits in a model's answer (see the module docstring); ``WorkspaceError`` when there are none.
+
+    A fenced-block answer whose one file has no path line gets the first of ``allowed`` (plain paths, not
+    globs) that no other edit names: small models often write just the code block for a one-file step.
+    """
     data = _plain(output)
     if isinstance(data, str):
         text = data.strip()
@@ -94,6 +111,7 @@ def parse_edits(output: Any) -> list[FileEdit]:
         raise WorkspaceError(
             "the answer holds no file edits: expected {files: [{path, content | diff}]}", location="answer"
         )
+    items = _name_unnamed([_plain(item) for item in items], allowed)
     edits = []
     for index, item in enumerate(items):
         item = _plain(item)

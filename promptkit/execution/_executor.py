@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 from promptkit.backends import Backend, run_sync
 from promptkit.errors import (
     AttemptsExhausted,
+    ContextBudgetError,
     OutputValidationError,
     PromptkitError,
     RoutingError,
@@ -32,9 +33,10 @@ from promptkit.errors import (
     WorkspaceError,
 )
 from promptkit.execution._edits import FileEdit, parse_edits, render_diff
+from promptkit.execution._outline import outline_python
 from promptkit.execution._report import NO_MODEL_HINT, RunReport, RunTotals, StepReport
 from promptkit.execution._runstate import RunState, StepState, state_dir_for
-from promptkit.execution._verifiers import VerifierResult, run_verifiers, verifier_from_spec
+from promptkit.execution._verifiers import VerifierResult, ruff_fix, run_verifiers, verifier_from_spec
 from promptkit.execution._workspace import Workspace
 from promptkit.generation import Feedback, GenerateResult, agenerate, repair_loop
 from promptkit.planning import Plan, Step, glob_to_regex, is_glob, path_allowed
@@ -61,6 +63,11 @@ StepCallback = Callable[[Step, StepState], None]
 
 REPAIR_TEMPLATE = "fix_step"
 _ERRORS_LIMIT = 30_000
+
+
+# Files a step only reads are shown whole up to this size, as an outline above it: on a CPU, every prompt
+# token costs prefill time, and a model using a module needs its signatures, not its bodies.
+OUTLINE_OVER_CHARS = 1500
 
 
 class _Declined(Exception):
@@ -172,6 +179,7 @@ class Executor:
         max_tokens: int | None = None,
         on_step: StepCallback | None = None,
         spec_name: str | None = None,
+        tidy: bool = True,
     ) -> None:
         if model is not None and router is not None:
             raise RoutingError(
@@ -192,11 +200,14 @@ class Executor:
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.on_step = on_step
+        # Model-written Python gets ruff's safe fixes before it is verified (see ruff_fix).
+        self.tidy = tidy
         self.spec_name = spec_name or plan.spec.name
         self.state = RunState.for_workspace(self.workspace.root)
         self.run_id = ""
         self._runs: dict[str, _StepRun] = {}
         self._verify_lock = asyncio.Lock()
+        self._model_slots = asyncio.Semaphore(1 if self._all_local() else self.concurrency)
         self._log_path: Path | None = None
         self.timings: dict[str, float] = {"apply_s": 0.0, "verifiers_s": 0.0, "model_s": 0.0}
         # Verifier specs are checked before anything runs: a typo fails the run, not step 7.
@@ -216,6 +227,16 @@ class Executor:
 
             config = load_config()
         return Router.for_model(model, max_attempts=1, config=config)
+
+    def _all_local(self) -> bool:
+        """Whether every deployment the router can call is a local model (False when unknown)."""
+        tiers = getattr(self.router, "tiers", None)
+        if not tiers:
+            return False
+        try:
+            return all(d.is_local for tier in tiers for d in tier.deployments)
+        except PromptkitError:  # a model that cannot be resolved yet: decided by the call itself
+            return False
 
     @staticmethod
     def _ledger(ledger: Ledger | bool | None) -> Ledger | None:
@@ -376,7 +397,10 @@ class Executor:
                 state.status = "skipped"
                 state.reason = f"model step: {NO_MODEL_HINT}"
             else:
-                await self._model_step(run)
+                # Local models compute one call at a time: a step waiting for one would only spend its
+                # per-attempt time limit in the queue.
+                async with self._model_slots:
+                    await self._model_step(run)
         except _Declined:
             state.status = "skipped"
             state.reason = "declined at --confirm"
@@ -402,6 +426,12 @@ class Executor:
             errors=state.errors[-1:],
         )
         self._notify(step, state)
+
+    def _keep_answer(self, step_id: str, attempt: int, tier: str, text: str) -> None:
+        """Each model answer as it came, in the run folder: what a model got wrong is worth reading."""
+        target = self.run_dir / "answers" / step_id / f"{attempt:02d}-{tier}.md"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
 
     def _keep_failed_files(self, run: _StepRun) -> None:
         for path, content in run.last_files.items():
@@ -444,27 +474,36 @@ class Executor:
 
         assert self.router is not None and step.template is not None
         routes = self.router.route(self._features(step, template_for(step.template)))
-        if step.route.tier is not None:
+        if step.route.tier == "strongest":
+            routes = routes[-1:]
+        elif step.route.tier is not None:
             # The plan's tier hint is where the cascade starts; escalation still goes up from there.
             hinted = [r for r in routes if r.index is not None and r.index >= step.route.tier]
             routes = hinted or routes[-1:]
         return routes
 
     def _context_files(self, run: _StepRun) -> str:
-        """The files the model sees: the step's own (as its last attempt left them), what it reads, and what
-        its dependencies wrote."""
+        """The files the model sees: the step's own (as its last attempt left them) in full; what it reads and
+        what its dependencies wrote in full when small, else as an outline (signatures and docstrings)."""
         step = run.step
-        paths = [*self.workspace.matching(step.files), *run.last_files]
-        paths += self.workspace.matching(step.reads)
+        own = [*self.workspace.matching(step.files), *run.last_files]
+        others = list(self.workspace.matching(step.reads))
         for dep in step.depends_on:
             dep_run = self._runs.get(dep)
             dep_state = dep_run.state if dep_run else self.state.step(self.run_id, dep)
-            paths += [p for p, digest in dep_state.files.items() if digest is not None]
+            others += [p for p, digest in dep_state.files.items() if digest is not None]
         blocks = []
-        for path in dict.fromkeys(paths):
+        for path in dict.fromkeys([*own, *others]):
             content = run.last_files[path] if path in run.last_files else self.workspace.read(path)
             if content is None:
                 continue
+            if path not in own and path.endswith(".py") and len(content) > OUTLINE_OVER_CHARS:
+                outline = outline_python(content)
+                if outline is not None:
+                    blocks.append(
+                        f"### FILE: {path} (outline: signatures and docstrings)\n{outline.rstrip()}\n"
+                    )
+                    continue
             blocks.append(f"### FILE: {path}\n{content.rstrip()}\n")
         return "\n".join(blocks) if blocks else "(none)"
 
@@ -519,7 +558,8 @@ class Executor:
                 state.escalations += 1
                 self._log("step_escalated", step.id, to_tier=route.tier.name)
             tier_router = cast(Router, _OneTier(self.router, route))
-            budget = self.budget_tokens or self._context_budget(route)
+            # generate() fits the prompt to the tier's context window; budget_tokens is the user's own cap.
+            budget = self.budget_tokens
             run.last_files = {}
 
             async def attempt(
@@ -529,7 +569,9 @@ class Executor:
                 budget: int | None = budget,
             ) -> _Outcome:
                 state.attempts += 1
+                state.tier_name = tier_name
                 self.state.save_step(self.run_id, state)
+                self._notify(step, state)
                 if feedback:
                     template = template_for(REPAIR_TEMPLATE)
                     inputs = self._inputs(run, template, errors=feedback[-1].error, attempt=len(feedback))
@@ -555,20 +597,20 @@ class Executor:
                 except AttemptsExhausted as exc:
                     last = exc.attempts[-1] if exc.attempts else None
                     self._account(state, exc.attempts)
-                    return _Outcome(
-                        error=getattr(last, "error", None) or exc.message,
-                        raw=getattr(last, "raw_output", "") or "",
-                    )
+                    raw = getattr(last, "raw_output", "") or ""
+                    self._keep_answer(step.id, state.attempts, tier_name, raw)
+                    return _Outcome(error=getattr(last, "error", None) or exc.message, raw=raw)
                 finally:
                     self.timings["model_s"] += time.perf_counter() - clock
                 self._account(state, result.attempts)
+                self._keep_answer(step.id, state.attempts, tier_name, result.text)
                 return _Outcome(result=result)
 
             async def validate(outcome: _Outcome) -> GenerateResult:
                 if outcome.result is None:
                     raise OutputValidationError(outcome.error or "no answer", raw_output=outcome.raw)
                 try:
-                    edits = parse_edits(outcome.result.output)
+                    edits = parse_edits(outcome.result.output, allowed=step.files)
                 except WorkspaceError as exc:
                     raise OutputValidationError(str(exc), raw_output=outcome.result.text) from None
                 error = await self._apply_and_verify(run, edits, attempt=state.attempts)
@@ -595,6 +637,11 @@ class Executor:
                 last_errors = [str(exc)]
                 self._log("tier_unavailable", step.id, tier=route.tier.name, error=str(exc))
                 continue
+            except ContextBudgetError as exc:
+                # The prompt fits this tier's context window under no trimming: a larger window may take it.
+                last_errors = [str(exc)]
+                self._log("tier_too_small", step.id, tier=route.tier.name, error=str(exc))
+                continue
             result = looped.value
             state.status = "passed"
             state.tier = route.index
@@ -603,18 +650,6 @@ class Executor:
             return
         state.status = "failed"
         state.errors.extend(last_errors[-2:] or ["no tier could carry out the step"])
-
-    def _context_budget(self, route: Route) -> int | None:
-        """Tokens the prompt may take on this tier: the model's context (``n_ctx`` of its alias) less the
-        answer's room; None when unknown (no trimming)."""
-        deployment = route.tier.primary
-        if not isinstance(deployment.model, str):
-            return None
-        n_ctx = deployment.alias.options.get("n_ctx")
-        if not isinstance(n_ctx, int) or isinstance(n_ctx, bool):
-            return None
-        room = self.max_tokens or max(512, n_ctx // 4)
-        return max(256, n_ctx - room)
 
     @staticmethod
     def _account(state: StepState, attempts: Sequence[Any]) -> None:
@@ -652,7 +687,10 @@ class Executor:
                 for edit in edits:
                     self.workspace.check(edit.path, step.files, step=step.id)
                     before = self.workspace.read(edit.path)
-                    planned[edit.path] = (before, edit.apply(before))
+                    after = edit.apply(before)
+                    if after is not None and edit.path.endswith(".py") and self.tidy and step.uses_model:
+                        after = await asyncio.to_thread(ruff_fix, after, edit.path, self.workspace.root)
+                    planned[edit.path] = (before, after)
             except WorkspaceError as exc:
                 self._log("edit_refused", step.id, attempt=attempt, error=str(exc))
                 return str(exc)

@@ -115,6 +115,8 @@ class RunReport(BaseModel):
         table.add_column("status", no_wrap=True)
         table.add_column("att.", justify="right")
         table.add_column("model (tier)", overflow="fold")
+        table.add_column("tokens", justify="right")
+        table.add_column("s", justify="right")
         table.add_column("verifiers")
         table.add_column("note", overflow="fold", ratio=1)
         for step in self.steps:
@@ -138,6 +140,10 @@ class RunReport(BaseModel):
                 f"[{colors.get(step.status, 'white')}]{step.status}[/]",
                 str(step.attempts),
                 escape(model),
+                f"{step.input_tokens}+{step.output_tokens}"
+                if step.input_tokens or step.output_tokens
+                else "-",
+                f"{step.duration_s:.0f}",
                 verdicts or "-",
                 escape(note),
             )

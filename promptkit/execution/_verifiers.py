@@ -422,6 +422,26 @@ class Ruff(_Sandboxed):
         )
 
 
+def ruff_fix(source: str, path: str, cwd: Path) -> str:
+    """``source`` with ruff's safe fixes applied (unused imports, import order, stray whitespace), as the
+    project's ruff configuration in ``cwd`` selects them; unchanged when ruff is missing or fails.
+
+    A model's round trip to delete an unused import costs a minute on a CPU; ruff does it in milliseconds.
+    Ruff only parses the code, it never runs it.
+    """
+    import subprocess
+
+    base = Ruff._command()
+    if base is None:
+        return source
+    cmd = [*base, "check", "--fix", "--exit-zero", "--quiet", "--no-cache", "--stdin-filename", path, "-"]
+    try:
+        done = subprocess.run(cmd, input=source, capture_output=True, text=True, cwd=cwd, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return source
+    return done.stdout if done.returncode == 0 and done.stdout.strip() else source
+
+
 _PYTEST_COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected|warnings?)\b")
 _PYTEST_SUMMARY = re.compile(
     r"^=*\s*(?:\d+ \w+(?:, )?)+.* in [\d.]+s.*$|^no tests ran in [\d.]+s.*$", re.MULTILINE
@@ -431,7 +451,12 @@ _PYTEST_EXIT = {2: "interrupted", 3: "internal error", 4: "usage error", 5: "no 
 
 @verifier("pytest")
 class Pytest(_Sandboxed):
-    """``python -m pytest -q -x -p no:cacheprovider [args] [tests]`` passes; the counts are parsed."""
+    """``python -m pytest -q -x -p no:cacheprovider [args] [tests]`` passes; the counts are parsed.
+
+    ``expect="fail"`` checks tests written before the code they test ("red before green"): it passes only
+    when every test runs and fails. A test that passes before the feature exists cannot tell whether the
+    feature works, and one that errors (a syntax error, a missing fixture) tests nothing.
+    """
 
     name = "pytest"
     default_limits = Limits(wall_s=120, cpu_s=120, memory_mb=1024)
@@ -441,10 +466,14 @@ class Pytest(_Sandboxed):
         args: Sequence[str] = (),
         tests: str | Sequence[str] | None = None,
         *,
+        expect: str = "pass",
         limits: Limits | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(limits, env)
+        if expect not in ("pass", "fail"):
+            raise ConfigError(f"expect must be 'pass' or 'fail', got {expect!r}", location="pytest.expect")
+        self.expect = expect
         if isinstance(args, str):
             args = shlex.split(args)
         if not all(isinstance(a, str) for a in args):
@@ -465,6 +494,8 @@ class Pytest(_Sandboxed):
         return counts
 
     async def __call__(self, workspace: Path) -> VerifierResult:
+        if self.expect == "fail":
+            return await self._red(workspace)
         cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *self.args, *self.tests]
         result, duration = await self._run(workspace, cmd)
         details = _output(result)
@@ -482,6 +513,35 @@ class Pytest(_Sandboxed):
         elif result.returncode not in (1, 5):
             summary += f": {_last_line(details)}"
         return self._result(False, summary, details, duration, **counts)
+
+    async def _red(self, workspace: Path) -> VerifierResult:
+        cmd = [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", *self.args, *self.tests]
+        result, duration = await self._run(workspace, cmd)
+        details = _output(result)
+        counts = self.parse_counts(result.stdout)
+        if result.killed_reason:
+            return self._result(False, _killed(self.name, result, self.limits), details, duration, **counts)
+        lines = result.stdout.splitlines()
+        passed = [ln.split(" ", 1)[1] for ln in lines if ln.startswith("PASSED ")]
+        errors = [ln for ln in lines if ln.startswith("ERROR ")]
+        failed = counts.get("failed", 0)
+        if passed:
+            summary = (
+                f"pytest (red first): {len(passed)} test(s) pass before the code they test exists, so they "
+                f"cannot tell whether it works: {', '.join(passed[:5])}"
+            )
+            return self._result(False, summary, details, duration, **counts)
+        if errors or counts.get("errors") or result.returncode not in (0, 1) or failed == 0:
+            why = errors[0] if errors else _last_line(details) or f"exit {result.returncode}"
+            summary = f"pytest (red first): the tests do not run as tests: {why}"
+            return self._result(False, summary, details, duration, **counts)
+        return self._result(
+            True,
+            f"pytest (red first): all {failed} test(s) fail before the code exists",
+            details,
+            duration,
+            **counts,
+        )
 
 
 @verifier("command")

@@ -15,6 +15,7 @@ from promptkit.cache import ExactCache, SemanticCache
 from promptkit.errors import (
     AttemptsExhausted,
     ConfigError,
+    ContextBudgetError,
     OutputValidationError,
     RoutingError,
     TransportError,
@@ -30,14 +31,23 @@ from promptkit.generation._loop import Feedback, repair_loop
 from promptkit.generation._parse import Accept, check_acceptance, feedback_messages, parse_output
 from promptkit.generation._result import GenerateResult
 from promptkit.ledger import Ledger, scrub_secrets
-from promptkit.prompts import Template, approximate_tokens, count_tokens
+from promptkit.prompts import (
+    RenderedPrompt,
+    Template,
+    TextFormat,
+    approximate_tokens,
+    count_tokens,
+    surely_fits,
+)
 from promptkit.routing import Answer, CallContext, Route, RouteFeatures, Router
 from promptkit.types import trusted_model
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pydantic import BaseModel
 
-__all__ = ["agenerate", "generate"]
+__all__ = ["agenerate", "generate", "answer_room"]
 
 # GenerateRequest fields a caller may set through **kw; anything else goes to request.params.
 _REQUEST_FIELDS = ("top_p", "stop", "seed", "timeout_s")
@@ -71,14 +81,31 @@ def _request(
             fields[name] = value
         else:
             params[name] = value
+    output_model = rendered.output_model
+    if output_model is not None and issubclass(output_model, TextFormat):
+        output_model = None  # written as plain text: no grammar or tool schema; generate() parses it
     return GenerateRequest(
         messages=list(rendered.messages),
         temperature=temperature,
         max_tokens=max_tokens,
-        output_model=rendered.output_model,
+        output_model=output_model,
         params=params,
         **fields,
     )
+
+
+def answer_room(window: int, max_tokens: int | None) -> int:
+    """Tokens kept free for the answer in a context window of ``window``: ``max_tokens`` when the call sets
+    it, else a quarter of the window (at most 2,048)."""
+    if max_tokens is not None:
+        return max_tokens
+    return min(2048, max(256, window // 4))
+
+
+def _context_window(deployment: Any) -> int | None:
+    """The deployment's context window in tokens, when its backend knows it (local models do)."""
+    window = getattr(deployment.backend, "context_window", None)
+    return window if isinstance(window, int) and window > 0 else None
 
 
 def _input_tokens(rendered: Any, router: Router) -> int:
@@ -104,10 +131,14 @@ class _Call:
         cache: ExactCache | None,
         max_attempts: int | None,
         semantic: _Semantic | None = None,
+        refit: Callable[[int, str | None], RenderedPrompt] | None = None,
     ) -> None:
         self.template = template
         self.request = request
-        self.output_model: type[BaseModel] | None = request.output_model
+        self.base_request = request
+        self.refit = refit
+        self.too_long: list[str] = []
+        self.output_model: type[BaseModel] | None = template.output_model
         self.router = router
         self.ctx = ctx
         self.accept = accept
@@ -191,12 +222,14 @@ class _Call:
     async def on_tier(self, route: Route) -> tuple[Answer, Any]:
         """Run the repair loop on one tier; raises AttemptsExhausted or TransportError when it cannot."""
         structured = self.output_model is not None
+        text_format = self.output_model if structured and issubclass(self.output_model, TextFormat) else None
         base = self.request
 
         async def attempt(feedback: tuple[Feedback, ...]) -> Answer:
             request = base
             if feedback:
-                messages = [*base.messages, *feedback_messages(feedback, structured=structured)]
+                turns = feedback_messages(feedback, structured=structured, text_format=text_format)
+                messages = [*base.messages, *turns]
                 request = base.model_copy(update={"messages": messages})
             return await self.router.call(request, route, self.ctx)
 
@@ -245,9 +278,51 @@ class _Call:
             },
         )
 
+    def fit(self, route: Route) -> GenerateRequest | None:
+        """The request for this tier, its prompt fitted to the tier's context window with room for the
+        answer; None (recorded, the cascade moves on) when it cannot fit even after trimming."""
+        base = self.base_request
+        deployment = route.tier.primary
+        window = _context_window(deployment)
+        if window is None:
+            return base
+        room = answer_room(window, base.max_tokens)
+        limit = window - room
+        if surely_fits(base.messages, limit):
+            return base
+        token_model = deployment.alias.model if isinstance(deployment.model, str) else None
+        count = count_tokens(base.messages, token_model)
+        if count <= limit:
+            return base
+        problem = (
+            f"the prompt takes {count} tokens; {deployment.name!r} has a context window of {window} "
+            f"with {room} kept for the answer"
+        )
+        if self.refit is not None and limit > 0:
+            try:
+                rendered = self.refit(limit, token_model)
+                return base.model_copy(update={"messages": list(rendered.messages)})
+            except ContextBudgetError as exc:
+                problem += f", and trimming cannot make it fit ({exc.message})"
+        self.ctx.record(
+            model=deployment.name,
+            tier=route.index,
+            tier_name=route.tier.name,
+            outcome="too_long",
+            error=problem,
+            accepted=False,
+        )
+        self.ctx.next_reason = "escalation"
+        self.too_long.append(problem)
+        return None
+
     async def run(self, routes: list[Route]) -> GenerateResult:
         last: Exception | None = None
         for route in routes:
+            fitted = self.fit(route)
+            if fitted is None:
+                continue
+            self.request = fitted
             if self.cache is not None:
                 hit = await self.from_cache(route)
                 if hit is not None:
@@ -293,6 +368,12 @@ class _Call:
             detail = "no attempt was made"
         # One line: the CLI prints str(error) as the whole story.
         detail = detail.replace(":\n- ", ": ").replace("\n- ", "; ").replace("\n", " ")
+        if last is None and self.too_long:
+            return ContextBudgetError(
+                f"the prompt fits no tier ({tiers}): {self.too_long[-1]}; use a model with a larger context "
+                "window (n_ctx), a smaller max_tokens, or shorter inputs",
+                location=self.location,
+            )
         if ctx.answered:
             error = AttemptsExhausted(
                 f"no answer passed validation and the acceptance check after {len(ctx.attempts)} attempt(s) "
@@ -380,8 +461,13 @@ async def agenerate(
         template_hash=tpl.hash,
         features=features.as_dict(),
     )
+
+    def refit(budget: int, model: str | None) -> RenderedPrompt:
+        return tpl.render(inputs or {}, examples=examples, budget=budget, model=model)
+
     call = _Call(
         template=tpl,
+        refit=refit,
         request=_request(rendered, temperature, max_tokens, kw),
         router=router,
         ctx=ctx,

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from promptkit.errors import OutputValidationError
 from promptkit.generation._loop import Feedback
+from promptkit.prompts import TextFormat
 from promptkit.types import Message
 
 __all__ = ["Accept", "strip_fences", "parse_output", "check_acceptance", "feedback_messages"]
@@ -46,6 +47,16 @@ def parse_output(text: str, output_model: type[BaseModel] | None, *, location: s
     """
     if output_model is None:
         return text
+    if issubclass(output_model, TextFormat):
+        try:
+            return output_model.parse_text(text)
+        except (ValueError, ValidationError) as exc:
+            detail = _describe(exc) if isinstance(exc, ValidationError) else str(exc)
+            raise OutputValidationError(
+                f"the answer is not in the {output_model.format_name} format: {detail}",
+                raw_output=text,
+                location=location,
+            ) from None
     try:
         return output_model.model_validate_json(strip_fences(text))
     except ValidationError as exc:
@@ -85,13 +96,18 @@ async def check_acceptance(
     raise OutputValidationError(reason, raw_output=raw, location=location)
 
 
-def feedback_messages(feedback: Sequence[Feedback], *, structured: bool) -> list[Message]:
+def feedback_messages(
+    feedback: Sequence[Feedback], *, structured: bool, text_format: type[TextFormat] | None = None
+) -> list[Message]:
     """The repair turns appended after the prompt: each failed answer, then exactly what was wrong with it."""
-    instruction = (
-        "Answer again, correctly: reply with only the JSON object that matches the schema, nothing else."
-        if structured
-        else "Answer again, correctly."
-    )
+    if text_format is not None:
+        instruction = f"Answer again, correctly. {text_format.instructions}"
+    elif structured:
+        instruction = (
+            "Answer again, correctly: reply with only the JSON object that matches the schema, nothing else."
+        )
+    else:
+        instruction = "Answer again, correctly."
     out: list[Message] = []
     for item in feedback:
         out.append(Message(role="assistant", content=item.raw_output))

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 __all__ = ["LedgerEntry", "LedgerTotals", "RunSummary", "OUTCOMES", "REASONS", "SUCCESS_OUTCOMES"]
 
 # The vocabulary generate() and the router write; the ledger stores any string but sums by these.
-OUTCOMES = ("ok", "invalid", "transport_error", "error", "budget_refused", "cache_hit")
+OUTCOMES = ("ok", "invalid", "transport_error", "error", "budget_refused", "cache_hit", "too_long")
 SUCCESS_OUTCOMES = ("ok", "cache_hit")
 REASONS = ("reask", "escalation", "fallback", "retry", "learned_skip")
 
@@ -36,7 +36,7 @@ class LedgerEntry(BaseModel):
     saved_usd: float = 0.0
     # Why this attempt happened: None (the first), "reask", "escalation", "fallback", "retry".
     reason: str | None = None
-    # "ok" | "invalid" | "transport_error" | "error" | "budget_refused" | "cache_hit"
+    # "ok" | "invalid" | "transport_error" | "error" | "budget_refused" | "cache_hit" | "too_long"
     outcome: str
     error: str | None = None
     # Input features for a learned router (input size, template tags...). Never request bodies.

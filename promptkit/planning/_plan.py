@@ -87,11 +87,12 @@ def verifier_spec_problem(spec: object) -> str | None:
 
 
 class RouteHint(BaseModel):
-    """A hint for the router: pin a ``tier``, or state a ``difficulty`` that routing rules can match."""
+    """A hint for the router: start at ``tier`` (an index, or ``"strongest"`` for the last configured tier),
+    or state a ``difficulty`` that routing rules can match."""
 
     model_config = ConfigDict(extra="forbid")
 
-    tier: int | None = Field(default=None, ge=0)
+    tier: int | Literal["strongest"] | None = Field(default=None)
     difficulty: Difficulty | None = None
 
 

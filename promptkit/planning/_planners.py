@@ -25,6 +25,7 @@ __all__ = [
     "HybridPlanner",
     "get_planner",
     "steps_from_model_output",
+    "coverage_problems",
     "DEFAULT_VERIFIERS",
 ]
 
@@ -298,10 +299,15 @@ class LLMPlanner:
     def plan(self, spec: AppSpec | TaskSpec) -> Plan:
         def accept(output: Any) -> bool | str:
             try:
-                self._convert(spec, output)
+                plan = self._convert(spec, output)
             except PlanError as exc:
                 return str(exc)
-            return True
+            missing = coverage_problems(spec, plan.steps, packaging=True)
+            return (
+                f"the plan does not cover the spec: {'; '.join(missing)}. Add those steps."
+                if missing
+                else True
+            )
 
         inputs = {
             "spec": spec.to_yaml(),
@@ -309,6 +315,42 @@ class LLMPlanner:
             "max_steps": self.max_steps,
         }
         return self._convert(spec, self.calls.ask(inputs, accept))
+
+
+_IMPLEMENTS = ("generate-code", "refactor", "fix")
+_PACKAGING = ("pyproject.toml", "setup.py", "setup.cfg")
+
+
+def _mentions(step: Step, feature_id: str) -> bool:
+    def norm(text: str) -> str:
+        return text.lower().replace("_", "-")
+
+    words = norm(" ".join([step.id, step.title, step.description or "", *step.files]))
+    return norm(feature_id) in words or norm(feature_id).replace("-", "_") in " ".join(step.files)
+
+
+def coverage_problems(
+    spec: AppSpec | TaskSpec,
+    steps: Sequence[Step],
+    *,
+    features: Sequence[Feature] | None = None,
+    packaging: bool = False,
+) -> list[str]:
+    """What a model's plan leaves out of the spec: a feature without an implementing step or a test step
+    (a step covers a feature when its id, title, description or files name the feature), and, with
+    ``packaging``, no step that writes the project's packaging."""
+    problems = []
+    wanted = features if features is not None else getattr(spec, "features", [])
+    for feature in wanted:
+        mine = [s for s in steps if _mentions(s, feature.id)]
+        if not any(s.kind in _IMPLEMENTS for s in mine):
+            problems.append(f"feature {feature.id!r} has no step that implements it")
+        if not any(s.kind == "write-tests" for s in mine):
+            problems.append(f"feature {feature.id!r} has no step that tests it")
+    if packaging and isinstance(spec, AppSpec):
+        if not any(Path(f).name in _PACKAGING for s in steps for f in s.files):
+            problems.append("no step writes the packaging (pyproject.toml)")
+    return problems
 
 
 def _feature_request(spec: AppSpec, feature: Feature, conventions: str) -> str:
@@ -389,11 +431,14 @@ class HybridPlanner:
                 )
                 return new
 
-            def accept(output: Any, convert: Any = convert) -> bool | str:
+            def accept(output: Any, convert: Any = convert, feature: Feature = feature) -> bool | str:
                 try:
-                    convert(output)
+                    new = convert(output)
                 except PlanError as exc:
                     return str(exc)
+                missing = coverage_problems(spec, new, features=[feature])
+                if missing:
+                    return f"the steps do not cover the feature: {'; '.join(missing)}. Add those steps."
                 return True
 
             inputs = {

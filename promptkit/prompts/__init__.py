@@ -9,6 +9,14 @@ prompt.output_model    # the pydantic model the answer must match, or None for f
 from __future__ import annotations
 
 from promptkit.prompts._examples import Example, ExampleSelection, LexicalEmbedder
+from promptkit.prompts._formats import (
+    TEXT_FORMATS,
+    FilesAnswer,
+    FileText,
+    SectionsAnswer,
+    TextFormat,
+    sections_format,
+)
 from promptkit.prompts._inputs import InputField
 from promptkit.prompts._lint import LintProblem
 from promptkit.prompts._registry import (
@@ -20,7 +28,7 @@ from promptkit.prompts._registry import (
 )
 from promptkit.prompts._schema import schema_to_model
 from promptkit.prompts._template import RenderedPrompt, Template
-from promptkit.prompts._tokens import approximate_tokens, count_tokens, count_tokens_detailed
+from promptkit.prompts._tokens import approximate_tokens, count_tokens, count_tokens_detailed, surely_fits
 from promptkit.prompts._yaml import LineMap, load_yaml
 
 __all__ = [
@@ -38,8 +46,15 @@ __all__ = [
     "count_tokens",
     "count_tokens_detailed",
     "approximate_tokens",
+    "surely_fits",
     "schema_to_model",
     "LexicalEmbedder",
     "load_yaml",
     "LineMap",
+    "TextFormat",
+    "FilesAnswer",
+    "FileText",
+    "SectionsAnswer",
+    "sections_format",
+    "TEXT_FORMATS",
 ]

@@ -15,6 +15,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from promptkit.errors import ExampleError, OutputSchemaError, TemplateLoadError
 from promptkit.prompts._examples import Example, ExampleSelection
+from promptkit.prompts._formats import TEXT_FORMATS, SectionsAnswer, TextFormat, format_for, sections_format
 from promptkit.prompts._inputs import INPUT_TYPES, InputField, build_input_model, validation_problems
 from promptkit.prompts._jinja import RESERVED_NAMES, compile_source
 from promptkit.prompts._schema import schema_to_model
@@ -399,6 +400,27 @@ def _parse_output(ctx: _Ctx, data: Any) -> tuple[dict[str, Any] | None, str | No
         return None, None, None
     path: Path_ = ("output",)
     _expect(ctx, data, dict, path, "output")
+    if "format" in data:
+        model = format_for(data["format"])
+        if model is None:
+            raise OutputSchemaError(
+                f"template {ctx.name!r}: unknown output format {data['format']!r}; known: {sorted(TEXT_FORMATS)}",
+                location=ctx.where((*path, "format")),
+            )
+        if model is SectionsAnswer:
+            if set(data) != {"format", "fields"} or not isinstance(data["fields"], dict):
+                raise ctx.fail(path, "output: {format: sections, fields: {name: text | code, ...}}")
+            try:
+                model = sections_format(f"{ctx.name}_output", data["fields"])
+            except ValueError as exc:
+                raise OutputSchemaError(
+                    f"template {ctx.name!r}: {exc}", location=ctx.where((*path, "fields"))
+                ) from None
+            fields = ",".join(f"{k}={v}" for k, v in data["fields"].items())
+            return None, f"format:sections:{fields}", model
+        if set(data) != {"format"}:
+            raise ctx.fail(path, "output: {format: NAME} takes no other keys")
+        return None, f"format:{model.format_name}", model
     if "model" in data:
         if set(data) != {"model"}:
             raise ctx.fail(path, "output: {model: 'pkg.module:Class'} takes no other keys")
@@ -491,7 +513,10 @@ def _parse_example(
                 f"{prefix}: output {field!r}: {problem}".replace("'<inputs>'", "(root)"),
                 location=ctx.where((*path, "output", *sub)),
             ) from None
-        output_json = json.dumps(output, indent=2, ensure_ascii=False, default=str)
+        if issubclass(output_model, TextFormat):  # the example's answer as the model should write it
+            output_json = output_model.model_validate(output).to_text()
+        else:
+            output_json = json.dumps(output, indent=2, ensure_ascii=False, default=str)
     values = dict(validated.__dict__)
     return Example(values, output, output_json, index)
 

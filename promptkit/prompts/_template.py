@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from promptkit.errors import PromptkitError, RenderError, TemplateLoadError
 from promptkit.prompts._budget import fit_to_budget
 from promptkit.prompts._examples import Example, ExampleSelection, inputs_text, select_examples
+from promptkit.prompts._formats import TextFormat
 from promptkit.prompts._inputs import InputField, raise_input_error
 from promptkit.prompts._jinja import environment, render_compiled, undeclared_variables
 from promptkit.prompts._loader import ExampleBlock, MessageSpec, ParsedTemplate, parse_template
@@ -172,6 +173,10 @@ class Template:
 
     @property
     def output_schema_text(self) -> str:
+        """The output's JSON schema as text, or a text format's instructions (``{{ output_schema }}``)."""
+        model = self._parsed.output_model
+        if model is not None and issubclass(model, TextFormat):
+            return model.instructions
         schema = self.output_schema
         return json.dumps(schema, indent=2, ensure_ascii=False, default=str) if schema is not None else ""
 

@@ -1,4 +1,5 @@
-"""Token counting: litellm's ``token_counter`` when installed, a documented approximation otherwise."""
+"""Token counting: a GGUF model's own tokenizer for ``local:`` models, litellm's ``token_counter`` for the
+rest when installed, a documented approximation otherwise."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ __all__ = [
     "count_tokens_detailed",
     "count_text_tokens",
     "approximate_tokens",
+    "surely_fits",
     "DEFAULT_TOKEN_MODEL",
 ]
 
@@ -36,10 +38,31 @@ def approximate_tokens(messages: Sequence[Message | Mapping[str, Any]]) -> int:
     return total
 
 
+# Chat framing of a local model's template (ChatML: "<|im_start|>role\n" ... "<|im_end|>\n"), per message, and
+# the assistant header that primes the reply; other templates are of the same order.
+_LOCAL_PER_MESSAGE = 5
+_LOCAL_PER_REPLY = 3
+
+
+def surely_fits(messages: Sequence[Message | Mapping[str, Any]], budget: int) -> bool:
+    """True when ``messages`` fit ``budget`` tokens for any byte-level tokenizer, without running one.
+
+    Every token of a byte-level BPE covers at least one byte, so the UTF-8 length bounds the count; this
+    spares a tokenizer call on every prompt that is far from the limit.
+    """
+    total = _LOCAL_PER_REPLY + 8
+    for message in messages:
+        total += 8 + len(_content(message).encode("utf-8"))
+        if total > budget:
+            return False
+    return True
+
+
 def count_tokens(messages: Sequence[Message | Mapping[str, Any]], model: str | None = None) -> int:
     """Tokens that ``messages`` take for ``model`` (default ``gpt-4o``; a ``litellm:`` prefix is ignored).
 
-    Uses litellm's ``token_counter`` when litellm is installed, else :func:`approximate_tokens`.
+    A ``local:`` GGUF model (a path or a catalog name that is installed) counts with its own tokenizer;
+    other models use litellm's ``token_counter`` when litellm is installed, else :func:`approximate_tokens`.
     """
     return count_tokens_detailed(messages, model)[0]
 
@@ -48,6 +71,10 @@ def count_tokens_detailed(
     messages: Sequence[Message | Mapping[str, Any]], model: str | None = None
 ) -> tuple[int, bool]:
     """``(count, exact)``: ``exact`` is False when the count is an approximation."""
+    tokenize = _local_tokenizer(model)
+    if tokenize is not None:
+        total = _LOCAL_PER_REPLY + sum(_LOCAL_PER_MESSAGE + len(tokenize(_content(m))) for m in messages)
+        return total, True
     counter = _litellm_counter()
     if counter is None:
         return approximate_tokens(messages), False
@@ -60,6 +87,9 @@ def count_text_tokens(text: str, model: str | None = None) -> int:
     """Tokens in a bare piece of text (no message framing)."""
     if not text:
         return 0
+    tokenize = _local_tokenizer(model)
+    if tokenize is not None:
+        return len(tokenize(text))
     counter = _litellm_counter()
     if counter is None:
         return math.ceil(len(text.encode("utf-8")) / _BYTES_PER_TOKEN)
@@ -76,6 +106,38 @@ def _role(message: Message | Mapping[str, Any]) -> str:
     if isinstance(message, Message):
         return message.role
     return str(message.get("role") or "user")
+
+
+def _local_tokenizer(model: str | None) -> Any:
+    """``text -> token ids`` with a local GGUF model's own vocabulary, or None for other models."""
+    if not model or not model.startswith("local:"):
+        return None
+    return _gguf_tokenizer(model.removeprefix("local:"))
+
+
+@lru_cache(maxsize=8)
+def _gguf_tokenizer(target: str) -> Any:
+    try:
+        from promptkit.models import resolve_local_model
+
+        path = resolve_local_model(target)
+    except Exception:  # not installed or not a file: the caller falls back to the default tokenizer
+        return None
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        return None
+    from llama_cpp._utils import suppress_stdout_stderr
+
+    # The vocabulary alone loads in a fraction of a second and no weights are read; llama.cpp's context
+    # warning for a vocabulary-only load would only confuse.
+    with suppress_stdout_stderr(disable=False):
+        vocab = Llama(model_path=str(path), vocab_only=True, verbose=False)
+
+    def tokenize(text: str) -> list[int]:
+        return vocab.tokenize(text.encode("utf-8"), add_bos=False, special=True)  # type: ignore[no-any-return]
+
+    return tokenize
 
 
 @lru_cache(maxsize=1)

@@ -20,7 +20,7 @@ __all__ = ["Attempt", "Outcome", "Reason", "CallContext", "new_call_id"]
 _random = random.Random()
 os.register_at_fork(after_in_child=_random.seed)
 
-Outcome = Literal["ok", "invalid", "transport_error", "error", "budget_refused", "cache_hit"]
+Outcome = Literal["ok", "invalid", "transport_error", "error", "budget_refused", "cache_hit", "too_long"]
 Reason = Literal["reask", "escalation", "fallback", "retry", "learned_skip"]
 
 

@@ -18,7 +18,13 @@ import pytest
 from pydantic import BaseModel, Field
 
 from promptkit.backends._base import Backend, GenerateRequest
-from promptkit.backends._llama import LlamaBackend, loaded_model_count
+from promptkit.backends._llama import (
+    LlamaBackend,
+    TokenProgress,
+    auto_threads,
+    loaded_model_count,
+    watch_tokens,
+)
 from promptkit.errors import BackendUnavailable, ConfigError, ModelRequestError, RequestTimeout
 from promptkit.types import Message
 
@@ -391,3 +397,106 @@ def test_capabilities():
 def test_generate_sync_works_from_plain_code(backend):
     response = backend.generate_sync(ask("sync", max_tokens=3, temperature=0))
     assert response.usage.output_tokens == 3
+
+
+@pytest.mark.parametrize("bad", [{"max_tokens": 0}, {"n_threads": 0}, {"n_threads": "many"}])
+def test_bad_limits_are_config_errors(tiny_gguf, bad):
+    with pytest.raises(ConfigError):
+        LlamaBackend(tiny_gguf, **bad)
+
+
+async def test_a_call_without_max_tokens_is_capped(tiny_gguf):
+    capped = LlamaBackend(tiny_gguf, n_ctx=2048, n_threads=1, max_tokens=7)
+    try:
+        response = await capped.generate(ask("write forever", temperature=0))
+        assert response.usage.output_tokens <= 7 and response.finish_reason == "length"
+        asked = await capped.generate(ask("write forever", temperature=0, max_tokens=9))
+        assert asked.usage.output_tokens == 9, "the request's own max_tokens wins"
+    finally:
+        capped.close()
+
+
+def test_the_context_window_is_n_ctx(backend):
+    assert backend.context_window == 2048
+
+
+async def test_watch_tokens_reports_each_token_of_a_call(backend):
+    seen: list[TokenProgress] = []
+    with watch_tokens(seen.append):
+        response = await backend.generate(ask("count", max_tokens=6, temperature=0))
+    await backend.generate(ask("unwatched", max_tokens=3, temperature=0))
+    assert [p.output_tokens for p in seen] == list(range(6)), "once before each answer token"
+    assert {p.prompt_tokens for p in seen} == {response.usage.input_tokens}
+    assert seen[0].model == backend.model_path.name and seen[-1].seconds >= 0
+
+
+async def test_cancelling_a_call_stops_the_model_at_its_next_token(backend, monkeypatch):
+    evaluated = _count_evaluated_tokens(backend.llama, monkeypatch)
+    started = threading.Event()
+    blocker = asyncio.ensure_future(asyncio.sleep(10))  # another task: the call goes to the worker thread
+    with watch_tokens(lambda p: started.set() if p.output_tokens >= 5 else None):
+        call = asyncio.ensure_future(backend.generate(ask("go on forever", max_tokens=1900, temperature=0)))
+    while not started.is_set():
+        await asyncio.sleep(0.005)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    blocker.cancel()
+    # The model is free again at once, and the cancelled call did not run on to 1,900 tokens.
+    response = await asyncio.wait_for(backend.generate(ask("after", max_tokens=2, temperature=0)), 10)
+    assert response.usage.output_tokens == 2
+    assert len(evaluated) < 500
+
+
+def test_auto_threads_leaves_busy_cores_to_their_processes():
+    import os
+    import subprocess
+
+    cores = len(os.sched_getaffinity(0))
+    assert auto_threads() in range(1, cores + 1)
+    if cores < 2:
+        pytest.skip("needs two cores to see one taken")
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores - 1)]
+    try:
+        time.sleep(0.3)
+        assert auto_threads(sample_s=0.3) == 1
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
+
+
+async def test_threads_are_chosen_when_the_model_loads(tiny_gguf):
+    auto = LlamaBackend(tiny_gguf, n_ctx=512)  # n_threads="auto" by default
+    try:
+        assert 1 <= auto.n_threads <= len(__import__("os").sched_getaffinity(0))
+    finally:
+        auto.close()
+
+
+async def test_auto_threads_follow_the_load_from_call_to_call(tiny_gguf):
+    import os
+    import subprocess
+
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two cores to see one taken")
+    auto = LlamaBackend(tiny_gguf, n_ctx=512, prefix_cache=False)
+    try:
+        auto.load()
+        spinners = [
+            subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            for _ in range(len(os.sched_getaffinity(0)) - 1)
+        ]
+        try:
+            time.sleep(1.3)
+            await auto.generate(ask("busy", max_tokens=2))
+            assert auto.llama.n_threads == 1, "a neighbour holds a core: one thread"
+        finally:
+            for p in spinners:
+                p.kill()
+                p.wait()
+        time.sleep(1.3)
+        await auto.generate(ask("quiet", max_tokens=2))
+        assert auto.llama.n_threads == len(os.sched_getaffinity(0)), "the neighbour left: every core again"
+    finally:
+        auto.close()

@@ -153,7 +153,7 @@ def test_schema_failures_go_through_the_same_repair_loop(tmp_path: Path) -> None
     backend = ScriptedBackend(["this is not json", answer("lib/double.py", GOOD)])
     report = run(plan_of(model_step("code", ["lib/double.py"])), tmp_path / "out", model=backend)
     assert report.steps[0].status == "passed" and report.steps[0].attempts == 2
-    assert "does not match the output schema" in backend.history[1].messages[-1].content
+    assert "is not in the files format" in backend.history[1].messages[-1].content
 
 
 def test_render_step_that_fails_its_verifier_fails(tmp_path: Path) -> None:
@@ -418,3 +418,49 @@ def test_fix_step_with_passing_verifiers_needs_no_model_call(tmp_path: Path) -> 
     report = run(plan, tmp_path / "out", model=backend)
     assert report.steps[1].status == "passed" and backend.calls == 0
     assert report.steps[1].reason == "the verifiers already pass; nothing to fix"
+
+
+BIG_MODULE = '"""Helpers."""\n\n\n' + "\n\n".join(
+    f'def helper_{i}(x: int) -> int:\n    """Helper {i}."""\n    return x + {i}  # body {i}\n'
+    for i in range(40)
+)
+
+
+def test_a_step_sees_its_own_files_whole_and_large_modules_it_reads_as_outlines(tmp_path: Path) -> None:
+    seen: list[str] = []
+
+    def reply(request: GenerateRequest) -> str:
+        seen.append(request.messages[-1].content)
+        return "lib/double.py\n```python\n" + GOOD + "```\n"
+
+    plan = plan_of(
+        render_step(
+            "layout", {"lib/__init__.py": "", "lib/helpers.py": BIG_MODULE, "lib/small.py": "X = 1\n"}
+        ),
+        model_step(
+            "code", ["lib/double.py"], depends_on=["layout"], reads=["lib/helpers.py", "lib/small.py"]
+        ),
+    )
+    report = run(plan, tmp_path / "out", model=FunctionBackend(reply))
+    assert [s.status for s in report.steps] == ["passed", "passed"]
+    prompt = seen[0]
+    assert "### FILE: lib/helpers.py (outline: signatures and docstrings)" in prompt
+    assert 'def helper_39(x: int) -> int:\n    """Helper 39."""\n    ...' in prompt
+    assert "# body" not in prompt, "bodies of a module the step only reads are left out"
+    assert "### FILE: lib/small.py\nX = 1" in prompt, "a small file is shown whole"
+
+
+def test_a_fenced_answer_without_a_path_goes_to_the_steps_one_file(tmp_path: Path) -> None:
+    unused_import = "import os\n\n\n" + GOOD
+    backend = FunctionBackend(lambda r: "Here it is:\n```python\n" + unused_import + "```")
+    plan = plan_of(
+        render_step("layout", {"lib/__init__.py": ""}),
+        model_step("code", ["lib/double.py"], depends_on=["layout"], verifiers=["ruff"]),
+    )
+    report = run(plan, tmp_path / "out", model=backend)
+    assert report.steps[-1].status == "passed", report.steps[-1].errors
+    written = (tmp_path / "out" / "lib" / "double.py").read_text()
+    assert "import os" not in written and written.strip() == GOOD.strip(), "ruff's safe fixes ran first"
+    assert (tmp_path / "out").joinpath(".promptkit").exists()
+    answers = list((tmp_path / "out" / ".promptkit" / "runs").glob("*/answers/code/01-*.md"))
+    assert answers and answers[0].read_text().startswith("Here it is:")

@@ -114,6 +114,50 @@ async def test_pytest_with_no_tests_fails(workspace: Path) -> None:
     assert not result.ok and "no tests" in result.summary
 
 
+RED_FEATURE_TESTS = """
+import feature_probe
+
+
+def test_double():
+    assert feature_probe.double(2) == 4
+
+
+def test_zero():
+    assert feature_probe.double(0) == 0
+"""
+PROBE_MISSING = "def double(x):\n    raise NotImplementedError\n"
+
+
+async def test_red_first_passes_when_every_test_fails_before_the_code_exists(workspace: Path) -> None:
+    write(workspace, {"test_feature.py": RED_FEATURE_TESTS, "feature_probe.py": PROBE_MISSING})
+    result = await Pytest(env=FAST_PYTEST, tests=["test_feature.py"], expect="fail")(workspace)
+    assert result.ok, result.details
+    assert result.summary == "pytest (red first): all 2 test(s) fail before the code exists"
+
+
+async def test_red_first_refuses_a_test_that_passes_without_the_code(workspace: Path) -> None:
+    always = RED_FEATURE_TESTS + "\n\ndef test_anything():\n    assert True\n"
+    write(workspace, {"test_feature.py": always, "feature_probe.py": PROBE_MISSING})
+    result = await Pytest(env=FAST_PYTEST, tests=["test_feature.py"], expect="fail")(workspace)
+    assert not result.ok
+    assert "1 test(s) pass before the code they test exists" in result.summary
+    assert "test_feature.py::test_anything" in result.summary
+
+
+async def test_red_first_refuses_tests_that_do_not_run(workspace: Path) -> None:
+    write(workspace, {"test_feature.py": "def test_x(:\n    pass\n"})
+    result = await Pytest(env=FAST_PYTEST, tests=["test_feature.py"], expect="fail")(workspace)
+    assert not result.ok and "the tests do not run as tests" in result.summary
+    write(workspace, {"test_fixture.py": "def test_x(no_such_fixture):\n    assert False\n"})
+    result = await Pytest(env=FAST_PYTEST, tests=["test_fixture.py"], expect="fail")(workspace)
+    assert not result.ok and "ERROR test_fixture.py::test_x" in result.summary
+
+
+def test_pytest_expect_is_checked() -> None:
+    with pytest.raises(ConfigError, match="expect must be 'pass' or 'fail'"):
+        Pytest(expect="red")
+
+
 def test_pytest_summary_parsing() -> None:
     out = "....F\n==== short test summary info ====\nFAILED t.py::x\n1 failed, 4 passed, 2 warnings, 1 error in 0.31s\n"
     assert Pytest.parse_counts(out) == {"failed": 1, "passed": 4, "warnings": 2, "errors": 1}

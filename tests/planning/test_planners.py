@@ -38,12 +38,20 @@ def step(
     }
 
 
+# The spec's two features, each implemented and tested: a plan must cover them to be accepted.
+FEATURES = [
+    step("resolve", "generate-code", ["url_shortener/features/resolve.py"], ["s1"], ["ruff"]),
+    step("resolve-tests", "write-tests", ["tests/test_resolve.py"], ["resolve"], ["pytest"]),
+    step("stats", "generate-code", ["url_shortener/features/stats.py"], ["s1"], ["ruff"]),
+    step("stats-tests", "write-tests", ["tests/test_stats.py"], ["stats"], ["pytest"]),
+]
 VALID = {
     "summary": "Store first, then tests.",
     "steps": [
         step("s1", "render", ["pyproject.toml"], [], ["python-compile"]),
         step("s2", "generate-code", ["url_shortener/store.py"], ["s1"], ["python-compile", "ruff"]),
         step("s3", "write-tests", ["tests/test_store.py"], ["s2"], ["pytest"]),
+        *FEATURES,
     ],
 }
 CYCLE = {
@@ -64,7 +72,7 @@ def test_llm_planner_converts_a_valid_answer():
     plan = llm(backend).plan(SPEC)
     assert backend.calls == 1
     assert (plan.planner, plan.playbook, plan.summary) == ("llm", None, "Store first, then tests.")
-    s1, s2, s3 = plan.steps
+    s1, s2, s3, *_ = plan.steps
     # A model's "render" has no exact contents: it becomes a model step.
     assert (s1.kind, s1.template) == ("generate-code", "implement_step")
     assert s2.verifiers == [{"python-compile": {"paths": ["url_shortener/store.py"]}}, "ruff"]
@@ -90,7 +98,7 @@ def test_a_cycle_is_re_asked_with_the_cycle_named():
     backend = ScriptedBackend([CYCLE, VALID])
     plan = llm(backend).plan(SPEC)
     assert backend.calls == 2
-    assert [s.id for s in plan.steps] == ["s1", "s2", "s3"]
+    assert [s.id for s in plan.steps][:3] == ["s1", "s2", "s3"]
     feedback = backend.history[1].messages[-1].content
     assert "dependency cycle s1 -> s2 -> s1" in feedback
     assert backend.history[1].messages[-2].role == "assistant"
@@ -104,6 +112,21 @@ def test_unknown_verifier_and_bad_paths_are_re_asked():
     assert backend.calls == 3
     assert "'mypy' is not an available verifier" in backend.history[1].messages[-1].content
     assert "'../a.py' contains '..'" in backend.history[2].messages[-1].content
+
+
+def test_a_plan_that_leaves_out_features_or_packaging_is_re_asked_with_what_is_missing():
+    partial = {
+        "summary": "x",
+        "steps": [step("s1", "generate-code", ["url_shortener/store.py"], [], ["ruff"]), *FEATURES[:2]],
+    }
+    backend = ScriptedBackend([partial, VALID])
+    plan = llm(backend).plan(SPEC)
+    assert backend.calls == 2 and len(plan.steps) == 7
+    feedback = backend.history[1].messages[-1].content
+    assert "feature 'stats' has no step that implements it" in feedback
+    assert "feature 'stats' has no step that tests it" in feedback
+    assert "no step writes the packaging (pyproject.toml)" in feedback
+    assert "'resolve'" not in feedback
 
 
 def test_attempts_run_out():

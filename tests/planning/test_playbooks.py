@@ -49,6 +49,9 @@ def test_the_five_playbooks_ship_and_load():
         assert find_playbook(name).name == name
 
 
+TESTS_FIRST = {"fastapi_sqlite_crud"}
+
+
 @pytest.mark.parametrize(
     ("path", "playbook"),
     [
@@ -60,21 +63,28 @@ def test_the_five_playbooks_ship_and_load():
 def test_examples_pick_the_playbook_of_their_stack(path: str, playbook: str):
     plan = PlaybookPlanner().plan(load_spec(REPO / "examples" / path))
     assert plan.playbook == playbook and plan.planner == "playbook"
+    tests_first = playbook in TESTS_FIRST
     spec = plan.spec
     assert isinstance(spec, AppSpec)
     ids = [s.id for s in plan.steps]
-    # The skeleton renders, then a code step and a test step per feature, the tests after their code.
+    # The skeleton renders, then a code step and a test step per feature.
     for feature in spec.features:
         code, tests = plan.step(f"feature-{feature.id}"), plan.step(f"feature-{feature.id}-tests")
         assert (code.kind, code.template) == ("generate-code", "implement_step")
         assert (tests.kind, tests.template) == ("write-tests", "write_tests")
-        assert ids.index(code.id) < ids.index(tests.id) and code.id in tests.depends_on
         module = code.files[0]
+        test_file = f"tests/test_feature_{feature.id.replace('-', '_')}.py"
         assert code.files == [module] and module.endswith(".py")
-        assert sorted(tests.files) == sorted(
-            [f"tests/test_feature_{feature.id.replace('-', '_')}.py", module]
-        )
-        assert {"pytest": {"tests": [tests.files[0]]}} in tests.verifiers and "ruff" in tests.verifiers
+        if tests_first:  # red, then green: the tests are refused unless they fail before the code exists
+            assert ids.index(tests.id) < ids.index(code.id) and tests.id in code.depends_on
+            assert tests.files == [test_file]
+            assert {"pytest": {"tests": [test_file], "expect": "fail"}} in tests.verifiers
+            assert {"pytest": {"tests": [test_file]}} in code.verifiers
+        else:
+            assert ids.index(code.id) < ids.index(tests.id) and code.id in tests.depends_on
+            assert sorted(tests.files) == sorted([test_file, module])
+            assert {"pytest": {"tests": [tests.files[0]]}} in tests.verifiers
+        assert "ruff" in tests.verifiers
         assert {"python-compile": {"paths": [module]}} in code.verifiers
         assert code.inputs["step"]["acceptance"] == feature.acceptance
     for step in plan.steps:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from promptkit.prompts import Template, TemplateRegistry
+from promptkit.prompts import FilesAnswer, Template, TemplateRegistry, TextFormat
 
 LIBRARY = Path(__file__).resolve().parents[2] / "templates"
 TECHNIQUES = {"context-framing", "few-shot", "decomposition", "role", "repair", "self-check"}
@@ -54,7 +54,9 @@ def test_tags_come_from_the_vocabulary_and_cover_it(templates: list[Template]) -
 
 def test_versions_and_descriptions(templates: list[Template]) -> None:
     for t in templates:
-        assert t.version == "1.0.0", t.name
+        # 2.0.0: the code-writing templates moved from JSON to fenced blocks
+        expected = "2.0.0" if t.name in ("implement_step", "write_tests", "fix_step", "debug") else "1.0.0"
+        assert t.version == expected, t.name
         words = t.description.split()
         assert 12 <= len(words) <= 80, f"{t.name}: description should say what and when in 1-2 sentences"
 
@@ -67,6 +69,18 @@ def test_debug_has_exactly_the_documented_inputs(templates: list[Template]) -> N
     assert debug.inputs["code"].trim_priority is not None
     assert set(debug.output_schema["required"]) == {"diagnosis", "fix", "explanation"}
     assert len(debug.examples) == 3
+
+
+def parsed_value(answer: Any, field: str) -> str:
+    return (
+        " ".join(str(getattr(answer, field)).split())
+        if field not in answer.code_fields
+        else getattr(answer, field).strip("\n")
+    )
+
+
+def _text_format(t: Template) -> bool:
+    return t.output_model is not None and issubclass(t.output_model, TextFormat)
 
 
 def _walk(schema: dict[str, Any], path: str = "$") -> list[str]:
@@ -86,8 +100,12 @@ def _walk(schema: dict[str, Any], path: str = "$") -> list[str]:
 
 
 def test_structured_outputs_are_bounded_and_shown_to_the_model(templates: list[Template]) -> None:
-    structured = [t for t in templates if t.output_schema is not None]
-    assert len(structured) >= 8
+    structured = [t for t in templates if t.output_schema is not None and not _text_format(t)]
+    assert len(structured) >= 5
+    for t in [t for t in templates if _text_format(t)]:
+        rendered = t.render(dict(t.examples[0].inputs))
+        assert t.output_model.instructions in rendered.messages[0].content, t.name
+        assert "```" in rendered.messages[-2].content, f"{t.name}: examples answer in the format"
     for t in structured:
         assert _walk(t.output_schema) == [], t.name
         example = t.examples[0]
@@ -137,6 +155,16 @@ def test_example_outputs_parse_into_the_output_model(
     example = template.examples[index]
     if template.output_model is None:
         assert isinstance(example.output, str) and example.output.strip()
+    elif _text_format(template):
+        # what the model is shown parses back into exactly the example's output
+        parsed = template.output_model.parse_text(example.output_json)
+        given = template.output_model.model_validate(example.output)
+        if isinstance(given, FilesAnswer):
+            assert [(f.path, f.content) for f in parsed.files] == [(f.path, f.content) for f in given.files]
+            assert parsed.notes == given.notes.strip()
+        else:  # sections: code keeps its text, prose its words
+            for field in type(given).model_fields:
+                assert parsed_value(parsed, field) == parsed_value(given, field), field
     else:
         parsed = template.output_model.model_validate_json(example.output_json)
         assert parsed.model_dump(exclude_none=False) == json.loads(example.output_json)

@@ -47,7 +47,7 @@ POLICY_FORMAT = "promptkit.routing-policy"
 POLICY_SCHEMA_VERSION = 1
 ROUTER_FIELDS = ("template", "kind", "tags", "input_tokens", "text")
 _FAILED_ANSWER = ("invalid",)
-_NO_ANSWER = ("transport_error", "error", "budget_refused")
+_NO_ANSWER = ("transport_error", "error", "budget_refused", "too_long")
 
 
 def _features_of(row: Mapping[str, Any] | Any) -> dict[str, Any]:
