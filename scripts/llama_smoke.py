@@ -23,7 +23,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "smoke.gguf"
         make_tiny_gguf(path)
-        proc = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, timeout=300
+        )
     if proc.returncode != 0:
         print(f"llama.cpp smoke test failed (exit {proc.returncode}): {proc.stderr[-400:]}", file=sys.stderr)
         return 1

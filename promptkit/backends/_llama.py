@@ -209,6 +209,11 @@ def _grammar_for(output_model: type[BaseModel]) -> Any:
     return LlamaGrammar.from_string(json_schema_grammar(output_model), verbose=False)
 
 
+# Sampling settings a backend may default for every call (a request's params still win).
+_SAMPLING_KEYS = frozenset(
+    {"repeat_penalty", "top_k", "top_p", "min_p", "presence_penalty", "frequency_penalty"}
+)
+
 # Calls whose output a grammar constrains: forcing end-of-text there could leave the grammar unfinished.
 _CONSTRAINED_KEYS = ("grammar", "response_format", "tools", "functions")
 
@@ -337,6 +342,7 @@ def _watcher(
     stop: threading.Event,
     on_tokens: Callable[[TokenProgress], None] | None,
     constrained: bool,
+    bias: dict[int, float] | None = None,
 ) -> Callable[[Any, Any], Any]:
     """A logits processor run before each answer token: it reports progress, and once ``deadline`` has passed
     or ``stop`` is set it makes end-of-text the only choice (not under a grammar, which must finish).
@@ -352,15 +358,42 @@ def _watcher(
         if state["prompt"] is None:
             state["prompt"] = len(input_ids)
             state["first"] = time.perf_counter()
+        done = len(input_ids) - state["prompt"]
+        for token, value in (bias or {}).items():
+            scores[token] += value
         if on_tokens is not None:
-            done = len(input_ids) - state["prompt"]
             on_tokens(TokenProgress(name, state["prompt"], done, time.perf_counter() - state["first"]))
-        if not constrained and (stop.is_set() or (deadline is not None and time.monotonic() > deadline)):
+        ended = stop.is_set() or (deadline is not None and time.monotonic() > deadline)
+        if not ended and done and done % _LOOP_CHECK_EVERY == 0:
+            ended = _looping(input_ids[state["prompt"] :])
+        if ended and not constrained:
             scores[:] = -float("inf")
             scores[eos] = 0.0
         return scores
 
     return check
+
+
+# A greedy small model can fall into a loop, writing the same lines until max_tokens: an answer whose last
+# _LOOP_MIN_PERIOD+ tokens repeat _LOOP_REPEATS times in a row is ended there (its text fails its checks and
+# the errors go back to the model, a minute sooner on a CPU). Legitimate code rarely repeats a 24-token block
+# four times over.
+_LOOP_CHECK_EVERY = 16
+_LOOP_MIN_PERIOD = 24
+_LOOP_MAX_PERIOD = 256
+_LOOP_REPEATS = 4
+
+
+def _looping(tokens: Any) -> bool:
+    """Whether ``tokens`` end in a block repeated ``_LOOP_REPEATS`` times back to back."""
+    import numpy as np
+
+    tail = np.asarray(tokens)
+    for period in range(_LOOP_MIN_PERIOD, min(_LOOP_MAX_PERIOD, len(tail) // _LOOP_REPEATS) + 1):
+        last = tail[-period:]
+        if all(np.array_equal(tail[-(k + 1) * period : -k * period], last) for k in range(1, _LOOP_REPEATS)):
+            return True
+    return False
 
 
 def _loop_is_idle(loop: asyncio.AbstractEventLoop) -> bool:
@@ -396,7 +429,9 @@ class LlamaBackend(BaseBackend):
     ``n_threads`` sets the threads for generation and (unless ``n_threads_batch`` is given) prompt evaluation:
     ``"auto"`` (default) picks, when the model loads, the cores that other processes leave free (see
     :func:`auto_threads`); ``None`` keeps llama-cpp-python's defaults (half the cores). ``max_tokens`` caps an
-    answer whose request sets none (``None``: no cap). ``prefix_cache``: ``True`` keeps up to 2 GiB of llama.cpp states keyed by prompt tokens, so a call that
+    answer whose request sets none (``None``: no cap). ``sampling`` sets defaults for every call, e.g.
+    ``{"repeat_penalty": 1.05}`` (Qwen's own setting, which keeps greedy small models out of loops).
+    ``prefix_cache``: ``True`` keeps up to 2 GiB of llama.cpp states keyed by prompt tokens, so a call that
     shares a long prefix with an earlier one (not just the previous one) skips re-evaluating it; an ``int`` sets
     the capacity in bytes; ``False`` or ``0`` turns it off. Other keyword arguments go to ``llama_cpp.Llama``.
     The model loads on first use (or on :meth:`load`) and is shared with other backends for the same file
@@ -416,6 +451,7 @@ class LlamaBackend(BaseBackend):
         n_threads: int | str | None = "auto",
         seed: int = 0,
         max_tokens: int | None = DEFAULT_MAX_TOKENS,
+        sampling: dict[str, Any] | None = None,
         prefix_cache: bool | int = True,
         chat_format: str | None = None,
         verbose: bool = False,
@@ -444,6 +480,12 @@ class LlamaBackend(BaseBackend):
                 f"n_threads must be a positive number, 'auto' or None, got {n_threads!r}", location=where
             )
         self.max_tokens = max_tokens
+        unknown = set(sampling or {}) - _SAMPLING_KEYS
+        if unknown:
+            raise ConfigError(
+                f"sampling takes {sorted(_SAMPLING_KEYS)}, not {sorted(unknown)}", location=where
+            )
+        self.sampling = dict(sampling or {})
         self.model_path = path.resolve()
         self.model_name = path.name
         self.name = f"local:{label}"
@@ -540,7 +582,7 @@ class LlamaBackend(BaseBackend):
             if m.name is not None:
                 message["name"] = m.name
             messages.append(message)
-        kwargs: dict[str, Any] = {"messages": messages}
+        kwargs: dict[str, Any] = {"messages": messages, **self.sampling}
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
         if request.max_tokens is not None:
@@ -591,11 +633,16 @@ class LlamaBackend(BaseBackend):
             raise _DeadlinePassed  # timed out while queued: don't start
         if stop is not None and stop.is_set():
             raise asyncio.CancelledError  # given up while queued
-        if deadline is not None or stop is not None or on_tokens is not None:
+        constrained = any(key in kwargs for key in _CONSTRAINED_KEYS)
+        # Unconstrained answers are always watched (a loop is ended early); constrained ones only when someone
+        # waits on progress, a deadline or a stop (a grammar must finish, so the watcher cannot end them).
+        if not constrained or deadline is not None or stop is not None or on_tokens is not None:
             from llama_cpp import LogitsProcessorList
 
-            constrained = any(key in kwargs for key in _CONSTRAINED_KEYS)
-            watcher = _watcher(model, deadline, stop or threading.Event(), on_tokens, constrained)
+            # llama-cpp-python drops logit_bias when a logits processor is given (it assigns the None that
+            # list.extend returns), so the watcher applies the bias itself.
+            bias = {int(k): float(v) for k, v in (kwargs.pop("logit_bias", None) or {}).items()}
+            watcher = _watcher(model, deadline, stop or threading.Event(), on_tokens, constrained, bias)
             kwargs["logits_processor"] = LogitsProcessorList([watcher])
         started = time.perf_counter()
         completion = model.llama.create_chat_completion(**kwargs)

@@ -23,6 +23,7 @@ tier = 0
 n_ctx = 8192                          # context window: prompt and answer together; prompts are fitted to it
 max_tokens = 1536                     # answer cap when a call sets none
 timeout_s = 300                       # wall-clock limit per attempt; a timeout is a failed attempt
+sampling = { repeat_penalty = 1.05 }  # Qwen's own setting: keeps a greedy small model out of loops
 
 [models.medium]
 model = "local:qwen2.5-coder-1.5b"   # Qwen2.5-Coder-1.5B-Instruct Q4_K_M, 1.1 GB, ~13 tokens/s on 2 cores
@@ -30,6 +31,7 @@ tier = 1
 n_ctx = 8192
 max_tokens = 1536
 timeout_s = 480
+sampling = { repeat_penalty = 1.05 }
 
 # A remote tier for what both local models fail (the key is read from the environment, never stored):
 # [models.remote]

@@ -1,7 +1,8 @@
 """The executor: run a Plan step by step, verify every step in the sandbox, repair, escalate, checkpoint.
 
 For a model step, one :func:`promptkit.generation.repair_loop` runs per tier of the router's cascade: an attempt
-is one ``agenerate`` call (the step's template first, ``fix_step`` with the errors after a failure), and the
+is one ``agenerate`` call (the step's prompt, continued after a failure with the failed answer and its errors;
+or, with ``repair="template"``, a fresh ``fix_step`` prompt), and the
 validate step parses the answer into file edits, applies them inside the step's allow-list and runs the
 step's verifiers. A schema error, a refused path, a diff that does not apply and a failing verifier are all
 the same thing to the loop: an error fed back for the next attempt. When a tier's attempts are spent the next
@@ -62,7 +63,7 @@ ConfirmFn = Callable[[Step, str | None], bool]
 StepCallback = Callable[[Step, StepState], None]
 
 REPAIR_TEMPLATE = "fix_step"
-_ERRORS_LIMIT = 30_000
+_ERRORS_LIMIT = 6_000  # a repair turn costs prefill time on a local model: the first errors matter most
 
 
 # Files a step only reads are shown whole up to this size, as an outline above it: on a CPU, every prompt
@@ -180,6 +181,7 @@ class Executor:
         on_step: StepCallback | None = None,
         spec_name: str | None = None,
         tidy: bool = True,
+        repair: str = "conversation",
     ) -> None:
         if model is not None and router is not None:
             raise RoutingError(
@@ -202,6 +204,13 @@ class Executor:
         self.on_step = on_step
         # Model-written Python gets ruff's safe fixes before it is verified (see ruff_fix).
         self.tidy = tidy
+        if repair not in ("conversation", "template"):
+            raise WorkspaceError(
+                f"repair must be 'conversation' or 'template', got {repair!r}", location="executor"
+            )
+        # "conversation": a repair re-asks the step's own prompt with the failed answers and their errors as
+        # turns (cheap on a local model: the prompt's state is cached); "template": a fresh fix_step prompt.
+        self.repair = repair
         self.spec_name = spec_name or plan.spec.name
         self.state = RunState.for_workspace(self.workspace.root)
         self.run_id = ""
@@ -483,12 +492,14 @@ class Executor:
         return routes
 
     def _context_files(self, run: _StepRun) -> str:
-        """The files the model sees: the step's own (as its last attempt left them) in full; what it reads and
-        what its dependencies wrote in full when small, else as an outline (signatures and docstrings)."""
+        """The files the model sees: the step's own (as its last attempt left them) in full; what it reads (or,
+        when it names nothing to read, what its dependencies wrote) in full when small, else as an outline
+        (signatures and docstrings). A step that names its reads gets only those: every other file costs
+        prefill time, and small models copy what they are shown."""
         step = run.step
         own = [*self.workspace.matching(step.files), *run.last_files]
         others = list(self.workspace.matching(step.reads))
-        for dep in step.depends_on:
+        for dep in [] if step.reads else step.depends_on:
             dep_run = self._runs.get(dep)
             dep_state = dep_run.state if dep_run else self.state.step(self.run_id, dep)
             others += [p for p, digest in dep_state.files.items() if digest is not None]
@@ -561,23 +572,30 @@ class Executor:
             # generate() fits the prompt to the tier's context window; budget_tokens is the user's own cap.
             budget = self.budget_tokens
             run.last_files = {}
+            first_inputs: dict[str, Any] = {}  # this tier's first prompt, which its repairs continue
 
             async def attempt(
                 feedback: Sequence[Feedback],
                 tier_router: Router = tier_router,
                 tier_name: str = route.tier.name,
                 budget: int | None = budget,
+                first_inputs: dict[str, Any] = first_inputs,
             ) -> _Outcome:
                 state.attempts += 1
                 state.tier_name = tier_name
                 self.state.save_step(self.run_id, state)
                 self._notify(step, state)
-                if feedback:
+                turns: Sequence[Feedback] = ()
+                if feedback and self.repair == "template":
                     template = template_for(REPAIR_TEMPLATE)
                     inputs = self._inputs(run, template, errors=feedback[-1].error, attempt=len(feedback))
                 else:
+                    # A repair continues the conversation: the same prompt, then each failed answer and its
+                    # errors. A local model reuses the prompt's cached state instead of reading it again.
                     template = main_template
-                    inputs = self._inputs(run, template, errors=initial_errors, attempt=1)
+                    if not first_inputs:
+                        first_inputs.update(self._inputs(run, template, errors=initial_errors, attempt=1))
+                    inputs, turns = first_inputs, feedback
                 self._log("attempt", step.id, attempt=state.attempts, template=template.name, tier=tier_name)
                 clock = time.perf_counter()
                 try:
@@ -593,6 +611,7 @@ class Executor:
                         budget_tokens=budget,
                         temperature=self.temperature,
                         max_tokens=self.max_tokens,
+                        feedback=turns,
                     )
                 except AttemptsExhausted as exc:
                     last = exc.attempts[-1] if exc.attempts else None

@@ -38,6 +38,7 @@ __all__ = [
     "JsonValid",
     "YamlValid",
     "Command",
+    "ruff_fix",
 ]
 
 _DETAILS_LIMIT = 8_000
@@ -404,7 +405,17 @@ class Ruff(_Sandboxed):
         base = self._command()
         if base is None:
             return self._result(False, "ruff: not installed (pip install ruff); nothing was checked", "", 0.0)
-        cmd = [*base, "check", "--no-cache", "--output-format", "concise", "--no-fix"]
+        # .promptkit/ holds the executor's state and the files of failed attempts, not the project.
+        cmd = [
+            *base,
+            "check",
+            "--no-cache",
+            "--output-format",
+            "concise",
+            "--no-fix",
+            "--extend-exclude",
+            ".promptkit",
+        ]
         if self.select:
             cmd += ["--select", self.select]
         result, duration = await self._run(workspace, [*cmd, "."])
@@ -424,7 +435,8 @@ class Ruff(_Sandboxed):
 
 def ruff_fix(source: str, path: str, cwd: Path) -> str:
     """``source`` with ruff's safe fixes applied (unused imports, import order, stray whitespace), as the
-    project's ruff configuration in ``cwd`` selects them; unchanged when ruff is missing or fails.
+    project's ruff configuration in ``cwd`` selects them, and unused variables' assignments dropped (their
+    calls stay); unchanged when ruff is missing or fails.
 
     A model's round trip to delete an unused import costs a minute on a CPU; ruff does it in milliseconds.
     Ruff only parses the code, it never runs it.
@@ -434,12 +446,23 @@ def ruff_fix(source: str, path: str, cwd: Path) -> str:
     base = Ruff._command()
     if base is None:
         return source
-    cmd = [*base, "check", "--fix", "--exit-zero", "--quiet", "--no-cache", "--stdin-filename", path, "-"]
-    try:
-        done = subprocess.run(cmd, input=source, capture_output=True, text=True, cwd=cwd, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return source
-    return done.stdout if done.returncode == 0 and done.stdout.strip() else source
+    common = ["check", "--fix", "--exit-zero", "--quiet", "--no-cache", "--stdin-filename", path]
+    # The safe fixes the configuration selects, then an unused variable's assignment (its call is kept).
+    for extra in ([], ["--unsafe-fixes", "--select", "F841"]):
+        try:
+            done = subprocess.run(
+                [*base, *common, *extra, "-"],
+                input=source,
+                capture_output=True,
+                text=True,
+                cwd=cwd,
+                timeout=30,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return source
+        if done.returncode == 0 and done.stdout.strip():
+            source = done.stdout
+    return source
 
 
 _PYTEST_COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected|warnings?)\b")
@@ -528,7 +551,8 @@ class Pytest(_Sandboxed):
         if passed:
             summary = (
                 f"pytest (red first): {len(passed)} test(s) pass before the code they test exists, so they "
-                f"cannot tell whether it works: {', '.join(passed[:5])}"
+                f"check nothing it adds: {', '.join(passed[:5])}. Each test must call the new code itself "
+                "and assert on what it returns or changes"
             )
             return self._result(False, summary, details, duration, **counts)
         if errors or counts.get("errors") or result.returncode not in (0, 1) or failed == 0:

@@ -7,7 +7,7 @@ whether the answer is good enough.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from promptkit.backends import Backend, GenerateRequest, run_sync
@@ -106,6 +106,12 @@ def _context_window(deployment: Any) -> int | None:
     """The deployment's context window in tokens, when its backend knows it (local models do)."""
     window = getattr(deployment.backend, "context_window", None)
     return window if isinstance(window, int) and window > 0 else None
+
+
+def _turn_tokens(request: GenerateRequest, rendered: Any) -> int:
+    """A generous count of the feedback turns appended after the rendered prompt (bytes bound tokens)."""
+    extra = request.messages[len(rendered.messages) :]
+    return sum(len(m.content.encode("utf-8")) // 2 + 8 for m in extra)
 
 
 def _input_tokens(rendered: Any, router: Router) -> int:
@@ -409,6 +415,7 @@ async def agenerate(
     budget_tokens: int | None = None,
     examples: Any = None,
     semantic_cache: SemanticCache | bool | None = None,
+    feedback: Sequence[Feedback] = (),
     **kw: Any,
 ) -> GenerateResult:
     """Render ``template`` with ``inputs``, get an answer that validates and passes ``accept``, and return it.
@@ -421,7 +428,9 @@ async def agenerate(
     False for none, None (default) for the project's only where ``[cache.semantic]`` opts the template in;
     a semantic hit is served only if it validates and passes ``accept`` for this request. ``kind`` is a hint for routing rules; ``budget_tokens`` fits
     the render into that many tokens; other keyword arguments (``top_p``, ``stop``, ``seed``, ``timeout_s``,
-    provider parameters) go into the request.
+    provider parameters) go into the request. ``feedback``: earlier answers and what was wrong with each,
+    appended to the prompt as conversation turns, for a caller that checks answers itself (the executor's
+    verifiers): the prompt's prefix stays the same, so a local model reuses its cached state.
 
     Raises ``AttemptsExhausted`` (every attempt's raw output and the summed usage) when no tier produced an
     acceptable answer, ``RoutingError`` when every route failed with transport errors, ``BudgetExceeded``
@@ -463,12 +472,25 @@ async def agenerate(
     )
 
     def refit(budget: int, model: str | None) -> RenderedPrompt:
-        return tpl.render(inputs or {}, examples=examples, budget=budget, model=model)
+        fitted = tpl.render(
+            inputs or {}, examples=examples, budget=budget - _turn_tokens(request, rendered), model=model
+        )
+        return fitted.model_copy(
+            update={"messages": [*fitted.messages, *request.messages[len(rendered.messages) :]]}
+        )
 
+    request = _request(rendered, temperature, max_tokens, kw)
+    if feedback:
+        output_model = tpl.output_model
+        text_format = (
+            output_model if output_model is not None and issubclass(output_model, TextFormat) else None
+        )
+        turns = feedback_messages(feedback, structured=output_model is not None, text_format=text_format)
+        request = request.model_copy(update={"messages": [*request.messages, *turns]})
     call = _Call(
         template=tpl,
         refit=refit,
-        request=_request(rendered, temperature, max_tokens, kw),
+        request=request,
         router=router,
         ctx=ctx,
         accept=accept,

@@ -10,7 +10,15 @@ import math
 from typing import Any
 
 from promptkit.planning._naming import kebab_case, pluralize, snake_case
-from promptkit.planning._spec import AppSpec, Entity, EntityField, Feature, TaskSpec
+from promptkit.planning._spec import (
+    AppSpec,
+    Entity,
+    EntityField,
+    Feature,
+    FeatureExample,
+    TaskSpec,
+    parse_http_call,
+)
 
 __all__ = ["spec_context", "sample_value"]
 
@@ -220,6 +228,24 @@ def _entity_context(entity: Entity) -> dict[str, Any]:
     }
 
 
+def _call_context(text: str) -> dict[str, Any]:
+    method, path, body = parse_http_call(text)
+    return {"method": method, "path": path, "json": None if body is None else repr(body), "text": text}
+
+
+def _example_context(example: FeatureExample, index: int) -> dict[str, Any]:
+    """A feature example as playbooks render it into a test: calls and the expected answer as Python literals."""
+    name = example.name or example.request
+    return {
+        "name": name,
+        "test_name": f"test_example_{index}_" + (snake_case(name)[:40].strip("_") or "case"),
+        "given": [_call_context(call) for call in example.given],
+        "request": _call_context(example.request),
+        "status": example.status,
+        "response": None if example.response is None else repr(example.response),
+    }
+
+
 def _feature_context(feature: Feature, package: str, stack: str) -> dict[str, Any]:
     snake = snake_case(feature.id)
     # Library features are public modules of the package; app features plug into features/.
@@ -228,6 +254,7 @@ def _feature_context(feature: Feature, package: str, stack: str) -> dict[str, An
     title = first if len(first) <= 80 else first[:77].rstrip() + "..."
     return {
         "id": feature.id,
+        "examples": [_example_context(e, i) for i, e in enumerate(feature.examples, 1)],
         "snake": snake,
         "title": title,
         "description": feature.description.strip(),

@@ -55,6 +55,7 @@ __all__ = [
     "EntityField",
     "Entity",
     "Feature",
+    "FeatureExample",
     "AppSpec",
     "TaskSpec",
     "Spec",
@@ -136,14 +137,64 @@ class Entity(BaseModel):
         return value
 
 
+_HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def parse_http_call(text: str) -> tuple[str, str, Any]:
+    """``"POST /todos {"title": "a"}"`` -> ("POST", "/todos", {"title": "a"}); ValueError saying what is wrong."""
+    import json
+
+    parts = text.strip().split(None, 2)
+    if len(parts) < 2 or parts[0].upper() not in _HTTP_METHODS or not parts[1].startswith("/"):
+        raise ValueError(
+            f"{text!r} must look like 'POST /path {{json body}}' (GET, POST, PUT, PATCH or DELETE)"
+        )
+    body = None
+    if len(parts) == 3:
+        try:
+            body = json.loads(parts[2])
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{text!r}: the body is not JSON: {exc.msg}") from None
+    return parts[0].upper(), parts[1], body
+
+
+class FeatureExample(BaseModel):
+    """A concrete acceptance check, turned into a test without a model: the calls that set the scene
+    (``given``), the call under test, and the answer it must give. For HTTP apps each call is
+    ``"METHOD /path {json body}"``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    given: list[str] = Field(default_factory=list)
+    request: str
+    status: int = Field(default=200, ge=100, le=599)
+    response: Any = None
+
+    @field_validator("given")
+    @classmethod
+    def _given(cls, value: list[str]) -> list[str]:
+        for call in value:
+            parse_http_call(call)
+        return value
+
+    @field_validator("request")
+    @classmethod
+    def _request(cls, value: str) -> str:
+        parse_http_call(value)
+        return value
+
+
 class Feature(BaseModel):
-    """A behaviour in natural language; a model implements it, tests prove it."""
+    """A behaviour in natural language; a model implements it, tests prove it. ``examples`` are acceptance
+    checks concrete enough to become tests without a model (HTTP apps)."""
 
     model_config = ConfigDict(extra="forbid")
 
     id: str
     description: str = Field(min_length=1)
     acceptance: list[str] = Field(default_factory=list)
+    examples: list[FeatureExample] = Field(default_factory=list)
 
     @field_validator("id")
     @classmethod

@@ -36,7 +36,7 @@ def test_tree(capsys: pytest.CaptureFixture[str]):
         "feature-overdue generate-code Implement overdue",
     ):
         assert line in out
-    assert "depends on: feature-overdue, tests-todo" in out
+    assert "depends on: feature-overdue-tests" in out  # tests first: the code is verified by them
     assert "files: tests/test_feature_overdue.py, todo_api/features/overdue.py" in out
     assert '{"pytest": {"tests": ["tests/test_todos_api.py"]}}' in out
 

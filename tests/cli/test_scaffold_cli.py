@@ -39,7 +39,8 @@ CALLS: list[str] = []
 
 
 def _coder(request: GenerateRequest, *, broken: bool = False) -> dict[str, Any]:
-    text = request.messages[-1].content
+    # A repair continues the conversation: the step's own prompt is the last message that names its paths.
+    text = next(m.content for m in reversed(request.messages) if "Allowed paths: " in m.content)
     paths = text.split("Allowed paths: ", 1)[1].split("\n", 1)[0].split(", ")
     CALLS.append(paths[0])
     if paths[0].startswith("tests/"):

@@ -55,5 +55,5 @@ def test_embedders_on_one_file_share_the_loaded_model(minilm_gguf: Path, embedde
     assert other._loaded is embedder._loaded
     assert LlamaEmbedder(minilm_gguf, n_threads=1, n_ctx=256)._loaded is not embedder._loaded
     texts = [f"t{i}" for i in range(7)]
-    # Smaller batches change float summation order only.
-    assert np.allclose(other.embed(texts), embedder.embed(texts), atol=1e-4)
+    # Smaller batches change float summation order only (more so with the AVX-512 kernels: up to ~3e-4).
+    assert np.allclose(other.embed(texts), embedder.embed(texts), atol=1e-3)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -30,12 +29,12 @@ def test_every_reference_fix_passes_and_every_bug_fails(
     suite = load_suite(EXAMPLE)
     items = suite.items()
 
-    def answer(request: GenerateRequest) -> dict[str, Any]:
+    def answer(request: GenerateRequest) -> str:
         last = request.messages[-1].content
         item = next(it for it in items if it.row["code"].strip() in last)
         few_shot = any("moving_average" in m.content for m in request.messages)
         fix = item.expected if few_shot else item.row["code"]
-        return {"diagnosis": "see fix", "fix": fix, "explanation": "scripted"}
+        return f"## Diagnosis\nsee fix\n\n## Fix\n```python\n{fix}```\n\n## Explanation\nscripted"
 
     log = run_suite(
         suite, backends={"cheap": FunctionBackend(answer, name="cheap")}, progress=False, cache=False

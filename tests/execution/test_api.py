@@ -25,6 +25,7 @@ def test_all_is_exactly_the_public_api() -> None:
         "JsonValid",
         "YamlValid",
         "Command",
+        "ruff_fix",
         # the executor
         "Executor",
         "ConfirmFn",

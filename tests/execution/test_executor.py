@@ -91,14 +91,31 @@ def test_success_at_the_first_tier(tmp_path: Path) -> None:
     assert saved["steps"][1]["status"] == "passed"
 
 
-def test_verifier_failure_is_repaired_with_the_error_text(tmp_path: Path) -> None:
+def test_verifier_failure_is_repaired_in_the_same_conversation(tmp_path: Path) -> None:
     backend = ScriptedBackend([answer("lib/double.py", BAD), answer("lib/double.py", GOOD)])
     report = run(plan_of(model_step("code", ["lib/double.py"])), tmp_path / "out", model=backend)
     step = report.steps[0]
     assert step.status == "passed" and step.attempts == 2
+    first, second = backend.history
+    # The repair is the first prompt unchanged (a local model reuses its cached state), then the failed
+    # answer and the exact verifier output: file, line and the compiler's message.
+    assert second.messages[: len(first.messages)] == first.messages
+    failed, errors = second.messages[len(first.messages) :]
+    assert failed.role == "assistant" and "def double(x: int) -> int\\n" in failed.content  # the JSON answer
+    assert errors.role == "user" and "[python-compile] FAILED" in errors.content
+    assert "lib/double.py:1:" in errors.content and "SyntaxError" in errors.content
+    assert "fenced code block" in errors.content, "the answer format is restated"
+    assert (tmp_path / "out/lib/double.py").read_text() == GOOD
+
+
+def test_verifier_failure_is_repaired_with_fix_step_on_request(tmp_path: Path) -> None:
+    backend = ScriptedBackend([answer("lib/double.py", BAD), answer("lib/double.py", GOOD)])
+    plan = plan_of(model_step("code", ["lib/double.py"]))
+    report = run(plan, tmp_path / "out", model=backend, repair="template")
+    step = report.steps[0]
+    assert step.status == "passed" and step.attempts == 2
     repair = backend.history[1].messages[-1].content
     assert is_repair(backend.history[1]) and not is_repair(backend.history[0])
-    # The exact verifier output reaches the model: file, line and the compiler's message.
     assert "[python-compile] FAILED" in repair
     assert "lib/double.py:1:" in repair and "SyntaxError" in repair
     # The failed attempt's file is shown to the repair, not the (rolled back) empty workspace.
@@ -276,9 +293,12 @@ def test_unified_diff_answers_are_applied(tmp_path: Path) -> None:
     assert report.steps[1].status == "passed" and report.steps[1].attempts == 1, report.steps[1].errors
     assert (tmp_path / "one/lib/double.py").read_text() == wanted
 
-    # A stale diff fails with the exact mismatch, which the repair (fix_step, whole files) receives.
+    # A stale diff fails with the exact mismatch, which the repair receives (and answers with a fresh diff).
     backend = ScriptedBackend(
-        [{"files": [{"path": "lib/double.py", "diff": stale}]}, answer("lib/double.py", wanted)]
+        [
+            {"files": [{"path": "lib/double.py", "diff": stale}]},
+            {"files": [{"path": "lib/double.py", "diff": fresh}]},
+        ]
     )
     report = run(plan, tmp_path / "two", model=backend)
     assert report.steps[1].status == "passed" and report.steps[1].attempts == 2

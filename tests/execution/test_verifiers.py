@@ -19,6 +19,7 @@ from promptkit.execution import (
     YamlValid,
     _verifiers,
     get_verifier,
+    ruff_fix,
     run_verifiers,
     verifier,
     verifier_from_spec,
@@ -77,6 +78,22 @@ async def test_ruff_passes_and_fails(workspace: Path) -> None:
     assert result.counts == {"violations": 1}
     assert "dirty.py:1:8: F401" in result.summary
     assert not (workspace / ".ruff_cache").exists()
+
+
+async def test_ruff_ignores_the_executors_state_folder(workspace: Path) -> None:
+    # Failed attempts are archived under .promptkit/: they are not the project's code.
+    write(workspace, {"clean.py": "x = 1\n", ".promptkit/runs/r1/failed/s/dirty.py": "import os\n"})
+    assert (await Ruff(select="F")(workspace)).ok
+
+
+def test_ruff_fix_applies_safe_fixes_and_drops_unused_assignments(tmp_path: Path) -> None:
+    source = (
+        "import os\nimport json\n\n\ndef f(client):\n    created = client.post(json.dumps(1))\n    return 1\n"
+    )
+    fixed = ruff_fix(source, "m.py", tmp_path)
+    assert "import os" not in fixed and "import json" in fixed
+    assert "created =" not in fixed and "client.post(json.dumps(1))" in fixed, "the call stays"
+    assert ruff_fix("def broken(:\n", "m.py", tmp_path) == "def broken(:\n"
 
 
 async def test_ruff_missing_is_an_error_not_a_pass(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -140,7 +157,7 @@ async def test_red_first_refuses_a_test_that_passes_without_the_code(workspace: 
     write(workspace, {"test_feature.py": always, "feature_probe.py": PROBE_MISSING})
     result = await Pytest(env=FAST_PYTEST, tests=["test_feature.py"], expect="fail")(workspace)
     assert not result.ok
-    assert "1 test(s) pass before the code they test exists" in result.summary
+    assert "1 test(s) pass before the code they test exists, so they check nothing it adds" in result.summary
     assert "test_feature.py::test_anything" in result.summary
 
 

@@ -71,7 +71,10 @@ def test_examples_pick_the_playbook_of_their_stack(path: str, playbook: str):
     for feature in spec.features:
         code, tests = plan.step(f"feature-{feature.id}"), plan.step(f"feature-{feature.id}-tests")
         assert (code.kind, code.template) == ("generate-code", "implement_step")
-        assert (tests.kind, tests.template) == ("write-tests", "write_tests")
+        if feature.examples:  # concrete examples become tests without a model
+            assert (tests.kind, tests.template) == ("render", None) and tests.render_files
+        else:
+            assert (tests.kind, tests.template) == ("write-tests", "write_tests")
         module = code.files[0]
         test_file = f"tests/test_feature_{feature.id.replace('-', '_')}.py"
         assert code.files == [module] and module.endswith(".py")

@@ -53,9 +53,31 @@ def materialize(plan: Plan, root: Path) -> list[str]:
     return written
 
 
-def run_generated_tests(root: Path) -> subprocess.CompletedProcess[str]:
+def red_first(plan: Plan) -> list[str]:
+    """Rendered test files that must fail until a model writes their feature."""
+    return [
+        path
+        for step in plan.steps
+        for spec in step.verifiers
+        if isinstance(spec, dict) and spec.get("pytest", {}).get("expect") == "fail"
+        for path in spec["pytest"]["tests"]
+        if path in step.render_files
+    ]
+
+
+def run_generated_tests(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "ignore::DeprecationWarning",
+            *args,
+        ],
         cwd=root,
         capture_output=True,
         text=True,
@@ -72,7 +94,11 @@ def check_scaffold(spec: AppSpec, root: Path) -> None:
     plan = PlaybookPlanner().plan(spec)
     written = materialize(plan, root)
     assert written and all((root / p).is_file() for p in written)
-    result = run_generated_tests(root)
+    red = red_first(plan)
+    for path in red:  # tests rendered from the spec's examples fail, as tests, until the feature exists
+        failing = run_generated_tests(root, path)
+        assert failing.returncode == 1 and " passed" not in failing.stdout, failing.stdout[-2000:]
+    result = run_generated_tests(root, *[f"--ignore={path}" for path in red])
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     # Each render test step's tests ran, and not trivially.
     assert passed(result) >= 3 * len(spec.entities), result.stdout[-2000:]

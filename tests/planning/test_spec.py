@@ -101,6 +101,19 @@ def test_explicit_package_is_kept(write: Write):
         ("name: shop-api", "name: Shop API", ":1: name", "slug"),
         ("stack: python-fastapi-sqlite", "stack: rails", ":3: stack", "must be one of"),
         ("  - id: totals", "  - id: Totals!", ":14: features[0].id", "slug"),
+        (
+            "    description: GET /totals sums the quantities.\n",
+            "    description: GET /totals sums the quantities.\n    examples:\n      - request: FETCH /totals\n",
+            ":17: features[0].examples[0].request",
+            "must look like 'POST /path {json body}'",
+        ),
+        (
+            "    description: GET /totals sums the quantities.\n",
+            "    description: GET /totals sums the quantities.\n    examples:\n      - request: GET /totals\n"
+            "        given: ['POST /items {not json}']\n",
+            ":18: features[0].examples[0].given",
+            "the body is not JSON",
+        ),
     ],
 )
 def test_errors_name_file_line_and_field(write: Write, old: str, new: str, where: str, words: str):
