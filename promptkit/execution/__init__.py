@@ -4,6 +4,7 @@ import importlib
 from typing import Any
 
 from promptkit.execution._sandbox import Limits, SandboxResult, arun_sandboxed, isolation_mode, run_sandboxed
+from promptkit.execution._tidy import add_missing_imports, ruff_fix, tidy_python
 from promptkit.execution._verifiers import (
     Command,
     JsonValid,
@@ -14,7 +15,6 @@ from promptkit.execution._verifiers import (
     VerifierResult,
     YamlValid,
     get_verifier,
-    ruff_fix,
     run_verifiers,
     verifier,
     verifier_from_spec,
@@ -31,6 +31,8 @@ __all__ = [
     "VerifierResult",
     "verifier",
     "ruff_fix",
+    "add_missing_imports",
+    "tidy_python",
     "get_verifier",
     "verifier_names",
     "verifier_from_spec",

@@ -37,7 +37,8 @@ from promptkit.execution._edits import FileEdit, parse_edits, render_diff
 from promptkit.execution._outline import outline_python
 from promptkit.execution._report import NO_MODEL_HINT, RunReport, RunTotals, StepReport
 from promptkit.execution._runstate import RunState, StepState, state_dir_for
-from promptkit.execution._verifiers import VerifierResult, ruff_fix, run_verifiers, verifier_from_spec
+from promptkit.execution._tidy import tidy_python
+from promptkit.execution._verifiers import VerifierResult, run_verifiers, verifier_from_spec
 from promptkit.execution._workspace import Workspace
 from promptkit.generation import Feedback, GenerateResult, agenerate, repair_loop
 from promptkit.planning import Plan, Step, glob_to_regex, is_glob, path_allowed
@@ -202,7 +203,7 @@ class Executor:
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.on_step = on_step
-        # Model-written Python gets ruff's safe fixes before it is verified (see ruff_fix).
+        # Model-written Python gets missing imports and ruff's safe fixes before it is verified (tidy_python).
         self.tidy = tidy
         if repair not in ("conversation", "template"):
             raise WorkspaceError(
@@ -708,7 +709,7 @@ class Executor:
                     before = self.workspace.read(edit.path)
                     after = edit.apply(before)
                     if after is not None and edit.path.endswith(".py") and self.tidy and step.uses_model:
-                        after = await asyncio.to_thread(ruff_fix, after, edit.path, self.workspace.root)
+                        after = await asyncio.to_thread(tidy_python, after, edit.path, self.workspace.root)
                     planned[edit.path] = (before, after)
             except WorkspaceError as exc:
                 self._log("edit_refused", step.id, attempt=attempt, error=str(exc))

@@ -38,7 +38,6 @@ __all__ = [
     "JsonValid",
     "YamlValid",
     "Command",
-    "ruff_fix",
 ]
 
 _DETAILS_LIMIT = 8_000
@@ -431,38 +430,6 @@ class Ruff(_Sandboxed):
         return self._result(
             False, f"ruff: failed to run (exit {result.returncode}): {_last_line(details)}", details, duration
         )
-
-
-def ruff_fix(source: str, path: str, cwd: Path) -> str:
-    """``source`` with ruff's safe fixes applied (unused imports, import order, stray whitespace), as the
-    project's ruff configuration in ``cwd`` selects them, and unused variables' assignments dropped (their
-    calls stay); unchanged when ruff is missing or fails.
-
-    A model's round trip to delete an unused import costs a minute on a CPU; ruff does it in milliseconds.
-    Ruff only parses the code, it never runs it.
-    """
-    import subprocess
-
-    base = Ruff._command()
-    if base is None:
-        return source
-    common = ["check", "--fix", "--exit-zero", "--quiet", "--no-cache", "--stdin-filename", path]
-    # The safe fixes the configuration selects, then an unused variable's assignment (its call is kept).
-    for extra in ([], ["--unsafe-fixes", "--select", "F841"]):
-        try:
-            done = subprocess.run(
-                [*base, *common, *extra, "-"],
-                input=source,
-                capture_output=True,
-                text=True,
-                cwd=cwd,
-                timeout=30,
-            )
-        except (OSError, subprocess.SubprocessError):
-            return source
-        if done.returncode == 0 and done.stdout.strip():
-            source = done.stdout
-    return source
 
 
 _PYTEST_COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected|warnings?)\b")

@@ -26,6 +26,8 @@ def test_all_is_exactly_the_public_api() -> None:
         "YamlValid",
         "Command",
         "ruff_fix",
+        "add_missing_imports",
+        "tidy_python",
         # the executor
         "Executor",
         "ConfirmFn",

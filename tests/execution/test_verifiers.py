@@ -19,7 +19,6 @@ from promptkit.execution import (
     YamlValid,
     _verifiers,
     get_verifier,
-    ruff_fix,
     run_verifiers,
     verifier,
     verifier_from_spec,
@@ -84,16 +83,6 @@ async def test_ruff_ignores_the_executors_state_folder(workspace: Path) -> None:
     # Failed attempts are archived under .promptkit/: they are not the project's code.
     write(workspace, {"clean.py": "x = 1\n", ".promptkit/runs/r1/failed/s/dirty.py": "import os\n"})
     assert (await Ruff(select="F")(workspace)).ok
-
-
-def test_ruff_fix_applies_safe_fixes_and_drops_unused_assignments(tmp_path: Path) -> None:
-    source = (
-        "import os\nimport json\n\n\ndef f(client):\n    created = client.post(json.dumps(1))\n    return 1\n"
-    )
-    fixed = ruff_fix(source, "m.py", tmp_path)
-    assert "import os" not in fixed and "import json" in fixed
-    assert "created =" not in fixed and "client.post(json.dumps(1))" in fixed, "the call stays"
-    assert ruff_fix("def broken(:\n", "m.py", tmp_path) == "def broken(:\n"
 
 
 async def test_ruff_missing_is_an_error_not_a_pass(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
