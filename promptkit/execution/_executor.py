@@ -64,7 +64,7 @@ ConfirmFn = Callable[[Step, str | None], bool]
 StepCallback = Callable[[Step, StepState], None]
 
 REPAIR_TEMPLATE = "fix_step"
-_ERRORS_LIMIT = 6_000  # a repair turn costs prefill time on a local model: the first errors matter most
+_ERRORS_LIMIT = 3_000  # a repair turn costs prefill time on a local model: the first errors matter most
 
 
 # Files a step only reads are shown whole up to this size, as an outline above it: on a CPU, every prompt
@@ -183,6 +183,7 @@ class Executor:
         spec_name: str | None = None,
         tidy: bool = True,
         repair: str = "conversation",
+        repair_temperature: float | None = 0.6,
     ) -> None:
         if model is not None and router is not None:
             raise RoutingError(
@@ -212,6 +213,7 @@ class Executor:
         # "conversation": a repair re-asks the step's own prompt with the failed answers and their errors as
         # turns (cheap on a local model: the prompt's state is cached); "template": a fresh fix_step prompt.
         self.repair = repair
+        self.repair_temperature = repair_temperature
         self.spec_name = spec_name or plan.spec.name
         self.state = RunState.for_workspace(self.workspace.root)
         self.run_id = ""
@@ -509,7 +511,9 @@ class Executor:
             content = run.last_files[path] if path in run.last_files else self.workspace.read(path)
             if content is None:
                 continue
-            if path not in own and path.endswith(".py") and len(content) > OUTLINE_OVER_CHARS:
+            is_test = path.startswith("tests/") or path.rsplit("/", 1)[-1].startswith("test_")
+            # A test's body is what it checks, so tests are never outlined.
+            if path not in own and path.endswith(".py") and not is_test and len(content) > OUTLINE_OVER_CHARS:
                 outline = outline_python(content)
                 if outline is not None:
                     blocks.append(
@@ -610,9 +614,12 @@ class Executor:
                         cache=self.cache,
                         ledger=self.ledger if self.ledger is not None else False,
                         budget_tokens=budget,
-                        temperature=self.temperature,
+                        # A repair at temperature 0 often repeats the failed answer word for word: sample,
+                        # with a seed per attempt so a rerun gives the same answers.
+                        temperature=self.repair_temperature if feedback else self.temperature,
                         max_tokens=self.max_tokens,
                         feedback=turns,
+                        **({"seed": state.attempts} if feedback else {}),
                     )
                 except AttemptsExhausted as exc:
                     last = exc.attempts[-1] if exc.attempts else None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import json
-import re
 import subprocess
 from pathlib import Path
 
@@ -103,6 +102,22 @@ def _project_index(root: Path, own: str) -> tuple[dict[str, list[str]], dict[str
     return names, modules
 
 
+def _imported_modules(source: str) -> set[str]:
+    """Modules the code imports from, counting ``from pkg import mod`` as using ``pkg.mod``."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    used: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            used.add(node.module)
+            used.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            used.update(alias.name for alias in node.names)
+    return used
+
+
 def _import_of(module: str) -> str:
     package, _, short = module.rpartition(".")
     return f"from {package} import {short}" if package else f"import {short}"
@@ -118,7 +133,7 @@ def add_missing_imports(source: str, path: str, root: Path) -> str:
         return source
     names, modules = _project_index(root, path)
     lines: list[str] = []
-    used = set(re.findall(r"^\s*from\s+([\w.]+)\s+import", source, re.MULTILINE))
+    used = _imported_modules(source)
     for name in missing:  # modules first: they decide which of several definitions a name comes from
         if name in modules:
             lines.append(_import_of(modules[name]))

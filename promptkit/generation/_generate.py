@@ -108,10 +108,10 @@ def _context_window(deployment: Any) -> int | None:
     return window if isinstance(window, int) and window > 0 else None
 
 
-def _turn_tokens(request: GenerateRequest, rendered: Any) -> int:
-    """A generous count of the feedback turns appended after the rendered prompt (bytes bound tokens)."""
+def _turn_tokens(request: GenerateRequest, rendered: Any, model: str | None) -> int:
+    """Tokens of the feedback turns appended after the rendered prompt."""
     extra = request.messages[len(rendered.messages) :]
-    return sum(len(m.content.encode("utf-8")) // 2 + 8 for m in extra)
+    return count_tokens(extra, model) if extra else 0
 
 
 def _input_tokens(rendered: Any, router: Router) -> int:
@@ -292,7 +292,7 @@ class _Call:
         window = _context_window(deployment)
         if window is None:
             return base
-        room = answer_room(window, base.max_tokens)
+        room = answer_room(window, base.max_tokens or getattr(deployment.backend, "max_tokens", None))
         limit = window - room
         if surely_fits(base.messages, limit):
             return base
@@ -472,9 +472,8 @@ async def agenerate(
     )
 
     def refit(budget: int, model: str | None) -> RenderedPrompt:
-        fitted = tpl.render(
-            inputs or {}, examples=examples, budget=budget - _turn_tokens(request, rendered), model=model
-        )
+        turns = _turn_tokens(request, rendered, model)
+        fitted = tpl.render(inputs or {}, examples=examples, budget=budget - turns, model=model)
         return fitted.model_copy(
             update={"messages": [*fitted.messages, *request.messages[len(rendered.messages) :]]}
         )

@@ -246,7 +246,36 @@ def _example_context(example: FeatureExample, index: int) -> dict[str, Any]:
     }
 
 
-def _feature_context(feature: Feature, package: str, stack: str) -> dict[str, Any]:
+def _feature_routes(feature: Feature, crud: set[str]) -> list[dict[str, Any]]:
+    """The HTTP routes a feature's examples call that the CRUD routes (``crud``: their paths with ``{id}``)
+    do not provide: method, path, a function name and the query parameters, for a skeleton to complete."""
+    routes: dict[tuple[str, str], dict[str, Any]] = {}
+    for example in feature.examples:
+        for call in [*example.given, example.request]:
+            method, path, _ = parse_http_call(call)
+            route, _, query = path.partition("?")
+            shape = "/".join("{id}" if part.isdigit() else part for part in route.split("/"))
+            if shape in crud:
+                continue
+            entry = routes.setdefault(
+                (method, route),
+                {
+                    "method": method.lower(),
+                    "path": route,
+                    "func": snake_case(route.rstrip("/").rsplit("/", 1)[-1]),
+                    "params": [],
+                },
+            )
+            for pair in filter(None, query.split("&")):
+                name = pair.split("=", 1)[0]
+                if name.isidentifier() and name not in entry["params"]:
+                    entry["params"].append(name)
+    return list(routes.values())
+
+
+def _feature_context(
+    feature: Feature, package: str, stack: str, crud: set[str] | None = None
+) -> dict[str, Any]:
     snake = snake_case(feature.id)
     # Library features are public modules of the package; app features plug into features/.
     module = f"{package}/{snake}.py" if stack == "python-library" else f"{package}/features/{snake}.py"
@@ -255,6 +284,7 @@ def _feature_context(feature: Feature, package: str, stack: str) -> dict[str, An
     return {
         "id": feature.id,
         "examples": [_example_context(e, i) for i, e in enumerate(feature.examples, 1)],
+        "routes": _feature_routes(feature, crud or set()),
         "snake": snake,
         "title": title,
         "description": feature.description.strip(),
@@ -263,6 +293,10 @@ def _feature_context(feature: Feature, package: str, stack: str) -> dict[str, An
         "module_name": module.removesuffix(".py").replace("/", "."),
         "test_path": f"tests/test_feature_{snake}.py",
     }
+
+
+def _crud_paths(entities: list[dict[str, Any]]) -> set[str]:
+    return {p for e in entities for p in (f"/{e['plural_slug']}", f"/{e['plural_slug']}/{{id}}")}
 
 
 def spec_context(spec: AppSpec | TaskSpec) -> dict[str, Any]:
@@ -298,7 +332,9 @@ def spec_context(spec: AppSpec | TaskSpec) -> dict[str, Any]:
         "title": spec.name.replace("-", " ").title(),
         "env_prefix": spec.package.upper(),
         "entities": entities,
-        "features": [_feature_context(f, spec.package, spec.stack) for f in spec.features],
+        "features": [
+            _feature_context(f, spec.package, spec.stack, _crud_paths(entities)) for f in spec.features
+        ],
         "uses_date": any(e["uses_date"] for e in entities),
         "uses_datetime": any(e["uses_datetime"] for e in entities),
         "uses_field": any(e["uses_field"] for e in entities),

@@ -66,3 +66,9 @@ def test_ruff_fix_applies_safe_fixes_and_drops_unused_assignments(tmp_path: Path
 def test_tidy_adds_imports_then_drops_the_unused_ones(project: Path) -> None:
     source = "from fastapi import APIRouter\n\nrouter = fastapi.APIRouter()\n"
     assert tidy_python(source, "app/f.py", project) == "import fastapi\n\nrouter = fastapi.APIRouter()\n"
+
+
+def test_a_module_imported_by_name_decides_an_ambiguous_name(project: Path) -> None:
+    source = "from app import db\n\n\ndef f(conn: db.Connection):\n    return list_items(conn)\n"
+    fixed = add_missing_imports(source, "app/feature.py", project)
+    assert "from app.db import list_items\n" in fixed

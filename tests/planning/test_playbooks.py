@@ -293,3 +293,18 @@ def test_an_expanded_step_that_breaks_the_plan_is_reported(write: Write):
     )
     with pytest.raises(PlanError, match=r"step 'part-one': files\[0\]: .*'\.\.'"):
         PlaybookPlanner(str(path)).plan(parse_spec(LIBRARY))
+
+
+def test_feature_examples_give_the_routes_to_complete_and_red_first_tests():
+    plan = PlaybookPlanner().plan(load_spec(REPO / "examples" / "todo_api.yaml"))
+    skeleton = plan.step("feature-overdue-skeleton").render_files["todo_api/features/overdue.py"]
+    # The route the examples call (not a CRUD route), with its query parameter, for the model to complete.
+    assert (
+        '@router.get("/todos/overdue")\ndef overdue(conn: db.Connection, today: str | None = None):\n    ...'
+        in skeleton
+    )
+    assert "/todos/{id}" not in skeleton and "@router.post" not in skeleton
+    assert "feature-overdue-skeleton" in plan.step("feature-overdue").depends_on
+    tests = plan.step("feature-overdue-tests").render_files["tests/test_feature_overdue.py"]
+    assert 'client.request("GET", "/todos/overdue?today=2024-01-02")' in tests
+    assert "assert response.json() == [{'id': 2, 'title': 'later'" in tests
