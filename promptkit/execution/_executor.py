@@ -507,7 +507,9 @@ class Executor:
             dep_state = dep_run.state if dep_run else self.state.step(self.run_id, dep)
             others += [p for p, digest in dep_state.files.items() if digest is not None]
         blocks = []
-        for path in dict.fromkeys([*own, *others]):
+        # The files to write come last, nearest the answer: shown first, small models tend to copy the whole
+        # listing that follows them instead of writing the file.
+        for path in dict.fromkeys([*[p for p in others if p not in own], *own]):
             content = run.last_files[path] if path in run.last_files else self.workspace.read(path)
             if content is None:
                 continue
