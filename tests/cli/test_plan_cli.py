@@ -30,7 +30,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def test_tree(capsys: pytest.CaptureFixture[str]):
     code, out, err = run(capsys, "plan", str(TODO))
     assert code == 0, err
-    assert "todo-api — 9 steps, planner playbook, playbook fastapi_sqlite_crud" in out
+    assert "todo-api — 11 steps, planner playbook, playbook fastapi_sqlite_crud" in out
     for line in (
         "layout render Project layout and packaging",
         "feature-overdue generate-code Implement overdue",

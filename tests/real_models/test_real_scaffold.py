@@ -11,19 +11,19 @@ from promptkit.routing import Deployment, Router, Tier
 
 SPEC = AppSpec(name="textutil", summary="Small text helpers.", stack="python-library")
 
-TESTS = """from textutil.slug import slugify
+TESTS = """from textutil.vowels import count_vowels
 
 
-def test_words_are_lowercased_and_joined_by_hyphens():
-    assert slugify("Hello World") == "hello-world"
+def test_vowels_are_counted():
+    assert count_vowels("hello world") == 3
 
 
-def test_punctuation_is_dropped_and_runs_of_separators_collapse():
-    assert slugify("  Rock & Roll -- 2024!  ") == "rock-roll-2024"
+def test_upper_case_vowels_count_too():
+    assert count_vowels("AEIOU") == 5
 
 
-def test_an_empty_text_gives_an_empty_slug():
-    assert slugify("") == ""
+def test_an_empty_text_has_none():
+    assert count_vowels("") == 0
 """
 
 
@@ -32,35 +32,34 @@ def _plan() -> Plan:
         id="layout",
         title="Package and tests",
         kind="render",
-        render_files={"textutil/__init__.py": "", "tests/test_slug.py": TESTS},
-        files=["textutil/__init__.py", "tests/test_slug.py"],
+        render_files={"textutil/__init__.py": "", "tests/test_vowels.py": TESTS},
+        files=["textutil/__init__.py", "tests/test_vowels.py"],
         verifiers=["python-compile"],
     )
     feature = Step(
-        id="feature-slugify",
-        title="Implement slugify",
+        id="feature-vowels",
+        title="Implement count_vowels",
         kind="generate-code",
         template="implement_step",
         inputs={
             "spec_summary": "textutil: small text helpers, Python 3.10+, standard library only. Package `textutil`.",
             "step": {
-                "id": "feature-slugify",
-                "title": "Implement slugify",
+                "id": "feature-vowels",
+                "title": "Implement count_vowels",
                 "description": (
-                    "textutil/slug.py with slugify(text: str) -> str: lowercase ASCII words joined by single "
-                    "hyphens; everything that is not a letter or digit separates words; no leading or trailing "
-                    "hyphen. The tests in tests/test_slug.py must pass."
+                    "textutil/vowels.py with count_vowels(text: str) -> int: how many of the letters a, e, i, "
+                    "o, u (either case) the text holds. The tests in tests/test_vowels.py must pass."
                 ),
-                "acceptance": ['slugify("Hello World") == "hello-world"', 'slugify("") == ""'],
+                "acceptance": ['count_vowels("hello world") == 3', 'count_vowels("") == 0'],
             },
-            "allowed_paths": ["textutil/slug.py"],
+            "allowed_paths": ["textutil/vowels.py"],
         },
-        files=["textutil/slug.py"],
-        reads=["tests/test_slug.py"],
+        files=["textutil/vowels.py"],
+        reads=["tests/test_vowels.py"],
         depends_on=["layout"],
         verifiers=[
             {"python-compile": {"paths": ["textutil"]}},
-            {"pytest": {"tests": ["tests/test_slug.py"]}},
+            {"pytest": {"tests": ["tests/test_vowels.py"]}},
         ],
         max_attempts=2,
     )
@@ -77,7 +76,7 @@ async def test_the_small_model_implements_a_feature_its_tests_verify(small_model
     feature = report.steps[-1]
     assert feature.status == "passed", report.model_dump_json(indent=1)
     assert feature.tier_name == "small"
-    assert "def slugify" in (tmp_path / "app" / "textutil" / "slug.py").read_text()
+    assert "def count_vowels" in (tmp_path / "app" / "textutil" / "vowels.py").read_text()
 
 
 async def test_a_step_the_small_model_fails_escalates_to_the_medium_model(
