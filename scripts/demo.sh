@@ -29,6 +29,8 @@ $PK init --dir "$OUT"
 
 echo; echo "== promptkit scaffold examples/todo_api.yaml with the local models (a few minutes on 2 cores)"
 started=$(date +%s)
-$PK scaffold examples/todo_api.yaml -o "$OUT/todo_api" --router "$OUT/promptkit.toml"
+# A step the models could not pass is reported (and kept under runs/<id>/failed/), not fatal to the demo.
+$PK scaffold examples/todo_api.yaml -o "$OUT/todo_api" --router "$OUT/promptkit.toml" \
+  || echo "some steps failed (see the report above); their answers are in $OUT/todo_api/.promptkit/runs/*/answers/"
 echo "scaffold took $(( $(date +%s) - started )) s"
 $PK ledger show latest

@@ -603,6 +603,11 @@ class Executor:
                     if not first_inputs:
                         first_inputs.update(self._inputs(run, template, errors=initial_errors, attempt=1))
                     inputs, turns = first_inputs, feedback
+                    answers = [f.raw_output.strip() for f in feedback]
+                    if len(answers) != len(set(answers)):
+                        # The model copied its failed answer: shown it again, a small model copies it
+                        # again. Ask afresh instead (sampled, below): an independent try.
+                        turns = ()
                 self._log("attempt", step.id, attempt=state.attempts, template=template.name, tier=tier_name)
                 clock = time.perf_counter()
                 try:

@@ -484,3 +484,13 @@ def test_a_fenced_answer_without_a_path_goes_to_the_steps_one_file(tmp_path: Pat
     assert (tmp_path / "out").joinpath(".promptkit").exists()
     answers = list((tmp_path / "out" / ".promptkit" / "runs").glob("*/answers/code/01-*.md"))
     assert answers and answers[0].read_text().startswith("Here it is:")
+
+
+def test_a_repeated_failed_answer_makes_the_next_attempt_a_fresh_sample(tmp_path: Path) -> None:
+    backend = ScriptedBackend([answer("lib/double.py", BAD)] * 2 + [answer("lib/double.py", GOOD)])
+    report = run(plan_of(model_step("code", ["lib/double.py"])), tmp_path / "out", model=backend)
+    assert report.steps[0].status == "passed" and report.steps[0].attempts == 3
+    first, second, third = backend.history
+    assert len(second.messages) == len(first.messages) + 2, "the first repair continues the conversation"
+    assert third.messages == first.messages, "the same wrong answer twice: the prompt alone, afresh"
+    assert (first.temperature, third.temperature, third.seed) == (None, 0.6, 3), "sampled, reproducibly"
