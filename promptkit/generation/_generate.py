@@ -297,6 +297,9 @@ class _Call:
         if surely_fits(base.messages, limit):
             return base
         token_model = deployment.alias.model if isinstance(deployment.model, str) else None
+        model_path = getattr(deployment.backend, "model_path", None)
+        if model_path is not None:  # a local model: count with its own tokenizer
+            token_model = f"local:{model_path}"
         count = count_tokens(base.messages, token_model)
         if count <= limit:
             return base

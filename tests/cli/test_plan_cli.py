@@ -36,8 +36,9 @@ def test_tree(capsys: pytest.CaptureFixture[str]):
         "feature-overdue generate-code Implement overdue",
     ):
         assert line in out
-    assert "depends on: feature-overdue-tests" in out  # tests first: the code is verified by them
-    assert "files: tests/test_feature_overdue.py, todo_api/features/overdue.py" in out
+    # Tests first (rendered from the spec's examples), then the routes to complete, then the model's code.
+    assert "depends on: feature-overdue-tests, feature-overdue-skeleton" in out
+    assert "files: tests/test_feature_overdue.py\n" in out
     assert '{"pytest": {"tests": ["tests/test_todos_api.py"]}}' in out
 
 
