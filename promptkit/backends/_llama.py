@@ -85,6 +85,13 @@ class _LoadedModel:
     )
     refs: int = 0
     threads: _ThreadChooser | None = None  # set for n_threads="auto"
+    # The running call's stop flag and deadline (set under ``lock`` for the call's duration).
+    stop: Any = None  # threading.Event or _CancelRequested: anything with is_set()
+    deadline: float | None = None
+
+    def halted(self) -> bool:
+        stop, deadline = self.stop, self.deadline
+        return (stop is not None and stop.is_set()) or (deadline is not None and time.monotonic() > deadline)
 
     @property
     def name(self) -> str:
@@ -157,13 +164,13 @@ def _load(key: tuple[Any, ...], path: Path, capacity_bytes: int, load_kwargs: di
         raise ConfigError(f"invalid llama.cpp option: {exc}", location=str(path)) from None
     except (ValueError, RuntimeError, OSError) as exc:
         raise BackendUnavailable(f"llama.cpp cannot load this model: {exc}", location=str(path)) from None
-    if chooser is not None:
-        _adapt_threads(llama, chooser)
     cache = None
     if capacity_bytes > 0:
         cache = _counting_ram_cache(capacity_bytes)
         llama.set_cache(cache)
-    return _LoadedModel(key=key, llama=llama, cache=cache, capacity_bytes=capacity_bytes, threads=chooser)
+    model = _LoadedModel(key=key, llama=llama, cache=cache, capacity_bytes=capacity_bytes, threads=chooser)
+    _wrap_eval(llama, chooser, model.halted)
+    return model
 
 
 def _acquire(
@@ -323,23 +330,48 @@ class _ThreadChooser:
             self.threads = threads
 
 
-def _adapt_threads(llama: Any, chooser: _ThreadChooser) -> None:
-    """Make ``llama.eval`` (every prompt batch, every answer token) give ``chooser`` its chance first."""
+class _CancelRequested:
+    """A stop flag for a call made on the event loop's own thread: set once the calling task is asked to
+    cancel. asyncio.run turns Ctrl-C into exactly that, but only delivers it when the loop runs again, which a
+    blocking call on the loop's thread would delay to its end."""
+
+    def __init__(self) -> None:
+        self.task = asyncio.current_task()
+
+    def is_set(self) -> bool:
+        task = self.task
+        if task is None:
+            return False
+        cancelling = getattr(task, "cancelling", None)  # Python 3.11+
+        return bool(cancelling()) if cancelling is not None else bool(getattr(task, "_must_cancel", False))
+
+
+class _Halted(Exception):
+    """The call was given up (cancelled, or past its deadline) while its prompt was being read."""
+
+
+def _wrap_eval(llama: Any, chooser: _ThreadChooser | None, halted: Callable[[], bool]) -> None:
+    """Make ``llama.eval`` (every prompt batch, every answer token) first let ``chooser`` re-choose the
+    threads, and stop a call given up while its prompt is read: a 2,000-token prompt is seconds of C code
+    that no logits processor interrupts (it only runs once the answer starts)."""
     evaluate = llama.eval
 
-    def eval_adapting(tokens: Any) -> None:
+    def eval_batches(tokens: Any) -> None:
         step = max(1, int(llama.n_batch))
         for start in range(0, len(tokens), step):
-            chooser.adjust(llama)
+            if halted():
+                raise _Halted
+            if chooser is not None:
+                chooser.adjust(llama)
             evaluate(tokens[start : start + step])
 
-    llama.eval = eval_adapting
+    llama.eval = eval_batches
 
 
 def _watcher(
     model: _LoadedModel,
     deadline: float | None,
-    stop: threading.Event,
+    stop: Any,
     on_tokens: Callable[[TokenProgress], None] | None,
     constrained: bool,
     bias: dict[int, float] | None = None,
@@ -625,7 +657,7 @@ class LlamaBackend(BaseBackend):
         model: _LoadedModel,
         kwargs: dict[str, Any],
         deadline: float | None,
-        stop: threading.Event | None = None,
+        stop: threading.Event | _CancelRequested | None = None,
         on_tokens: Callable[[TokenProgress], None] | None = None,
     ) -> tuple[Any, float]:
         """The completion and its compute seconds; the caller holds ``model.lock``."""
@@ -645,7 +677,15 @@ class LlamaBackend(BaseBackend):
             watcher = _watcher(model, deadline, stop or threading.Event(), on_tokens, constrained, bias)
             kwargs["logits_processor"] = LogitsProcessorList([watcher])
         started = time.perf_counter()
-        completion = model.llama.create_chat_completion(**kwargs)
+        model.stop, model.deadline = stop, deadline
+        try:
+            completion = model.llama.create_chat_completion(**kwargs)
+        except _Halted:
+            if deadline is not None and time.monotonic() > deadline:
+                raise _DeadlinePassed from None
+            raise asyncio.CancelledError from None
+        finally:
+            model.stop = model.deadline = None
         elapsed = time.perf_counter() - started
         if deadline is not None and time.monotonic() > deadline:
             raise _DeadlinePassed
@@ -666,12 +706,11 @@ class LlamaBackend(BaseBackend):
     def _run_here(
         model: _LoadedModel, kwargs: dict[str, Any], on_tokens: Callable[[TokenProgress], None] | None
     ) -> tuple[Any, float] | None:
-        """Run an untimed call on this thread if the model is free this instant; None if it is busy.
-        (Ctrl-C needs no stop flag here: it interrupts the Python loop between tokens.)"""
+        """Run an untimed call on this thread if the model is free this instant; None if it is busy."""
         if not model.lock.acquire(blocking=False):
             return None
         try:
-            return LlamaBackend._call(model, kwargs, None, None, on_tokens)
+            return LlamaBackend._call(model, kwargs, None, _CancelRequested(), on_tokens)
         finally:
             model.lock.release()
 

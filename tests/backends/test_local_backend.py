@@ -519,3 +519,34 @@ def test_sampling_defaults_apply_to_every_call_and_are_checked(tiny_gguf):
     b = LlamaBackend(tiny_gguf, n_ctx=512, n_threads=1, sampling={"repeat_penalty": 1.05})
     assert b._call_kwargs(ask("x"))["repeat_penalty"] == 1.05
     assert b._call_kwargs(ask("x", params={"repeat_penalty": 1.2}))["repeat_penalty"] == 1.2
+
+
+def test_a_call_given_up_stops_between_prompt_batches():
+    from promptkit.backends._llama import _Halted, _wrap_eval
+
+    class FakeLlama:
+        n_batch = 4
+
+        def __init__(self) -> None:
+            self.batches: list[list[int]] = []
+
+        def eval(self, tokens):  # type: ignore[no-untyped-def]
+            self.batches.append(list(tokens))
+
+    llama = FakeLlama()
+    given_up = threading.Event()
+    _wrap_eval(llama, None, given_up.is_set)
+    llama.eval(list(range(10)))
+    assert llama.batches == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]], "read in n_batch pieces, in order"
+    llama.batches.clear()
+
+    def evaluate_then_give_up(tokens):  # type: ignore[no-untyped-def]
+        llama.batches.append(list(tokens))
+        given_up.set()
+
+    llama2 = FakeLlama()
+    llama2.eval = evaluate_then_give_up  # type: ignore[method-assign]
+    _wrap_eval(llama2, None, given_up.is_set)
+    with pytest.raises(_Halted):
+        llama2.eval(list(range(10)))
+    assert llama.batches == [[0, 1, 2, 3]], "the rest of the prompt is never read"
