@@ -151,8 +151,8 @@ def _load(key: tuple[Any, ...], path: Path, capacity_bytes: int, load_kwargs: di
     apply_grammar_fix()
     chooser = None
     if load_kwargs.get("n_threads") == "auto":
-        # Chosen when the model loads and again before calls (the pool key keeps "auto", so backends share
-        # one loaded model).
+        # Chosen when the model loads, then again while it computes (_ThreadChooser); the pool key keeps
+        # "auto", so backends share one loaded model.
         threads = auto_threads()
         chooser = _ThreadChooser(threads)
         load_kwargs = {**load_kwargs, "n_threads": threads}
@@ -370,14 +370,13 @@ def _wrap_eval(llama: Any, chooser: _ThreadChooser | None, halted: Callable[[], 
 
 def _watcher(
     model: _LoadedModel,
-    deadline: float | None,
-    stop: Any,
     on_tokens: Callable[[TokenProgress], None] | None,
     constrained: bool,
     bias: dict[int, float] | None = None,
 ) -> Callable[[Any, Any], Any]:
-    """A logits processor run before each answer token: it reports progress, and once ``deadline`` has passed
-    or ``stop`` is set it makes end-of-text the only choice (not under a grammar, which must finish).
+    """A logits processor run before each answer token: it reports progress, and once the running call is
+    given up (``model.halted()``: its stop flag set or its deadline passed) or its answer loops it makes
+    end-of-text the only choice (not under a grammar, which must finish).
 
     It runs inside a ctypes callback, where exceptions are swallowed, so it cannot abort the call; ending the
     answer early is the way to free the model for the calls queued behind it.
@@ -395,7 +394,7 @@ def _watcher(
             scores[token] += value
         if on_tokens is not None:
             on_tokens(TokenProgress(name, state["prompt"], done, time.perf_counter() - state["first"]))
-        ended = stop.is_set() or (deadline is not None and time.monotonic() > deadline)
+        ended = model.halted()
         if not ended and done and done % _LOOP_CHECK_EVERY == 0:
             ended = _looping(input_ids[state["prompt"] :])
         if ended and not constrained:
@@ -459,8 +458,8 @@ class LlamaBackend(BaseBackend):
     """A local GGUF model, run in-process with llama-cpp-python.
 
     ``n_threads`` sets the threads for generation and (unless ``n_threads_batch`` is given) prompt evaluation:
-    ``"auto"`` (default) picks, when the model loads, the cores that other processes leave free (see
-    :func:`auto_threads`); ``None`` keeps llama-cpp-python's defaults (half the cores). ``max_tokens`` caps an
+    ``"auto"`` (default) uses the cores that other processes leave free, chosen when the model loads and
+    re-checked while it computes (see :func:`auto_threads`); ``None`` keeps llama-cpp-python's defaults (half the cores). ``max_tokens`` caps an
     answer whose request sets none (``None``: no cap). ``sampling`` sets defaults for every call, e.g.
     ``{"repeat_penalty": 1.05}`` (Qwen's own setting, which keeps greedy small models out of loops).
     ``prefix_cache``: ``True`` keeps up to 2 GiB of llama.cpp states keyed by prompt tokens, so a call that
@@ -674,7 +673,7 @@ class LlamaBackend(BaseBackend):
             # llama-cpp-python drops logit_bias when a logits processor is given (it assigns the None that
             # list.extend returns), so the watcher applies the bias itself.
             bias = {int(k): float(v) for k, v in (kwargs.pop("logit_bias", None) or {}).items()}
-            watcher = _watcher(model, deadline, stop or threading.Event(), on_tokens, constrained, bias)
+            watcher = _watcher(model, on_tokens, constrained, bias)
             kwargs["logits_processor"] = LogitsProcessorList([watcher])
         started = time.perf_counter()
         model.stop, model.deadline = stop, deadline

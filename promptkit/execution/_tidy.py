@@ -50,22 +50,24 @@ _KNOWN_MODULES = {
 }  # fmt: skip
 
 
-def _undefined(source: str, path: str, cwd: Path) -> list[str]:
+def _ruff(args: list[str], source: str, path: str, cwd: Path) -> str | None:
+    """Ruff's standard output for ``source`` given on stdin as ``path``; None when ruff is missing or fails."""
     base = Ruff._command()
     if base is None:
-        return []
-    cmd = [*base, "check", "--select", "F821", "--output-format", "json", "--no-cache", "--exit-zero"]
+        return None
+    cmd = [*base, "check", "--no-cache", "--exit-zero", *args, "--stdin-filename", path, "-"]
     try:
-        done = subprocess.run(
-            [*cmd, "--stdin-filename", path, "-"],
-            input=source,
-            capture_output=True,
-            text=True,
-            cwd=cwd,
-            timeout=30,
-        )
-        found = json.loads(done.stdout or "[]")
-    except (OSError, subprocess.SubprocessError, json.JSONDecodeError):
+        done = subprocess.run(cmd, input=source, capture_output=True, text=True, cwd=cwd, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def _undefined(source: str, path: str, cwd: Path) -> list[str]:
+    out = _ruff(["--select", "F821", "--output-format", "json"], source, path, cwd)
+    try:
+        found = json.loads(out or "[]")
+    except json.JSONDecodeError:
         return []
     names = [item["message"].split("`")[1] for item in found if item.get("message", "").count("`") >= 2]
     return list(dict.fromkeys(names))
@@ -171,25 +173,11 @@ def ruff_fix(source: str, path: str, cwd: Path) -> str:
     """``source`` with ruff's safe fixes applied (unused imports, import order, stray whitespace), as the
     project's ruff configuration in ``cwd`` selects them, and unused variables' assignments dropped (their
     calls stay); unchanged when ruff is missing or fails."""
-    base = Ruff._command()
-    if base is None:
-        return source
-    common = ["check", "--fix", "--exit-zero", "--quiet", "--no-cache", "--stdin-filename", path]
     # The safe fixes the configuration selects, then an unused variable's assignment (its call is kept).
-    for extra in ([], ["--unsafe-fixes", "--select", "F841"]):
-        try:
-            done = subprocess.run(
-                [*base, *common, *extra, "-"],
-                input=source,
-                capture_output=True,
-                text=True,
-                cwd=cwd,
-                timeout=30,
-            )
-        except (OSError, subprocess.SubprocessError):
-            return source
-        if done.returncode == 0 and done.stdout.strip():
-            source = done.stdout
+    for extra in (["--fix", "--quiet"], ["--fix", "--quiet", "--unsafe-fixes", "--select", "F841"]):
+        fixed = _ruff(extra, source, path, cwd)
+        if fixed and fixed.strip():
+            source = fixed
     return source
 
 

@@ -484,14 +484,16 @@ class Pytest(_Sandboxed):
         return counts
 
     async def __call__(self, workspace: Path) -> VerifierResult:
-        if self.expect == "fail":
-            return await self._red(workspace)
-        cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *self.args, *self.tests]
+        # Red first runs every test (not -x) and lists each outcome (-rA): every one must fail.
+        mode = ["-rA"] if self.expect == "fail" else ["-x"]
+        cmd = [sys.executable, "-m", "pytest", "-q", *mode, "-p", "no:cacheprovider", *self.args, *self.tests]
         result, duration = await self._run(workspace, cmd)
         details = _output(result)
         counts = self.parse_counts(result.stdout)
         if result.killed_reason:
             return self._result(False, _killed(self.name, result, self.limits), details, duration, **counts)
+        if self.expect == "fail":
+            return self._red(result, details, duration, counts)
         tally = ", ".join(f"{n} {k}" for k, n in counts.items() if k != "warnings") or "no tests ran"
         if result.returncode == 0:
             return self._result(True, f"pytest: {tally}", details, duration, **counts)
@@ -504,13 +506,9 @@ class Pytest(_Sandboxed):
             summary += f": {_last_line(details)}"
         return self._result(False, summary, details, duration, **counts)
 
-    async def _red(self, workspace: Path) -> VerifierResult:
-        cmd = [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", *self.args, *self.tests]
-        result, duration = await self._run(workspace, cmd)
-        details = _output(result)
-        counts = self.parse_counts(result.stdout)
-        if result.killed_reason:
-            return self._result(False, _killed(self.name, result, self.limits), details, duration, **counts)
+    def _red(
+        self, result: SandboxResult, details: str, duration: float, counts: dict[str, int]
+    ) -> VerifierResult:
         lines = result.stdout.splitlines()
         passed = [ln.split(" ", 1)[1] for ln in lines if ln.startswith("PASSED ")]
         errors = [ln for ln in lines if ln.startswith("ERROR ")]

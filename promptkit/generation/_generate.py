@@ -108,10 +108,10 @@ def _context_window(deployment: Any) -> int | None:
     return window if isinstance(window, int) and window > 0 else None
 
 
-def _turn_tokens(request: GenerateRequest, rendered: Any, model: str | None) -> int:
-    """Tokens of the feedback turns appended after the rendered prompt."""
-    extra = request.messages[len(rendered.messages) :]
-    return count_tokens(extra, model) if extra else 0
+def _feedback_turns(feedback: Sequence[Feedback], output_model: type[BaseModel] | None) -> list[Any]:
+    """The repair turns for ``feedback``, restating the answer format ``output_model`` asks for."""
+    text_format = output_model if output_model is not None and issubclass(output_model, TextFormat) else None
+    return feedback_messages(feedback, structured=output_model is not None, text_format=text_format)
 
 
 def _input_tokens(rendered: Any, router: Router) -> int:
@@ -227,15 +227,12 @@ class _Call:
 
     async def on_tier(self, route: Route) -> tuple[Answer, Any]:
         """Run the repair loop on one tier; raises AttemptsExhausted or TransportError when it cannot."""
-        structured = self.output_model is not None
-        text_format = self.output_model if structured and issubclass(self.output_model, TextFormat) else None
         base = self.request
 
         async def attempt(feedback: tuple[Feedback, ...]) -> Answer:
             request = base
             if feedback:
-                turns = feedback_messages(feedback, structured=structured, text_format=text_format)
-                messages = [*base.messages, *turns]
+                messages = [*base.messages, *_feedback_turns(feedback, self.output_model)]
                 request = base.model_copy(update={"messages": messages})
             return await self.router.call(request, route, self.ctx)
 
@@ -474,21 +471,17 @@ async def agenerate(
         features=features.as_dict(),
     )
 
-    def refit(budget: int, model: str | None) -> RenderedPrompt:
-        turns = _turn_tokens(request, rendered, model)
-        fitted = tpl.render(inputs or {}, examples=examples, budget=budget - turns, model=model)
-        return fitted.model_copy(
-            update={"messages": [*fitted.messages, *request.messages[len(rendered.messages) :]]}
-        )
-
     request = _request(rendered, temperature, max_tokens, kw)
-    if feedback:
-        output_model = tpl.output_model
-        text_format = (
-            output_model if output_model is not None and issubclass(output_model, TextFormat) else None
-        )
-        turns = feedback_messages(feedback, structured=output_model is not None, text_format=text_format)
+    turns = _feedback_turns(feedback, tpl.output_model) if feedback else []
+    if turns:
         request = request.model_copy(update={"messages": [*request.messages, *turns]})
+
+    def refit(budget: int, model: str | None) -> RenderedPrompt:
+        # The template's part is trimmed to what the feedback turns leave of the budget; the turns stay whole.
+        room = count_tokens(turns, model) if turns else 0
+        fitted = tpl.render(inputs or {}, examples=examples, budget=budget - room, model=model)
+        return fitted.model_copy(update={"messages": [*fitted.messages, *turns]})
+
     call = _Call(
         template=tpl,
         refit=refit,
