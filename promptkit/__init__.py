@@ -5,6 +5,7 @@
     debug = promptkit.load_template("debug")
     prompt = debug.render(language="python", code=src, error=err, expected=exp, actual=act)
     result = promptkit.generate("debug", inputs, model="local:models/coder.gguf")
+    fix = promptkit.generate("debug", inputs, model="cheap", output=MyFix).output  # typed: a MyFix
 
 Names are loaded on first use, so ``import promptkit`` stays fast and never imports litellm or llama_cpp.
 """
@@ -33,6 +34,7 @@ _EXPORTS: dict[str, str] = {
     "load_template": "promptkit.prompts",
     "list_templates": "promptkit.prompts",
     "count_tokens": "promptkit.prompts",
+    "template": "promptkit.prompts",
     # models
     "GenerateRequest": "promptkit.backends",
     "GenerateResponse": "promptkit.backends",
@@ -67,6 +69,7 @@ __all__ = [
     "load_template",
     "list_templates",
     "count_tokens",
+    "template",
     "GenerateRequest",
     "GenerateResponse",
     "ScriptedBackend",
@@ -124,6 +127,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         count_tokens,
         list_templates,
         load_template,
+        template,
     )
     from promptkit.routing import Budget, RetryPolicy, Router, Rule, Tier
     from promptkit.types import Embedder, Message, Usage

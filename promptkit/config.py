@@ -20,11 +20,12 @@ n_ctx = 4096                       # any other key is an option for the backend
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from promptkit.errors import ConfigError
 
@@ -67,6 +68,119 @@ class Config(BaseModel):
         return self.models.get(name)
 
 
+# --- the file's schema: every table promptkit reads, typed; other keys pass through to their readers ----------
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class _TemplatesTable(_Table):
+    paths: list[str] = []
+
+
+class _StateTable(_Table):
+    dir: str | None = None
+    models_dir: str | None = Field(default=None, min_length=1)
+
+
+class _ModelTable(_Table):
+    model: str = Field(min_length=1)
+    tier: int = 0
+    input_cost_per_token: float | None = Field(default=None, ge=0)
+    output_cost_per_token: float | None = Field(default=None, ge=0)
+    concurrency: int = Field(default=4, ge=1)
+    # Backend options most backends share; the others are checked by the backend that reads them.
+    timeout_s: float | None = Field(default=None, gt=0)
+    n_ctx: int | None = Field(default=None, ge=1)
+    api_base: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    headers: dict[str, str] | None = None
+
+
+class _CacheTable(_Table):
+    ttl_s: float | None = Field(default=None, gt=0)
+    namespace: str | None = Field(default=None, min_length=1)
+    semantic: dict[str, Any] | None = None
+
+
+class _PlaybooksTable(_Table):
+    paths: list[str] = []
+
+
+class _ConfigFile(_Table):
+    templates: _TemplatesTable = _TemplatesTable()
+    state: _StateTable = _StateTable()
+    models: dict[str, _ModelTable] = {}
+    router: dict[str, Any] = {}
+    cache: _CacheTable = _CacheTable()
+    playbooks: _PlaybooksTable = _PlaybooksTable()
+
+
+_PROBLEMS = {
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+    "float_type": "must be a number",
+    "bool_type": "must be true or false",
+    "list_type": "must be a list",
+    "dict_type": "must be a table",
+    "model_type": "must be a table",
+    "model_attributes_type": "must be a table",
+    "missing": "is required",
+}
+_KEY = re.compile(
+    r"""\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*="""
+)
+_HEADER = re.compile(r"\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
+
+
+def _dotted_keys(text: str) -> list[str]:
+    return [part.strip().strip("\"'") for part in re.findall(r'"[^"]*"|\'[^\']*\'|[^.]+', text)]
+
+
+def _line_of(text: str, path: list[str]) -> int | None:
+    """The line that sets ``path`` (or, failing that, its longest known prefix) in TOML ``text``."""
+    best: tuple[int, int] | None = None  # (matched keys, line)
+    table: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header:
+            keys = table = _dotted_keys(header.group(1))
+        else:
+            key = _KEY.match(line)
+            if not key:
+                continue
+            keys = table + _dotted_keys(key.group(1))
+        if keys == path[: len(keys)] and (best is None or len(keys) > best[0]):
+            best = (len(keys), number)
+    return best[1] if best else None
+
+
+def _config_error(exc: ValidationError, source: Path | None, prefix: list[str]) -> ConfigError:
+    """``file:LINE: field: problem`` for the first problem (and how many more there are)."""
+    err = exc.errors()[0]
+    keys = [str(p) for p in err["loc"] if not isinstance(p, int)]  # list indexes share their key's line
+    field = ""
+    for part in err["loc"]:
+        field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
+    problem = _PROBLEMS.get(err["type"], err["msg"])
+    if err["type"] != "missing":
+        got = repr(err["input"])
+        problem += f", got {got if len(got) <= 80 else got[:77] + '...'}"
+    if exc.error_count() > 1:
+        problem += f" (and {exc.error_count() - 1} more problem(s))"
+    where = str(source) if source else "config"
+    if source is not None:
+        try:
+            line = _line_of(source.read_text(encoding="utf-8"), prefix + keys)
+        except OSError:
+            line = None
+        if line is not None:
+            where += f":{line}"
+    return ConfigError(f"{field or 'config'}: {problem}", location=where)
+
+
 def _find_file(start: Path) -> tuple[Path, dict[str, Any]] | None:
     for folder in [start, *start.parents]:
         candidate = folder / CONFIG_FILE
@@ -93,23 +207,21 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def _parse(data: dict[str, Any], source: Path | None) -> Config:
     where = str(source) if source else "config"
     base = source.parent if source else Path.cwd()
+    prefix = ["tool", "promptkit"] if source is not None and source.name == "pyproject.toml" else []
+    try:
+        checked = _ConfigFile.model_validate(data)
+    except ValidationError as exc:
+        raise _config_error(exc, source, prefix) from None
 
     def resolve(p: str) -> Path:
         path = Path(p).expanduser()
         return path if path.is_absolute() else base / path
 
-    templates = data.get("templates", {})
-    if not isinstance(templates, dict) or not isinstance(templates.get("paths", []), list):
-        raise ConfigError("[templates] paths must be a list of folders", location=where)
-    template_paths = [resolve(p) for p in templates.get("paths", [])]
-
-    state = data.get("state", {})
-    state_dir = resolve(state.get("dir", ".promptkit")) if isinstance(state, dict) else base / ".promptkit"
+    template_paths = [resolve(p) for p in checked.templates.paths]
+    state_dir = resolve(checked.state.dir if checked.state.dir is not None else ".promptkit")
 
     models: dict[str, ModelAlias] = {}
     for name, spec in (data.get("models") or {}).items():
-        if not isinstance(spec, dict) or "model" not in spec:
-            raise ConfigError(f"[models.{name}] needs a 'model' string", location=where)
         fields = {k: v for k, v in spec.items() if k in _ALIAS_FIELDS}
         options = {k: v for k, v in spec.items() if k not in _ALIAS_FIELDS}
         try:

@@ -18,6 +18,7 @@ from promptkit.backends._base import (
     Capabilities,
     GenerateRequest,
     GenerateResponse,
+    prefill_as_instruction,
     run_sync,
 )
 from promptkit.backends._scripted import FunctionBackend, ScriptedBackend, ScriptedReply
@@ -40,6 +41,7 @@ __all__ = [
     "GenerateRequest",
     "GenerateResponse",
     "run_sync",
+    "prefill_as_instruction",
     "ScriptedBackend",
     "ScriptedReply",
     "FunctionBackend",

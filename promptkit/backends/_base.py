@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import json
 import threading
@@ -32,6 +33,8 @@ class Capabilities(BaseModel):
     tools: bool = False
     streaming: bool = False
     embeddings: bool = False
+    # Continues a trailing assistant message (a prefill) and returns it as the start of the answer.
+    prefill: bool = False
 
 
 class GenerateRequest(BaseModel):
@@ -121,7 +124,8 @@ def run_sync(coro: Any) -> Any:
         except BaseException as exc:  # re-raised in the caller's thread
             box["error"] = exc
 
-    thread = threading.Thread(target=target)
+    # The caller's context goes along: its current trace span (promptkit.tracing) stays the parent.
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(target,))
     thread.start()
     thread.join()
     if "error" in box:
@@ -148,3 +152,16 @@ class BaseBackend:
 
     async def aclose(self) -> None:
         """Release sockets, models, servers. Safe to call twice."""
+
+
+def prefill_as_instruction(request: GenerateRequest) -> GenerateRequest:
+    """``request`` for a backend that cannot continue a trailing assistant message: the prefill becomes an
+    instruction to start the answer with it (providers differ: some continue, some answer anew or refuse)."""
+    messages = request.messages
+    if len(messages) < 2 or messages[-1].role != "assistant" or messages[-2].role != "user":
+        return request
+    start = messages[-1].content
+    asked = messages[-2].model_copy(
+        update={"content": f"{messages[-2].content}\n\nStart your answer with exactly this:\n{start}"}
+    )
+    return request.model_copy(update={"messages": [*messages[:-2], asked]})

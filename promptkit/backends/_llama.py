@@ -89,6 +89,8 @@ class _LoadedModel:
     stop: Any = None  # threading.Event or _CancelRequested: anything with is_set()
     deadline: float | None = None
 
+    formatter: Any = None  # the GGUF chat template, for continuing an assistant message (built on first use)
+
     def halted(self) -> bool:
         stop, deadline = self.stop, self.deadline
         return (stop is not None and stop.is_set()) or (deadline is not None and time.monotonic() > deadline)
@@ -124,8 +126,19 @@ def loaded_model_count() -> int:
         return len(_pool)
 
 
-def _counting_ram_cache(capacity_bytes: int) -> Any:
-    """A ``LlamaRAMCache`` that counts its lookups and prefix hits."""
+def _state_bytes(state: Any) -> int:
+    return int(state.llama_state_size) + int(state.scores.nbytes) + int(state.input_ids.nbytes)
+
+
+def _counting_ram_cache(capacity_bytes: int, *, last_logits_only: bool = True) -> Any:
+    """A ``LlamaRAMCache`` that counts its lookups and prefix hits, and its real size.
+
+    llama-cpp-python's saved state copies the logits of every prompt position (tokens x vocabulary floats:
+    about 180 MB for a 300-token prompt of a 152k-token vocabulary) while its cache counts only the KV bytes,
+    so a long eval grew past 24 GB and was killed. Only the last position's logits are read again (the next
+    token's; a restored prefix re-evaluates at least its last token), so the rest is dropped, unless the model
+    keeps every position's logits (``logits_all``, for prompt logprobs); the size counts what is kept.
+    """
     from llama_cpp import LlamaRAMCache
 
     class _CountingRAMCache(LlamaRAMCache):  # type: ignore[misc]
@@ -134,11 +147,20 @@ def _counting_ram_cache(capacity_bytes: int) -> Any:
             self.lookups = 0
             self.hits = 0
 
+        @property
+        def cache_size(self) -> int:
+            return sum(_state_bytes(state) for state in self.cache_state.values())
+
         def __getitem__(self, key: Any) -> Any:
             self.lookups += 1
             value = super().__getitem__(key)  # KeyError on a miss, as llama-cpp-python expects
             self.hits += 1
             return value
+
+        def __setitem__(self, key: Any, value: Any) -> None:
+            if last_logits_only and value.scores is not None and len(value.scores) > 1:
+                value.scores = value.scores[-1:].copy()  # load_state broadcasts it back over the prefix
+            super().__setitem__(key, value)
 
     return _CountingRAMCache(capacity_bytes)
 
@@ -166,7 +188,7 @@ def _load(key: tuple[Any, ...], path: Path, capacity_bytes: int, load_kwargs: di
         raise BackendUnavailable(f"llama.cpp cannot load this model: {exc}", location=str(path)) from None
     cache = None
     if capacity_bytes > 0:
-        cache = _counting_ram_cache(capacity_bytes)
+        cache = _counting_ram_cache(capacity_bytes, last_logits_only=not load_kwargs.get("logits_all"))
         llama.set_cache(cache)
     model = _LoadedModel(key=key, llama=llama, cache=cache, capacity_bytes=capacity_bytes, threads=chooser)
     _wrap_eval(llama, chooser, model.halted)
@@ -415,6 +437,77 @@ _LOOP_MAX_PERIOD = 256
 _LOOP_REPEATS = 4
 
 
+# create_chat_completion's keys that a plain completion has no use for, or cannot honour.
+_CHAT_ONLY_KEYS = ("messages", "response_format", "tools", "tool_choice", "functions", "function_call")
+
+
+def _continuation_formatter(model: _LoadedModel) -> Any:
+    """The GGUF's chat template set up as llama-cpp-python sets it up for chat completions."""
+    if model.formatter is None:
+        from llama_cpp import llama_chat_format
+
+        llama = model.llama
+        template = llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ModelRequestError(
+                "cannot continue an assistant message: the GGUF has no chat template", location=model.name
+            )
+        eos, bos = llama.token_eos(), llama.token_bos()
+        model.formatter = llama_chat_format.Jinja2ChatFormatter(
+            template=template,
+            eos_token=llama._model.token_get_text(eos) if eos != -1 else "",
+            bos_token=llama._model.token_get_text(bos) if bos != -1 else "",
+            stop_token_ids=[eos],
+        )
+    return model.formatter
+
+
+def _chat(model: _LoadedModel, kwargs: dict[str, Any]) -> Any:
+    """A chat completion. A trailing assistant message is continued, not answered: the model writes on
+    from its text (a prefill such as an opened code fence), and the answer includes it."""
+    messages = kwargs["messages"]
+    if not messages or messages[-1]["role"] != "assistant":
+        return model.llama.create_chat_completion(**kwargs)
+    unsupported = sorted(k for k in _CHAT_ONLY_KEYS[1:] if kwargs.get(k) is not None)
+    if unsupported:
+        raise ModelRequestError(
+            f"a trailing assistant message cannot be combined with {unsupported}", location=model.name
+        )
+    rendered = _continuation_formatter(model)(messages=messages[:-1])
+    prefill = messages[-1]["content"]
+    tokens = model.llama.tokenize(
+        (rendered.prompt + prefill).encode("utf-8"), add_bos=not rendered.added_special, special=True
+    )
+    options = {k: v for k, v in kwargs.items() if k not in _CHAT_ONLY_KEYS}
+    options["stop"] = [*(options.get("stop") or []), *rendered.stop]
+    options.setdefault("max_tokens", None)  # create_completion's own default is 16 tokens
+    completion = model.llama.create_completion(
+        prompt=tokens, stopping_criteria=rendered.stopping_criteria, **options
+    )
+    if options.get("stream"):
+        return _continued_chunks(prefill, completion)
+    choice = completion["choices"][0]
+    return {
+        "choices": [
+            {
+                "message": {"role": "assistant", "content": prefill + choice["text"]},
+                "finish_reason": choice.get("finish_reason"),
+            }
+        ],
+        "usage": completion.get("usage"),
+    }
+
+
+def _continued_chunks(prefill: str, chunks: Any) -> Iterator[dict[str, Any]]:
+    """Completion chunks shaped as chat deltas, the prefill first."""
+    try:
+        yield {"choices": [{"delta": {"content": prefill}}]}
+        for chunk in chunks:
+            yield {"choices": [{"delta": {"content": chunk["choices"][0]["text"]}}]}
+    finally:
+        chunks.close()
+
+
 def _looping(tokens: Any) -> bool:
     """Whether ``tokens`` end in a block repeated ``_LOOP_REPEATS`` times back to back."""
     import numpy as np
@@ -471,7 +564,7 @@ class LlamaBackend(BaseBackend):
 
     name = "local"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        structured_output=True, streaming=True, embeddings=False, tools=False
+        structured_output=True, streaming=True, embeddings=False, tools=False, prefill=True
     )
 
     def __init__(
@@ -680,7 +773,7 @@ class LlamaBackend(BaseBackend):
         started = time.perf_counter()
         model.stop, model.deadline = stop, deadline
         try:
-            completion = model.llama.create_chat_completion(**kwargs)
+            completion = _chat(model, kwargs)
         except _Halted:
             if deadline is not None and time.monotonic() > deadline:
                 raise _DeadlinePassed from None
@@ -777,7 +870,7 @@ class LlamaBackend(BaseBackend):
         def produce() -> None:
             try:
                 with model.lock:
-                    chunks = model.llama.create_chat_completion(**kwargs)
+                    chunks = _chat(model, kwargs)
                     try:
                         for chunk in chunks:
                             if stop.is_set():

@@ -18,6 +18,7 @@ from typing import Any
 import pydantic_core
 from pydantic import ValidationError
 
+import promptkit.tracing as tracing
 from promptkit._sqlite import BatchWriter, SQLiteFile, current_pid
 from promptkit.backends import GenerateRequest, GenerateResponse
 from promptkit.cache._models import CacheEntry, CacheStats
@@ -271,6 +272,14 @@ class ExactCache:
 
     def get(self, key: str, *, namespace: str | None = None) -> CacheEntry | None:
         """The live entry for ``key``, or None. An expired entry is deleted and counts as a miss."""
+        if not tracing.enabled():
+            return self._get(key, namespace)
+        with tracing.span("promptkit.cache.lookup", {"promptkit.cache.kind": "exact"}) as span:
+            entry = self._get(key, namespace)
+            span.set({"promptkit.cache.hit": entry is not None})
+            return entry
+
+    def _get(self, key: str, namespace: str | None) -> CacheEntry | None:
         ns = self._ns(namespace)
         writer = self._writer
         row = writer.find_in_family((ns, key)) if writer is not None else None

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+import promptkit.tracing as tracing
 from promptkit._sqlite import SQLiteFile
 from promptkit.backends import GenerateResponse
 from promptkit.cache._index import BruteForceIndex, HNSWIndex, IndexKind, load_index, make_index
@@ -353,6 +354,31 @@ class SemanticCache:
         count: bool = True,
     ) -> SemanticDecision:
         """Look up ``question`` and say why it hit or missed. ``vector``: its embedding, if already known."""
+        with tracing.span("promptkit.cache.lookup", {"promptkit.cache.kind": "semantic"}) as span:
+            decision = self._decide(
+                question, template_hash, model_class, must_match, namespace, vector, count
+            )
+            if span:
+                span.set(
+                    {
+                        "promptkit.cache.hit": decision.hit is not None,
+                        "promptkit.cache.decision": decision.reason,
+                        "promptkit.cache.similarity": decision.similarity,
+                        "promptkit.cache.candidates": decision.candidates,
+                    }
+                )
+            return decision
+
+    def _decide(
+        self,
+        question: str,
+        template_hash: str | None,
+        model_class: str | None,
+        must_match: Mapping[str, Any] | None,
+        namespace: str | None,
+        vector: np.ndarray | None,
+        count: bool,
+    ) -> SemanticDecision:
         ns = namespace or self.namespace
         scope = self.scope(
             template_hash=template_hash, model_class=model_class, must_match=must_match, namespace=ns

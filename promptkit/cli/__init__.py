@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("promptkit.cli.eval", "Run an eval suite: datasets x prompt variants x models, scored."),
     "route": ("promptkit.cli.route", "Evaluate and train routers on recorded outcomes."),
     "ab": ("promptkit.cli.ab", "Compare prompt variants on the same items, with paired statistics."),
+    "view": ("promptkit.cli.view", "Browse eval runs, A/B reports, scaffold runs and the ledger locally."),
 }
 
 
@@ -57,6 +58,10 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="promptkit")
 def cli() -> None:
     """promptkit: typed prompts, verified generation, cost-aware routing and real A/B statistics."""
+    from promptkit.tracing import setup_for_cli
+
+    # OTLP export when [tracing] otlp_endpoint or OTEL_EXPORTER_OTLP_ENDPOINT asks for it (docs/tracing.md).
+    setup_for_cli()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,8 @@
 Given an EvalLog JSON (``promptkit eval --out log.json``) it analyses it; given a suite YAML it runs the
 suite first. ``--judge MODEL`` also asks an LLM judge which variant's output is better on every item, in
 both orders, and reports its preferences next to the metric. Exit code: 0, or 1 when a CI gate in the
-log's ``thresholds`` fails (2 for bad input).
+log's ``thresholds`` fails (2 for bad input), 3 when the run is not a clean one (errors outnumber the
+successful results, or a variant has no successful result: no verdict is given for it).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ __all__ = ["command", "load_log", "read_rubric"]
 _SUITE_SUFFIXES = {".yaml", ".yml"}
 # Exit code when the analysis ran but a CI gate failed.
 GATE_FAILED = 1
+# Exit code when the log's errors leave nothing to compare (see promptkit.evals._ab.run_problems).
+RUN_ERRORED = 3
 
 
 def load_log(path: Path) -> EvalLog:
@@ -154,7 +157,9 @@ def command(
         report = report.model_copy(update={"pairwise": pairwise})
 
     if html_path is not None:
-        write_html(report, log, html_path)
+        # A log file's folder is one more place to find the suite its prompts are re-rendered from.
+        from_log = source.suffix.lower() not in _SUITE_SUFFIXES
+        write_html(report, log, html_path, log_path=source if from_log else None)
     if md_path is not None:
         try:
             md_path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,11 +177,17 @@ def command(
             if path is not None:
                 click.echo(f"wrote {what} report to {path}")
 
+    from promptkit.evals._ab import run_problems
+
+    problems = run_problems(log, model=model)
+    if problems:
+        click.echo("run not clean: " + "; ".join(problems), err=True)
     failed = [t for t in report.thresholds if not t.passed]
     if failed:
         for t in failed:
             bound = ">=" if t.direction == "min" else "<="
             value = "no results" if t.value is None else f"{t.value:.4g}"
             click.echo(f"gate failed: {t.name} for {t.variant}: {value}, needs {bound} {t.limit:g}", err=True)
-        return GATE_FAILED
-    return 0
+    if problems:
+        return RUN_ERRORED
+    return GATE_FAILED if failed else 0

@@ -1,6 +1,8 @@
 """``promptkit eval SUITE``: run an eval suite (datasets x prompt variants x models), scored.
 
-Exit code: 0 when every CI gate in the suite's ``thresholds`` passes, 1 when one fails, 2 for a bad suite.
+Exit code: 0 when every CI gate in the suite's ``thresholds`` passes, 1 when one fails, 2 for a bad suite,
+3 when the run is not a clean one (errors outnumber the successful results, or a variant has no successful
+result): its scores say nothing about the prompts, whatever the gates say.
 ``--resume RUN_ID`` continues an interrupted run without redoing any finished result.
 """
 
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["command"]
 
 GATE_FAILED = 1
+RUN_ERRORED = 3
 
 
 def _summary_rows(log: EvalLog) -> list[dict[str, object]]:
@@ -90,6 +93,12 @@ def _print_table(log: EvalLog, rows: list[dict[str, object]]) -> None:
     help="Run on this model instead of the suite's (repeatable), e.g. litellm:openai/gpt-4o-mini.",
 )
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N dataset items.")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Read the items from this file instead of the suite's dataset path.",
+)
 @click.option("--no-cache", is_flag=True, help="Do not read or write the response cache.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table.")
@@ -100,15 +109,17 @@ def command(
     run_id: str | None,
     models: tuple[str, ...],
     limit: int | None,
+    data: str | None,
     no_cache: bool,
     no_progress: bool,
     as_json: bool,
 ) -> int:
     """Run the eval SUITE (YAML) and print pass rates and scores per variant and model."""
     from promptkit.evals import describe_gate, failed_gates, load_suite, run_suite
+    from promptkit.evals._ab import run_problems
 
     log = run_suite(
-        load_suite(suite).with_overrides(models=models, limit=limit),
+        load_suite(suite).with_overrides(models=models, limit=limit, data=data),
         out=out,
         resume=resume,
         run_id=run_id,
@@ -116,6 +127,7 @@ def command(
         cache=False if no_cache else None,
     )
     failed = failed_gates(log)
+    problems = run_problems(log)
     rows = _summary_rows(log)
     if as_json:
         print_json(
@@ -124,6 +136,7 @@ def command(
                 "status": log.status,
                 "summary": rows,
                 "failed_gates": [describe_gate(c) for c in failed],
+                "run_problems": problems,
                 "out": str(out) if out else None,
             }
         )
@@ -133,4 +146,7 @@ def command(
             click.echo(f"log: {out}")
         for check in failed:
             click.echo(f"gate failed: {describe_gate(check)}", err=True)
+    if problems:
+        click.echo("run not clean: " + "; ".join(problems), err=True)
+        return RUN_ERRORED
     return GATE_FAILED if failed else 0

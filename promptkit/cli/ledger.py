@@ -11,7 +11,15 @@ import click
 from promptkit.cli._common import console, print_json
 from promptkit.config import load_config
 from promptkit.errors import LedgerError
-from promptkit.ledger import LEDGER_FILE, Ledger, LedgerEntry, LedgerTotals, RunSummary
+from promptkit.ledger import (
+    LEDGER_FILE,
+    Ledger,
+    LedgerEntry,
+    LedgerTotals,
+    RunSummary,
+    cascade_savings,
+    tier_usage,
+)
 
 __all__ = ["command"]
 
@@ -57,6 +65,8 @@ def show(run: str | None, limit: int, state_dir: Path | None, as_json: bool) -> 
                 "name": summary.name,
                 "started_at": summary.started_at,
                 "totals": summary.totals.model_dump(),
+                "tiers": [t.model_dump() for t in tier_usage(entries)],
+                "cascade": savings.model_dump() if (savings := cascade_savings(entries)) else None,
                 "entries": [e.model_dump() for e in entries],
             }
         )
@@ -137,7 +147,7 @@ def _show_run(summary: RunSummary, entries: list[LedgerEntry]) -> None:
             e.reason or "",
             e.outcome,
         )
-    _print(table, _totals_line(summary.totals))
+    _print(table, _totals_line(summary.totals), *_tier_lines(entries))
 
 
 def _table(title: str) -> Any:
@@ -175,6 +185,26 @@ def _totals_line(t: LedgerTotals) -> str:
         f"failures {t.failures}",
     ]
     return "totals: " + ", ".join(parts)
+
+
+def _tier_lines(entries: list[LedgerEntry]) -> list[str]:
+    """Per tier, and for a cascade what it saved against its last tier answering every call."""
+    tiers = tier_usage(entries)
+    if len(tiers) < 2:
+        return []
+    lines = [
+        f"tier {t.tier} ({', '.join(t.models)}): {t.attempts} attempts, {t.answered} answered, tokens "
+        f"{t.input_tokens:,} in / {t.output_tokens:,} out, compute {t.compute_s:.1f}s"
+        for t in tiers
+    ]
+    s = cascade_savings(entries)
+    if s is not None:
+        lines.append(
+            f"cascade: {s.calls} calls, {s.reached_last} reached tier {s.last_tier}; all on tier "
+            f"{s.last_tier} would take about {s.all_last_tier_s:.1f}s ({s.last_tier_mean_s:.2f}s a call), "
+            f"this run took {s.compute_s:.1f}s ({s.ratio:.2f}x)"
+        )
+    return lines
 
 
 def _cache(e: LedgerEntry) -> str:

@@ -69,6 +69,17 @@ def _app_tests(out_dir: Path) -> Any:
     return run_sync(Pytest(tests=["tests"])(out_dir))
 
 
+def _check_tools(plan: Plan) -> None:
+    """Missing verifier tools stop the run before its first step, naming the extra that brings them."""
+    from promptkit.errors import ConfigError
+    from promptkit.execution import TOOLS_HINT, missing_tools
+
+    # The app's own test suite runs under pytest at the end, whatever the steps name.
+    missing = missing_tools([v for step in plan.steps for v in step.verifiers] + ["pytest"])
+    if missing:
+        raise ConfigError(f"scaffold verifies with {' and '.join(missing)}, not installed here: {TOOLS_HINT}")
+
+
 def _confirm(out: Any) -> Any:
     def ask(step: Step, diff: str | None) -> bool:
         from rich.syntax import Syntax
@@ -164,6 +175,7 @@ def command(
     else:
         assert spec is not None
         plan = _make_plan(spec, planner, model, router_file)
+    _check_tools(plan)
     options = _model_options(model, router_file, no_cache)
     if not as_json:
         err.print(plan.tree(), soft_wrap=False)

@@ -14,6 +14,9 @@
 - **Decision.** A winner is declared only when a difference is significant after Holm; otherwise the
   verdict says there is not enough evidence and about how many paired items would settle it (80% power
   for the observed effect).
+- **Errors.** A result whose generation errored is not evidence about its prompt: it counts as a fail of
+  a binary metric (as before) but is reported apart from real failures, and a variant with no successful
+  result at all gets no verdict (``run_problems`` says why the run is not a clean one).
 - **Judge.** Optionally, an LLM judge's pairwise preferences (``judgements=``, from ``judge_pairs``) are
   summarised into ``ABReport.pairwise``: sign tests with the positions swapped (see ``_pairwise.py``).
 
@@ -56,6 +59,7 @@ __all__ = [
     "resolve_metric",
     "metric_value",
     "result_failed",
+    "run_problems",
 ]
 
 # The metric named after ItemResult.passed: "all thresholded scorers passed".
@@ -81,6 +85,7 @@ class VariantSummary(BaseModel):
     n_units: int
     n_results: int
     pass_rate: float | None  # share of all results with passed=True (None when no result has a verdict)
+    failures: int = 0  # results that ran and failed (errors are counted apart, in ``errors``)
     flip_rate: float | None  # None when no unit was repeated
     flipped_units: int | None  # binary metrics: units whose outcome changed between repeats
     errors: int
@@ -306,11 +311,12 @@ def _mean_ci(values: np.ndarray, confidence: float, seed: int, n_resamples: int)
     return ci.low, ci.high
 
 
-def _run_stats(results: list[ItemResult]) -> dict[str, float | int | None]:
+def _run_stats(results: list[ItemResult], metric: str, kind: Kind) -> dict[str, float | int | None]:
     verdicts = [r.passed for r in results if r.passed is not None or r.error is not None]
     return {
         "n_results": len(results),
         "pass_rate": (sum(1 for v in verdicts if v) / len(verdicts)) if verdicts else None,
+        "failures": sum(1 for r in results if r.error is None and result_failed(r, metric, kind)),
         "errors": sum(1 for r in results if r.error is not None),
         "cached": sum(1 for r in results if r.cached),
         "cost_usd": math.fsum(r.cost_usd for r in results),
@@ -406,6 +412,35 @@ def _verdict(
         f"No single winner on {metric}: {'; '.join(wins)}"
         + (f"; otherwise not enough evidence, {tail}" if tail else "")
     )
+
+
+# ------------------------------------------------------------------------------------------- run health
+
+
+def _first_error(results: Iterable[ItemResult]) -> str | None:
+    return next((r.error for r in results if r.error is not None), None)
+
+
+def run_problems(log: EvalLog, *, model: str | None = None) -> list[str]:
+    """Why the run is not a clean one (empty when it is): errors outnumber the successful results, or a
+    variant has no successful result at all. Such a run says nothing about its prompts either way."""
+    results = [r for r in log.results if model is None or r.model == model]
+    errors = sum(1 for r in results if r.error is not None)
+    problems: list[str] = []
+    if errors and errors > len(results) - errors:
+        problems.append(f"{errors} of {len(results)} results errored, more than succeeded")
+    by_variant: dict[str, list[ItemResult]] = defaultdict(list)
+    for result in results:
+        by_variant[result.variant].append(result)
+    for name in _variant_order(log):
+        own = by_variant.get(name, [])
+        if not any(r.error is None for r in own):
+            what = f"all {len(own)} of its results errored" if own else "it has no results"
+            problems.append(f"variant {name!r} has no successful result ({what})")
+    first = _first_error(results)
+    if problems and first is not None:
+        problems.append(f"first error: {first[:300]}")
+    return problems
 
 
 # ----------------------------------------------------------------------------------------- thresholds
@@ -543,6 +578,36 @@ def compare_variants(
     comparisons = [_pair_comparison(c, holm_applied) for c in raw]
     winner, verdict = _verdict(comparisons, present, baseline, metric_name)
 
+    # Errors are not failures of a prompt: a variant none of whose results succeeded gets no verdict.
+    scoped = [r for r in log.results if model is None or r.model == model]
+    broken = [n for n in present if not any(r.error is None for r in scoped if r.variant == n)]
+    if broken:
+        errored = sum(1 for r in scoped if r.variant in broken)
+        first = _first_error(r for r in scoped if r.variant in broken) or ""
+        refusal = (
+            f"No verdict: {_join(broken)} {'has' if len(broken) == 1 else 'have'} no successful result "
+            f"({errored} errored, e.g. {first[:160]!r}); errors are not evidence about a prompt, "
+            "so fix them and run again"
+        )
+        comparisons = [
+            c.model_copy(update={"winner": None, "significant": False, "verdict": refusal})
+            if c.a in broken or c.b in broken
+            else c
+            for c in comparisons
+        ]
+        winner, verdict = None, _sentence(refusal)
+    elif kind == "binary":
+        # An errored result counts as a fail: "no difference" between two sets of errors is no finding.
+        errors = {n: sum(1 for r in scoped if r.variant == n and r.error is not None) for n in present}
+        tail = "no difference was observed, so more items would not settle it"
+        for i, c in enumerate(comparisons):
+            count = errors[c.a] + errors[c.b]
+            if count and tail in c.verdict:
+                note = f"{count} of their results errored and count as fails: fix the errors and run again"
+                comparisons[i] = c.model_copy(update={"verdict": c.verdict.replace(tail, note)})
+                if len(comparisons) == 1:
+                    verdict = _sentence(comparisons[i].verdict)
+
     info = {v.name: v for v in log.variants}
     by_variant: dict[str, list[ItemResult]] = defaultdict(list)
     for result in log.results:
@@ -564,7 +629,7 @@ def compare_variants(
                 n_units=len(shared),
                 flip_rate=rate,
                 flipped_units=flipped,
-                **_run_stats(by_variant[name]),  # type: ignore[arg-type]
+                **_run_stats(by_variant[name], metric_name, kind),  # type: ignore[arg-type]
             )
         )
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,13 @@ from promptkit.evals._report import (
     judgement_summary,
     order_pick,
     pairwise_cells,
+)
+from promptkit.evals._transcript import (
+    FRAGMENT_CSS,
+    TranscriptSource,
+    attempts_html,
+    inputs_html,
+    transcript_html,
 )
 
 __all__ = ["to_html", "write_html"]
@@ -111,15 +117,6 @@ def _e(value: object) -> str:
 
 def _script_hash(script: str) -> str:
     return base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
-
-
-def _json_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    try:
-        return json.dumps(value, indent=2, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        return repr(value)
 
 
 # ------------------------------------------------------------------------------------------------- charts
@@ -358,7 +355,9 @@ def _judgement_html(judgement: PairwiseJudgement) -> str:
     return "".join(parts)
 
 
-def _result_html(result: ItemResult, report: ABReport, repeats: int) -> str:
+def _result_html(
+    result: ItemResult, report: ABReport, repeats: int, transcripts: TranscriptSource | None = None
+) -> str:
     value = metric_value(result, report.metric, report.kind)
     if result.error is not None:
         badge = '<span class="badge error">ERROR</span>'
@@ -387,11 +386,22 @@ def _result_html(result: ItemResult, report: ABReport, repeats: int) -> str:
                 parts.append(f'<div class="rationale">{_e(s.rationale)}</div>')
             parts.append("</li>")
         parts.append("</ul>")
+    # The prompt and the attempts, folded: the same fragments as in `promptkit view`.
+    transcript = transcripts.for_result(result) if transcripts is not None else None
+    if transcript is not None and transcript.turns is not None:
+        parts.append(
+            f'<details class="prompt"><summary>prompt</summary>{transcript_html(transcript)}</details>'
+        )
+    if len(result.attempts) > 1 or any(a.error for a in result.attempts):
+        parts.append(
+            f'<details class="attempts"><summary>{len(result.attempts)} attempts</summary>'
+            f"{attempts_html(result)}</details>"
+        )
     parts.append("</div>")
     return "".join(parts)
 
 
-def _matrix(report: ABReport, rows: list[ItemRow]) -> str:
+def _matrix(report: ABReport, rows: list[ItemRow], transcripts: TranscriptSource | None = None) -> str:
     names = [v.name for v in report.variants]
     failing = sum(1 for row in rows if row.failed)
     multi_model = len(report.models) > 1
@@ -418,10 +428,7 @@ def _matrix(report: ABReport, rows: list[ItemRow]) -> str:
         if multi_model:
             label += f'<div class="model">{_e(row.model)}</div>'
         out.append(f"<td>{label}</td>")
-        details = f'<pre class="inputs">{_e(_json_text(row.inputs))}</pre>'
-        if row.expected is not None:
-            details += f'<div>expected</div><pre class="expected">{_e(_json_text(row.expected))}</pre>'
-        out.append(f"<td>{details}</td>")
+        out.append(f'<td class="inputs">{inputs_html(row.inputs, row.expected)}</td>')
         for name in names:
             results = row.cells.get(name, [])
             if not results:
@@ -429,7 +436,7 @@ def _matrix(report: ABReport, rows: list[ItemRow]) -> str:
                 continue
             failed = any(result_failed(r, report.metric, report.kind) for r in results)
             cell_class = "cell failed" if failed else "cell passed"
-            body = "".join(_result_html(r, report, len(results)) for r in results)
+            body = "".join(_result_html(r, report, len(results), transcripts) for r in results)
             out.append(f'<td class="{cell_class}" data-variant="{_e(name)}">{body}</td>')
         if judged:
             body = "".join(_judgement_html(j) for j in row.judgements) or "–"
@@ -442,8 +449,12 @@ def _matrix(report: ABReport, rows: list[ItemRow]) -> str:
 # -------------------------------------------------------------------------------------------------- page
 
 
-def to_html(report: ABReport, log: EvalLog) -> str:
-    """The whole report as one HTML document (string)."""
+def to_html(report: ABReport, log: EvalLog, *, log_path: str | Path | None = None) -> str:
+    """The whole report as one HTML document (string).
+
+    Each result shows its prompt when the log's suite can re-render it (see ``_transcript``); ``log_path``
+    (where the log was read from) helps find a suite named relative to it.
+    """
     title = f"A/B report: {report.suite}"
     verdict_class = "verdict has-winner" if report.winner else "verdict"
     meta = (
@@ -469,25 +480,29 @@ def to_html(report: ABReport, log: EvalLog) -> str:
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
             '<link rel="icon" href="data:,">',
             f"<title>{_e(title)}</title>",
-            f"<style>{_CSS}</style>",
+            f"<style>{_CSS}{FRAGMENT_CSS}</style>",
             "</head><body>",
             f"<header><h1>{_e(title)}</h1>",
             f'<p class="{verdict_class}" id="verdict">{_e(report.verdict)}</p>',
             f'<p class="meta">{meta}</p></header>',
             _summary(report),
-            _matrix(report, item_rows(report, log)),
+            _matrix(
+                report, item_rows(report, log), TranscriptSource(log, Path(log_path) if log_path else None)
+            ),
             f"<script>{_JS}</script>",
             "</body></html>",
         ]
     )
 
 
-def write_html(report: ABReport, log: EvalLog, path: str | Path) -> Path:
+def write_html(
+    report: ABReport, log: EvalLog, path: str | Path, *, log_path: str | Path | None = None
+) -> Path:
     """Write :func:`to_html` to ``path`` (UTF-8) and return the path."""
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(to_html(report, log), encoding="utf-8")
+        target.write_text(to_html(report, log, log_path=log_path), encoding="utf-8")
     except OSError as exc:
         raise EvalError(
             f"cannot write the HTML report: {exc.strerror or exc}", location=str(target)

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-__all__ = ["Score", "ItemResult", "VariantInfo", "Aggregate", "EvalLog", "ResultKey"]
+__all__ = ["Score", "AttemptInfo", "ItemResult", "VariantInfo", "Aggregate", "EvalLog", "ResultKey"]
 
 # (variant, model, item_id, repeat): the coordinates of one result.
 ResultKey = tuple[str, str, str, int]
@@ -30,6 +30,23 @@ class Score(BaseModel):
     # Judge rationale, the regex that failed, a test traceback's tail...
     rationale: str | None = None
     meta: dict[str, Any] = {}
+
+
+class AttemptInfo(BaseModel):
+    """One attempt behind a result (a re-ask, retry or escalation is another), as the viewer shows it."""
+
+    attempt: int
+    model: str
+    tier: str | None = None
+    reason: str | None = None  # why it happened: None for the first, "reask", "escalation", ...
+    outcome: str  # "ok", "invalid", "transport_error", "cache_hit", ...
+    # Kept only when it differs from the result's ``output`` (a rejected answer), to not store it twice.
+    raw_output: str | None = None
+    error: str | None = None  # why it was rejected (what the re-ask told the model), scrubbed of secrets
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
 
 
 class ItemResult(BaseModel):
@@ -51,6 +68,8 @@ class ItemResult(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
     cached: bool = False
+    # Every attempt in order; optional (empty in logs written before it was recorded).
+    attempts: list[AttemptInfo] = []
 
 
 class VariantInfo(BaseModel):

@@ -25,14 +25,16 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+import promptkit.tracing as tracing
 from promptkit.backends import Backend, run_sync
 from promptkit.errors import EvalError, InputValidationError, PromptkitError
 from promptkit.evals._dataset import Item
-from promptkit.evals._log import Aggregate, EvalLog, ItemResult, Score, VariantInfo
+from promptkit.evals._log import Aggregate, AttemptInfo, EvalLog, ItemResult, Score, VariantInfo
 from promptkit.evals._passk import pass_at_k_array
 from promptkit.evals._runlog import BatchCommitter, RunLog, find_run_log, run_log_path
 from promptkit.evals._scorers import Generation, Scorer, ScorerEnv
 from promptkit.evals._suite import Suite, VariantSpec, load_suite
+from promptkit.evals._tracing import run_attributes, trace_item
 from promptkit.ledger import scrub_secrets
 from promptkit.prompts import ExampleSelection, Template
 from promptkit.routing import Deployment, Router, Tier
@@ -91,6 +93,32 @@ def _examples(spec: VariantSpec, seed: int) -> ExampleSelection | str | None:
     ):
         selection = selection.model_copy(update={"seed": seed})
     return selection
+
+
+def _attempts(attempts: Sequence[Any], output: str | None) -> list[AttemptInfo]:
+    """What the viewer shows of each attempt; the last one's answer, when it is the output, is not stored twice."""
+    out = []
+    last = len(attempts) - 1
+    for i, a in enumerate(attempts):
+        usage = getattr(a, "usage", None)
+        raw = getattr(a, "raw_output", None)
+        error = getattr(a, "error", None)
+        out.append(
+            AttemptInfo.model_construct(
+                attempt=a.attempt,
+                model=a.model,
+                tier=a.tier_name,
+                reason=a.reason,
+                outcome=a.outcome,
+                raw_output=None if i == last and raw == output else raw,
+                error=scrub_secrets(error) if error else None,
+                input_tokens=getattr(usage, "input_tokens", 0) or 0,
+                output_tokens=getattr(usage, "output_tokens", 0) or 0,
+                cost_usd=a.cost_usd or 0.0,
+                latency_s=a.latency_s or 0.0,
+            )
+        )
+    return out
 
 
 def _jsonable(output: Any) -> Any:
@@ -202,6 +230,7 @@ class _Runner:
                 max_tokens=variant.max_tokens,
                 examples=variant.examples,
                 budget_tokens=variant.spec.budget_tokens,
+                stop=variant.spec.stop,
                 seed=derive_seed(self.spec.seed, item.id, unit.repeat),
             )
         except EvalError:
@@ -219,6 +248,7 @@ class _Runner:
                 cost_usd=sum(getattr(a, "cost_usd", 0.0) or 0.0 for a in attempts),
                 input_tokens=getattr(usage, "input_tokens", 0) or 0,
                 output_tokens=getattr(usage, "output_tokens", 0) or 0,
+                attempts=_attempts(attempts, raw),
             )
         latency = sum(a.latency_s for a in result.attempts) or (time.perf_counter() - started)
         generation = Generation(
@@ -252,6 +282,7 @@ class _Runner:
             input_tokens=result.usage.input_tokens,
             output_tokens=result.usage.output_tokens,
             cached=result.cached,
+            attempts=_attempts(result.attempts, result.text),
         )
 
     @staticmethod
@@ -297,7 +328,12 @@ class _Runner:
     ) -> None:
         models = self.suite.model_names()
         total = len(items) * self.spec.repeats * len(self.variants) * len(models)
-        with _Progress(self.show_progress, total, len(done), self.suite.name) as bar:
+        with (
+            tracing.span(
+                f"promptkit.eval {self.suite.name}", run_attributes(self.suite, self.run_id, total, len(done))
+            ),
+            _Progress(self.show_progress, total, len(done), self.suite.name) as bar,
+        ):
             try:
                 for model in models:
                     await self.run_model(items, model, done, committer, bar)
@@ -322,7 +358,10 @@ class _Runner:
 
         async def worker() -> None:
             for unit in work:  # a shared iterator: each unit goes to exactly one worker
-                result = await self.run_unit(unit, model, router)
+                with tracing.span("promptkit.eval.item") as span:
+                    result = await self.run_unit(unit, model, router)
+                    if span:
+                        trace_item(span, result)
                 committer.put(result)
                 self.cost += result.cost_usd
                 bar.advance(self.cost)

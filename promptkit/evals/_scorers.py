@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from promptkit.errors import EvalError, PromptkitError
 from promptkit.evals._dataset import Item, get_field
 from promptkit.evals._log import Score
+from promptkit.execution._code_answers import build_program, extract_code
 
 __all__ = [
     "Generation",
@@ -164,37 +165,6 @@ def _to_float(token: str) -> float | None:
         return float(cleaned)
     except ValueError:
         return None
-
-
-_CODE_BLOCK = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\r?\n(.*?)```", re.DOTALL | re.IGNORECASE)
-
-
-def extract_code(text: str, entry_point: str | None = None) -> str:
-    """The code in a model answer: the fenced block defining ``entry_point`` (or the first block), else the text."""
-    blocks = _CODE_BLOCK.findall(text)
-    if not blocks:
-        return text
-    if entry_point:
-        for block in blocks:
-            if re.search(rf"def\s+{re.escape(entry_point)}\s*\(", block):
-                return str(block)
-    return str(blocks[0])
-
-
-def build_program(completion: str, *, prompt: str | None, test: str, entry_point: str | None) -> str:
-    """HumanEval/MBPP style: prompt + completion (or a whole function) + the tests + ``check(entry_point)``.
-
-    A completion that redefines the function after the prompt's signature simply replaces it (the prompt's
-    own def has a docstring body, which is valid Python), so bodies and whole functions both work.
-    """
-    parts = []
-    if prompt:
-        parts.append(prompt.rstrip("\n"))
-    parts.append(completion.rstrip())
-    parts.append(test.rstrip())
-    if entry_point and re.search(r"^def\s+check\s*\(", test, re.MULTILINE):
-        parts.append(f"check({entry_point})")
-    return "\n\n".join(parts) + "\n"
 
 
 # ------------------------------------------------------------------------------------------ base classes
@@ -481,8 +451,68 @@ class _Grade(BaseModel):
     grade: int
 
 
+_bounded_judges: dict[tuple[str, int, int], Any] = {}
+_bounded_lock = threading.Lock()
+
+
+def bounded_judge_template(template: Any, lo: int, hi: int) -> Any:
+    """``template`` (a judge Template) answering with ``grade`` bounded to ``[lo, hi]`` in its output schema.
+
+    The bounds in the schema are what a grammar-constrained local model cannot leave and what validation
+    re-asks a remote one about. Examples graded on another scale are moved onto this one (linearly, from
+    the scale their own inputs give). A template whose output has no integer ``grade`` is returned as is.
+    """
+    from promptkit.errors import ExampleError
+    from promptkit.prompts._schema import schema_to_model
+
+    schema = template.output_schema
+    if schema is None and template.output_model is not None:
+        schema = template.output_model.model_json_schema()
+    grade = (schema or {}).get("properties", {}).get("grade")
+    if not isinstance(grade, dict) or grade.get("type") != "integer":
+        return template
+    key = (template.hash, lo, hi)
+    with _bounded_lock:
+        found = _bounded_judges.get(key)
+    if found is not None:
+        return found
+    bounded = json.loads(json.dumps(schema))
+    bounded["properties"]["grade"].update(minimum=lo, maximum=hi)
+    model = schema_to_model(bounded, f"{template.name}_grade_{lo}_{hi}".replace("-", "m"))
+    try:
+        found = template.with_output(model)
+    except ExampleError:
+        found = _rescaled(template, lo, hi).with_output(model)
+    with _bounded_lock:
+        return _bounded_judges.setdefault(key, found)
+
+
+def _rescaled(template: Any, lo: int, hi: int) -> Any:
+    """The template re-read from its file with every example's grade moved onto ``[lo, hi]``."""
+    from promptkit.prompts import Template
+    from promptkit.prompts._yaml import load_yaml
+
+    source = template.source
+    where = f"template {template.name!r}"
+    if not source or not Path(source).is_file():
+        raise EvalError(f"its examples are graded outside the scale [{lo}, {hi}]", location=where)
+    data, _ = load_yaml(Path(source).read_text(encoding="utf-8"), source)
+    for example in data.get("examples") or []:
+        inputs, output = example.get("inputs") or {}, example.get("output") or {}
+        own_lo, own_hi = inputs.get("scale_min", 1), inputs.get("scale_max", 10)
+        if not isinstance(output.get("grade"), int) or own_hi <= own_lo:
+            raise EvalError(f"cannot move its examples onto the scale [{lo}, {hi}]", location=where)
+        output["grade"] = round(lo + (output["grade"] - own_lo) * (hi - lo) / (own_hi - own_lo))
+        inputs.update(scale_min=lo, scale_max=hi)
+    return Template.from_dict(data, source)
+
+
 class Judge(_Builtin):
-    """LLM-as-judge: a grade on ``scale`` for the rubric, with a rationale, through ``generate``."""
+    """LLM-as-judge: a grade on ``scale`` for the rubric, with a rationale, through ``generate``.
+
+    The judge template's output schema carries the scale (``bounded_judge_template``), so a grade off the
+    scale is never accepted: a local model's grammar cannot write one, a remote model is asked again.
+    """
 
     kind = "graded"
 
@@ -519,8 +549,10 @@ class Judge(_Builtin):
                 else f"grade must be an integer from {lo} to {hi}"
             )
 
+        from promptkit.generation._defaults import template_for
+
         result = await agenerate(
-            opts.template,
+            bounded_judge_template(template_for(opts.template), lo, hi),
             {
                 "rubric": opts.rubric,
                 "task": _as_text(item.inputs),

@@ -50,6 +50,7 @@ class VariantSpec(BaseModel):
     budget_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0)
     max_tokens: int | None = Field(default=None, ge=1)
+    stop: list[str] | None = None  # e.g. the closing fence of a prefilled code block
 
     def options(self) -> dict[str, Any]:
         return self.model_dump(exclude={"name", "template"}, exclude_none=True, exclude_defaults=True)
@@ -115,13 +116,21 @@ class Suite:
     def name(self) -> str:
         return self.spec.name
 
-    def with_overrides(self, *, models: Sequence[str] | None = None, limit: int | None = None) -> Suite:
-        """This suite run on other models, or on the first ``limit`` items; the hash changes with them."""
+    def with_overrides(
+        self, *, models: Sequence[str] | None = None, limit: int | None = None, data: str | None = None
+    ) -> Suite:
+        """This suite run on other models, on the first ``limit`` items, or on the dataset file ``data``; the
+        hash changes with them."""
         update: dict[str, Any] = {}
         if models:
             update.update(models=list(models), router=None)
+        dataset: dict[str, Any] = {}
         if limit is not None:
-            update["dataset"] = self.spec.dataset.model_copy(update={"limit": limit})
+            dataset["limit"] = limit
+        if data is not None:
+            dataset["path"] = str(Path(data).resolve())
+        if dataset:
+            update["dataset"] = self.spec.dataset.model_copy(update=dataset)
         if not update:
             return self
         spec = self.spec.model_copy(update=update)

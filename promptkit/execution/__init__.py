@@ -3,10 +3,19 @@
 import importlib
 from typing import Any
 
+from promptkit.execution._code_answers import (
+    DocExample,
+    DocstringExamples,
+    build_program,
+    docstring_examples,
+    extract_code,
+)
 from promptkit.execution._sandbox import Limits, SandboxResult, arun_sandboxed, isolation_mode, run_sandboxed
 from promptkit.execution._tidy import add_missing_imports, ruff_fix, tidy_python
 from promptkit.execution._verifiers import (
+    TOOLS_HINT,
     Command,
+    DocstringExamplesVerifier,
     JsonValid,
     Pytest,
     PythonCompile,
@@ -15,6 +24,7 @@ from promptkit.execution._verifiers import (
     VerifierResult,
     YamlValid,
     get_verifier,
+    missing_tools,
     run_verifiers,
     verifier,
     verifier_from_spec,
@@ -27,6 +37,11 @@ __all__ = [
     "run_sandboxed",
     "arun_sandboxed",
     "isolation_mode",
+    "extract_code",
+    "build_program",
+    "docstring_examples",
+    "DocExample",
+    "DocstringExamples",
     "Verifier",
     "VerifierResult",
     "verifier",
@@ -37,12 +52,15 @@ __all__ = [
     "verifier_names",
     "verifier_from_spec",
     "run_verifiers",
+    "missing_tools",
+    "TOOLS_HINT",
     "PythonCompile",
     "Ruff",
     "Pytest",
     "JsonValid",
     "YamlValid",
     "Command",
+    "DocstringExamplesVerifier",
 ]
 
 # The executor layer imports planning and generate (and through them YAML and Jinja2): loaded on first use,

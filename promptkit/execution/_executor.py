@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+import promptkit.tracing as tracing
 from promptkit.backends import Backend, run_sync
 from promptkit.errors import (
     AttemptsExhausted,
@@ -34,10 +35,11 @@ from promptkit.errors import (
     WorkspaceError,
 )
 from promptkit.execution._edits import FileEdit, parse_edits, render_diff
-from promptkit.execution._outline import outline_python
+from promptkit.execution._outline import outline_python, stub_prefix
 from promptkit.execution._report import NO_MODEL_HINT, RunReport, RunTotals, StepReport
 from promptkit.execution._runstate import RunState, StepState, state_dir_for
 from promptkit.execution._tidy import tidy_python
+from promptkit.execution._tracing import report_attributes, run_attributes, step_attributes, trace_verifiers
 from promptkit.execution._verifiers import VerifierResult, run_verifiers, verifier_from_spec
 from promptkit.execution._workspace import Workspace
 from promptkit.generation import Feedback, GenerateResult, agenerate, repair_loop
@@ -327,6 +329,15 @@ class Executor:
         """Run every step that is not finished; returns the report (also written to report.json)."""
         if not self.run_id:
             self.start()
+        with tracing.span(f"promptkit.scaffold {self.spec_name}", run_attributes(self)) as span:
+            report = await self._run()
+            if span:
+                span.set(report_attributes(report))
+                if not report.ok:
+                    span.fail("run_failed")
+        return report
+
+    async def _run(self) -> RunReport:
         started = time.perf_counter()
         states = self.state.steps(self.run_id)
         running: dict[asyncio.Task[None], Step] = {}
@@ -387,6 +398,14 @@ class Executor:
     # -- one step ---------------------------------------------------------------------------------------
 
     async def _run_step(self, step: Step, state: StepState) -> None:
+        with tracing.span(f"promptkit.step {step.id}") as span:
+            await self._step(step, state)
+            if span:
+                span.set(step_attributes(step, state))
+                if state.status == "failed":
+                    span.fail("step_failed")
+
+    async def _step(self, step: Step, state: StepState) -> None:
         state.status = "running"
         state.started_at = time.time()
         state.runs += 1
@@ -546,6 +565,11 @@ class Executor:
             inputs["allowed_paths"] = step.inputs.get("allowed_paths") or list(step.files)
         if "files" in declared:
             inputs["files"] = self._context_files(run)
+        if "prefix" in declared and step.files:
+            # A prefilled completion (complete_file): the answer starts inside the step's file as it stands
+            # before the step (failed attempts are rolled back), at its first `...` body.
+            inputs.setdefault("path", step.files[0])
+            inputs["prefix"] = stub_prefix(self.workspace.read(inputs["path"]) or "")
         if "errors" in declared:
             inputs["errors"] = errors or "(no errors yet)"
         if "attempt" in declared:
@@ -700,7 +724,10 @@ class Executor:
 
     async def _verify(self, run: _StepRun) -> list[VerifierResult]:
         clock = time.perf_counter()
-        results = await run_verifiers(self.workspace.root, run.step.verifiers)
+        with tracing.span("promptkit.verify", {"promptkit.step.id": run.step.id}) as span:
+            results = await run_verifiers(self.workspace.root, run.step.verifiers)
+            if span:
+                trace_verifiers(span, results)
         spent = time.perf_counter() - clock
         self.timings["verifiers_s"] += spent
         run.state.verifier_s += spent

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 
-__all__ = ["outline_python"]
+__all__ = ["outline_python", "stub_prefix"]
 
 _SHORT = 160  # longer module-level assignments are cut to their name...
 _SHORT_TEXT = 800  # ...except string constants (an SQL schema is what a query needs)
@@ -84,3 +84,13 @@ def outline_python(source: str) -> str | None:
             out.append("")
             out.extend(_class(node, source))
     return "\n".join(out).strip() + "\n"
+
+
+def stub_prefix(source: str) -> str:
+    """``source`` up to its first ``...`` body line (a declared function to complete), without trailing blank
+    lines; the whole text when nothing is left to complete."""
+    lines = source.splitlines()
+    for index, line in enumerate(lines):
+        if line.strip() == "..." and index > 0:
+            return "\n".join(lines[:index]).rstrip()
+    return source.rstrip()

@@ -13,14 +13,21 @@ The strongest isolation this host supports is chosen once per process and report
 
 Both add a ``pids`` cgroup when one can be created (root): RLIMIT_NPROC is not enforced for root,
 so the cgroup is what bounds a fork bomb there; without it a fork bomb is bounded by the wall limit.
+
+Both bound what the run adds to the disk (workspace and scratch, ``max_disk_mb``) by measuring it while it
+runs, and both make the sandbox's own init enforce the wall limit and die with promptkit, so a killed
+promptkit leaves nothing running; the scratch folders and cgroups of a dead promptkit are removed by the
+next one's first run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import math
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -35,6 +42,7 @@ from pathlib import Path
 from typing import Literal
 
 from promptkit.errors import SandboxError
+from promptkit.execution import _sandbox_guard
 
 __all__ = ["Limits", "SandboxResult", "run_sandboxed", "arun_sandboxed", "isolation_mode"]
 
@@ -54,6 +62,14 @@ _MEMORY_MARKERS = (
     "memory allocation of",
 )
 _CGROUP_PIDS_ROOTS = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup"))
+# Scratch folders and cgroups are named after the promptkit process that owns them, so that the next one
+# can tell a dead owner's leftovers from a live one's: promptkit-sandbox-<pid>-<random>.
+_LEFTOVER_PREFIXES = ("promptkit-sandbox-", "promptkit-probe-")
+# The disk meter walks the workspace and scratch at least this often, and at most 1/_DISK_WALK_SHARE of
+# the time (a large workspace is walked less often); each new file or folder costs at least one block.
+_DISK_POLL_S = (0.05, 2.0)
+_DISK_WALK_SHARE = 20
+_DISK_MIN_ENTRY = 4096
 _UNSHARE_FLAGS = ("--pid", "--fork", "--kill-child", "--mount-proc", "--ipc", "--uts")
 
 
@@ -72,11 +88,20 @@ class Limits:
     max_processes: int = 64
     max_output_bytes: int = 64_000
     max_file_mb: int = 64
+    max_disk_mb: int = 256
     network: bool = False
     isolation: IsolationMode = "auto"
 
     def __post_init__(self) -> None:
-        for name in ("wall_s", "cpu_s", "memory_mb", "max_processes", "max_output_bytes", "max_file_mb"):
+        for name in (
+            "wall_s",
+            "cpu_s",
+            "memory_mb",
+            "max_processes",
+            "max_output_bytes",
+            "max_file_mb",
+            "max_disk_mb",
+        ):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise SandboxError(f"must be a positive number, got {value!r}", location=f"Limits.{name}")
@@ -90,7 +115,8 @@ class Limits:
 @dataclass(frozen=True)
 class SandboxResult:
     """What a sandboxed command did. ``killed_reason`` is ``wall-time``, ``cpu-time``, ``memory``,
-    ``output``, ``file-size`` or ``None``; ``isolation`` lists every protection that was applied."""
+    ``output``, ``file-size``, ``disk`` (it added more than ``max_disk_mb`` to the workspace and scratch)
+    or ``None``; ``isolation`` lists every protection that was applied."""
 
     returncode: int
     stdout: str
@@ -107,196 +133,20 @@ class SandboxResult:
         return self.returncode == 0 and self.killed_reason is None
 
 
-# --- the in-sandbox init ------------------------------------------------------------------------------
-# Runs as `python -I -S -c _INIT config cmd...`: inside the namespaces it is PID 1. It prepares the
-# mounts (while it still has capabilities), forks the command with rlimits and no capabilities, reaps
-# every orphan, and reports the command's exit status and rusage as JSON on a dedicated pipe.
-_INIT = r"""
-import ctypes, fcntl, json, os, resource, signal, socket, struct, sys
-
-cfg = json.loads(sys.argv[1])
-cmd = sys.argv[2:]
-status_fd = cfg["status_fd"]
-os.set_inheritable(status_fd, False)
-libc = ctypes.CDLL(None, use_errno=True)
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
-MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC = 1024, 2048, 4096, 16384
-MS_RELATIME, MS_STRICTATIME = 1 << 21, 1 << 24
-KEEP = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": MS_NOATIME,
-        "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME}
-
-
-def report(**kw):
-    os.write(status_fd, json.dumps(kw).encode())
-
-
-def mount(src, dst, fstype, flags, data=None):
-    if libc.mount(src.encode() if src else None, dst.encode(), fstype.encode() if fstype else None,
-                  ctypes.c_ulong(flags), data.encode() if data else None) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"mount {dst}: {os.strerror(err)}")
-
-
-def unescape(p):
-    return p.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
-
-
-def under(path, root):
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
-def read_only_everything(writable):
-    with open("/proc/self/mountinfo") as f:
-        entries = [line.split() for line in f]
-    for parts in entries:
-        target, opts = unescape(parts[4]), parts[5].split(",")
-        if "ro" in opts or under(target, "/proc") or any(under(target, w) for w in writable):
-            continue
-        flags = MS_REMOUNT | MS_BIND | MS_RDONLY
-        for opt in opts:
-            flags |= KEEP.get(opt, 0)
-        if not flags & (MS_NOATIME | MS_RELATIME):
-            flags |= MS_STRICTATIME
-        try:
-            mount(None, target, None, flags)
-        except OSError:
-            # A mount that refuses a read-only remount is hidden under an empty read-only tmpfs.
-            mount("tmpfs", target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=755")
-
-
-def setup_namespace():
-    writable = [cfg["workspace"], cfg["scratch"]]
-    for path in writable:
-        mount(path, path, None, MS_BIND | MS_REC)
-    mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=%dm,mode=1777" % cfg["shm_mb"])
-    writable.append("/dev/shm")
-    read_only_everything(writable)
-    for path in ("/proc/sys", "/proc/sysrq-trigger"):
-        if os.path.exists(path):
-            mount(path, path, None, MS_BIND)
-            mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    if cfg["net_ns"]:
-        # Loopback up: programs may talk to themselves, but nothing outside this namespace answers.
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        ifr = fcntl.ioctl(s, 0x8913, struct.pack("16sh22x", b"lo", 0))
-        flags = struct.unpack("16sh22x", ifr)[1]
-        fcntl.ioctl(s, 0x8914, struct.pack("16sh22x", b"lo", flags | 1))
-        s.close()
-
-
-def drop_privileges():
-    if not sys.platform.startswith("linux"):
-        return
-    PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 24, 38, 47
-    try:
-        last = int(open("/proc/sys/kernel/cap_last_cap").read())
-    except OSError:
-        last = 63
-    for cap in range(last + 1):
-        libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
-    libc.prctl(PR_CAP_AMBIENT, 4, 0, 0, 0)
-    header = (ctypes.c_uint32 * 2)(0x20080522, 0)
-    data = (ctypes.c_uint32 * 6)()
-    libc.capset(header, data)
-    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
-
-
-def set_limit(which, value):
-    soft, hard = resource.getrlimit(which)
-    if hard != resource.RLIM_INFINITY:
-        value = min(value, hard)
-    resource.setrlimit(which, (value, value if which != resource.RLIMIT_CPU else hard))
-
-
-def exec_command():
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_DFL)
-    lim = cfg["limits"]
-    soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    cpu_hard = lim["cpu"] + 1 if hard == resource.RLIM_INFINITY else min(lim["cpu"] + 1, hard)
-    resource.setrlimit(resource.RLIMIT_CPU, (min(lim["cpu"], cpu_hard), cpu_hard))
-    set_limit(resource.RLIMIT_AS, lim["as"])
-    set_limit(resource.RLIMIT_FSIZE, lim["fsize"])
-    set_limit(resource.RLIMIT_CORE, 0)
-    set_limit(resource.RLIMIT_NPROC, lim["nproc"])
-    drop_privileges()
-    os.execvp(cmd[0], cmd)
-
-
-try:
-    if cfg["namespaces"]:
-        setup_namespace()
-    os.chdir(cfg["workspace"])
-except Exception as exc:
-    report(setup_error=f"{type(exc).__name__}: {exc}")
-    sys.exit(125)
-
-child = os.fork()
-if child == 0:
-    try:
-        exec_command()
-    except BaseException as exc:
-        os.write(2, f"promptkit sandbox: cannot run {cmd[0]!r}: {exc}\n".encode("utf-8", "replace"))
-    os._exit(127)
-
-while True:
-    try:
-        pid, status, usage = os.wait4(-1, 0)
-    except ChildProcessError:
-        sys.exit(125)
-    except InterruptedError:
-        continue
-    if pid == child:
-        break
-report(returncode=os.waitstatus_to_exitcode(status), cpu_s=usage.ru_utime + usage.ru_stime,
-       max_rss_kb=usage.ru_maxrss)
-sys.exit(0)
-"""
-
-# Installed as sitecustomize.py in the process-mode fallback. Audit hooks cannot be removed from Python.
-_GUARD = r"""
-import os, sys
-
-def _install():
-    allowed = [p for p in os.environ.get("PROMPTKIT_SANDBOX_WRITABLE", "").split(os.pathsep) if p]
-    no_net = os.environ.get("PROMPTKIT_SANDBOX_NETWORK") == "0"
-    realpath, fspath = os.path.realpath, os.fspath
-    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-    path_events = {"os.remove": 0, "os.rmdir": 0, "os.mkdir": 0, "os.rename": 1, "os.replace": 1,
-                   "os.symlink": 1, "os.link": 1, "os.chmod": 0, "os.chown": 0, "os.truncate": 0,
-                   "os.utime": 0, "shutil.rmtree": 0, "shutil.copyfile": 1}
-
-    def check_path(event, path):
-        if isinstance(path, int) or path is None:
-            return
-        real = realpath(fspath(path))
-        if not any(real == root or real.startswith(root.rstrip("/") + "/") for root in allowed):
-            raise PermissionError(f"promptkit sandbox: {event} outside the workspace refused: {real}")
-
-    def hook(event, args):
-        if event == "open":
-            path, mode, flags = args
-            if (mode and any(c in mode for c in "wax+")) or (flags or 0) & write_flags:
-                check_path(event, path)
-        elif event in path_events:
-            check_path(event, args[path_events[event]])
-        elif no_net and event in ("socket.connect", "socket.sendto", "socket.sendmsg"):
-            sock = args[0]
-            if getattr(sock, "family", None) in (2, 10):
-                raise PermissionError("promptkit sandbox: network access is disabled")
-
-    sys.addaudithook(hook)
-
-_install()
-del _install
-"""
+# --- the in-sandbox programs ------------------------------------------------------------------------
+# Both are real modules (linted and tested) whose source is passed with -c, as the sandbox runs them
+# under -I -S where promptkit cannot be imported.
+_INIT = (Path(__file__).parent / "_sandbox_init.py").read_text(encoding="utf-8")
+_GUARD = _sandbox_guard.bootstrap((Path(__file__).parent / "_sandbox_guard.py").read_text(encoding="utf-8"))
+_STATE_DIRNAME = ".promptkit"  # the executor's state folder, hidden from sandboxed commands
+# Besides the workspace and scratch, the only places the process-mode guard lets Python write.
+_DEV_WRITABLE = ("/dev/null", "/dev/shm", "/dev/tty", "/dev/stdout", "/dev/stderr")
 
 
 # --- capability detection -------------------------------------------------------------------------------
 
 _probe_lock = threading.Lock()
-_probe_result: tuple[bool, str] | None = None
+_probe_result: tuple[bool, bool, str] | None = None
 
 
 def _unshare_argv(user_ns: bool, net_ns: bool) -> list[str]:
@@ -310,9 +160,9 @@ def _unshare_argv(user_ns: bool, net_ns: bool) -> list[str]:
     return argv + ["--"]
 
 
-def _probe() -> tuple[bool, str]:
-    """(uses a user namespace, mode): the strongest setup that really works here, found by running a
-    no-op through it once per process."""
+def _probe() -> tuple[bool, bool, str]:
+    """(uses a user namespace, drops to an unprivileged uid, mode): the strongest setup that really
+    works here, found by running a no-op through it once per process."""
     global _probe_result
     with _probe_lock:
         if _probe_result is not None:
@@ -321,11 +171,12 @@ def _probe() -> tuple[bool, str]:
         if sys.platform != "linux" or not shutil.which("unshare"):
             reasons.append("unshare not available")
         else:
-            for user_ns in (True, False):
+            for user_ns, drop_uid in ((True, True), (False, True), (True, False), (False, False)):
                 if not user_ns and os.geteuid() != 0:
-                    break  # without a user namespace, only root may unshare
+                    continue  # without a user namespace, only root may unshare
                 label = "with a user namespace" if user_ns else "without a user namespace"
-                with tempfile.TemporaryDirectory(prefix="promptkit-probe-") as tmp:
+                label += "" if drop_uid else ", as root inside"
+                with tempfile.TemporaryDirectory(prefix=f"promptkit-probe-{os.getpid()}-") as tmp:
                     try:
                         result = _execute(
                             [sys.executable, "-I", "-S", "-c", ""],
@@ -335,21 +186,22 @@ def _probe() -> tuple[bool, str]:
                             None,
                             prefix=_unshare_argv(user_ns, net_ns=True),
                             namespaces=True,
+                            drop_uid=drop_uid,
                         )
                     except SandboxError as exc:
                         reasons.append(f"{label}: {exc.message}")
                         continue
                 if result.ok:
-                    _probe_result = (user_ns, "namespaces")
+                    _probe_result = (user_ns, drop_uid, "namespaces")
                     return _probe_result
                 reasons.append(f"{label}: exit {result.returncode}: {result.stderr.strip()[-200:]}")
-        _probe_result = (False, "process: " + "; ".join(reasons))
+        _probe_result = (False, False, "process: " + "; ".join(reasons))
         return _probe_result
 
 
 def isolation_mode() -> str:
     """``namespaces`` or ``process: <why namespaces are not available>`` for this host."""
-    return _probe()[1]
+    return _probe()[2]
 
 
 # --- the pids cgroup ------------------------------------------------------------------------------------
@@ -376,7 +228,7 @@ class _PidsCgroup:
                 )
                 if "pids" not in controllers.split():
                     continue
-            path = root / f"promptkit-sandbox-{uuid.uuid4().hex[:12]}"
+            path = root / f"promptkit-sandbox-{os.getpid()}-{uuid.uuid4().hex[:12]}"
             try:
                 path.mkdir()
             except OSError:
@@ -389,17 +241,9 @@ class _PidsCgroup:
             return cls(path)
         return None
 
-    def join_fn(self):  # type: ignore[no-untyped-def]
-        procs = str(self.path / "cgroup.procs").encode()
-
-        def join() -> None:  # runs in the forked child before exec: no imports, no allocation-heavy work
-            fd = os.open(procs, os.O_WRONLY)
-            try:
-                os.write(fd, str(os.getpid()).encode())
-            finally:
-                os.close(fd)
-
-        return join
+    @property
+    def procs(self) -> bytes:
+        return str(self.path / "cgroup.procs").encode()
 
     def pids(self) -> list[int]:
         try:
@@ -426,6 +270,86 @@ class _PidsCgroup:
             except OSError:
                 self.kill_all()
                 time.sleep(0.01)
+
+
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
+
+def _preexec(cgroup: _PidsCgroup | None, parent: int):  # type: ignore[no-untyped-def]
+    """What the sandbox's first process does between fork and exec: join the cgroup and die with us.
+
+    The parent-death signal fires when the thread that started it ends; ``_execute``'s thread waits for
+    the run, so it ends only with the process. In the namespaces ``unshare --kill-child`` passes the death
+    on to the init, PID 1, whose death ends the namespace; in process mode the init re-arms its own.
+    """
+    procs = cgroup.procs if cgroup is not None else None
+    libc = _LIBC
+
+    def preexec() -> None:  # in the forked child: no imports, nothing allocation-heavy
+        if procs is not None:
+            fd = os.open(procs, os.O_WRONLY)
+            try:
+                os.write(fd, str(os.getpid()).encode())
+            finally:
+                os.close(fd)
+        if libc is not None:
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() != parent:
+                os._exit(137)  # promptkit died before the signal was armed
+
+    return preexec
+
+
+def _owner_alive(name: str) -> bool:
+    """Whether the promptkit process a leftover is named after still runs (unknown names count as alive)."""
+    for prefix in _LEFTOVER_PREFIXES:
+        if name.startswith(prefix):
+            pid = name[len(prefix) :].split("-", 1)[0]
+            break
+    else:
+        return True
+    if not pid.isdigit():
+        return True  # named before owners were recorded: not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists, owned by someone else
+    return True
+
+
+_cleaned = False
+
+
+def _clean_leftovers() -> None:
+    """Remove the scratch folders and pids cgroups of promptkit processes that died mid-run (kill -9):
+    once per process, before its first run."""
+    global _cleaned
+    with _probe_lock:
+        if _cleaned:
+            return
+        _cleaned = True
+    try:
+        scratch_names = os.listdir(tempfile.gettempdir())
+    except OSError:
+        scratch_names = []
+    for name in scratch_names:
+        if name.startswith(_LEFTOVER_PREFIXES) and not _owner_alive(name):
+            shutil.rmtree(os.path.join(tempfile.gettempdir(), name), ignore_errors=True)
+    if sys.platform != "linux":
+        return
+    for root in _CGROUP_PIDS_ROOTS:
+        try:
+            names = os.listdir(root)
+        except OSError:
+            continue
+        for name in names:
+            if name.startswith(_LEFTOVER_PREFIXES[0]) and not _owner_alive(name):
+                group = _PidsCgroup(root / name)
+                group.kill_all()
+                group.remove()
 
 
 def _kill(pid: int) -> None:
@@ -537,9 +461,7 @@ def _feed_stdin(fd: int, data: bytes) -> None:
 # --- running ----------------------------------------------------------------------------------------------
 
 
-def _build_env(
-    env: Mapping[str, str] | None, scratch: Path, workspace: Path, guard_dir: Path | None, network: bool
-) -> dict[str, str]:
+def _build_env(env: Mapping[str, str] | None, scratch: Path) -> dict[str, str]:
     out = {k: os.environ[k] for k in _ENV_INHERITED if k in os.environ}
     exe_dir = str(Path(sys.executable).parent)
     path = out.get("PATH", os.defpath)
@@ -558,18 +480,110 @@ def _build_env(
     )
     if env:
         out.update({str(k): str(v) for k, v in env.items()})
-    if guard_dir is not None:
-        out["PYTHONPATH"] = os.pathsep.join(p for p in (str(guard_dir), out.get("PYTHONPATH", "")) if p)
-        out["PROMPTKIT_SANDBOX_WRITABLE"] = os.pathsep.join([str(workspace), str(scratch), "/dev"])
-        out["PROMPTKIT_SANDBOX_NETWORK"] = "1" if network else "0"
     return out
 
 
+def _new_scratch() -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"promptkit-sandbox-{os.getpid()}-")).resolve()
+
+
+class _DiskMeter:
+    """What a run has added to the disk under ``roots`` (workspace and scratch), measured by walking them.
+
+    A quota the kernel does not provide here: the file system is the host's, shared and persistent. Used
+    blocks are counted (sparse files and pre-allocations as they really are), hard links once, and every
+    file or folder at least one block (so a million empty files count too). The walk runs often enough to
+    catch a writer within one interval, and rarely enough to stay a small share of the time.
+    """
+
+    def __init__(self, roots: Sequence[Path], limit_mb: float) -> None:
+        self.roots = [str(r) for r in roots]
+        self.limit = int(limit_mb * _MB)
+        self.used = 0
+        self.base = self._usage()
+        self.next_at = 0.0
+
+    def _usage(self) -> int:
+        total, todo = 0, list(self.roots)
+        seen: set[tuple[int, int]] = set()
+        while todo:
+            try:
+                entries = os.scandir(todo.pop())
+            except OSError:
+                continue
+            with entries:
+                for entry in entries:
+                    try:
+                        info = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        todo.append(entry.path)
+                    elif info.st_nlink > 1:
+                        if (info.st_dev, info.st_ino) in seen:
+                            continue
+                        seen.add((info.st_dev, info.st_ino))
+                    total += max(info.st_blocks * 512, _DISK_MIN_ENTRY)
+        return total
+
+    def over(self, *, now: bool = False) -> bool:
+        """Whether the run is over its quota; walks only when the interval has passed (or ``now``)."""
+        started = time.monotonic()
+        if not now and started < self.next_at:
+            return False
+        self.used = max(self.used, self._usage() - self.base)
+        took = time.monotonic() - started
+        low, high = _DISK_POLL_S
+        self.next_at = time.monotonic() + min(high, max(low, took * _DISK_WALK_SHARE))
+        return self.used > self.limit
+
+
+def _exposed_paths(cmd: Sequence[str]) -> list[str]:
+    """What the namespace shows read-only besides the system folders: the interpreter's prefixes (venv
+    and base install) and the command's program, as given and as resolved."""
+    found = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, sys.executable}
+    program = shutil.which(cmd[0]) if cmd else None
+    if program:
+        found.add(program)
+    paths = {os.path.abspath(p) for p in found} | {os.path.realpath(p) for p in found}
+    return sorted(p for p in paths if p != "/")
+
+
+def _process_mode_command(
+    cmd: Sequence[str], workspace: Path, scratch: Path, limits: Limits, env_path: str
+) -> list[str]:
+    """``cmd`` with the guard loaded first, whatever its interpreter flags; refused unless it is a Python
+    interpreter, as the guard binds nothing else."""
+    writable = [str(workspace), str(scratch), *_DEV_WRITABLE]
+    program = _sandbox_guard.resolve(cmd[0], env_path, writable)
+    if program is None or not _sandbox_guard.is_python(program, writable):
+        raise SandboxError(
+            f"process isolation cannot run {cmd[0]!r}: its guard can contain only the Python "
+            "interpreter; other programs need namespace isolation",
+            location="Limits.isolation",
+        )
+    config = {"writable": writable, "network": limits.network}
+    try:
+        return _sandbox_guard.guarded_argv([program, *cmd[1:]], config, _GUARD)
+    except _sandbox_guard.Unguardable as exc:
+        raise SandboxError(
+            f"process isolation cannot guard {shlex.join(cmd)[:200]!r}: {exc}", location="Limits.isolation"
+        ) from None
+
+
 def _classify(
-    returncode: int, cpu_s: float, stderr: str, limits: Limits, wall_killed: bool, output_killed: bool
+    returncode: int,
+    cpu_s: float,
+    stderr: str,
+    limits: Limits,
+    wall_killed: bool,
+    output_killed: bool,
+    disk_killed: bool = False,
 ) -> str | None:
     if output_killed:
         return "output"
+    if disk_killed:
+        return "disk"
     if wall_killed:
         return "wall-time"
     if returncode == -signal.SIGXCPU or (returncode == -signal.SIGKILL and cpu_s >= limits.cpu_s - 0.05):
@@ -590,22 +604,20 @@ def _execute(
     *,
     prefix: list[str],
     namespaces: bool,
+    drop_uid: bool = False,
     isolation: list[str] | None = None,
     cancel: threading.Event | None = None,
+    scratch: Path | None = None,
 ) -> SandboxResult:
     isolation = list(isolation or [])
-    scratch = Path(tempfile.mkdtemp(prefix="promptkit-sandbox-")).resolve()
+    scratch = scratch or _new_scratch()
     cgroup = _PidsCgroup.create(limits.max_processes + 2) if sys.platform == "linux" else None
     if cgroup is not None:
         isolation.append("cgroup:pids")
     try:
-        (scratch / "home").mkdir()
-        (scratch / "tmp").mkdir()
-        guard_dir = None
-        if not namespaces:
-            guard_dir = scratch / "guard"
-            guard_dir.mkdir()
-            (guard_dir / "sitecustomize.py").write_text(_GUARD, encoding="utf-8")
+        (scratch / "home").mkdir(exist_ok=True)
+        (scratch / "tmp").mkdir(exist_ok=True)
+        disk = _DiskMeter([cwd, scratch], limits.max_disk_mb)
         status_r, status_w = os.pipe()
         config = {
             "status_fd": status_w,
@@ -613,7 +625,13 @@ def _execute(
             "scratch": str(scratch),
             "namespaces": namespaces,
             "net_ns": namespaces and not limits.network,
+            "network": limits.network,
+            "unprivileged_uid": namespaces and drop_uid,
+            "expose": _exposed_paths(cmd) if namespaces else [],
+            "state_dirname": _STATE_DIRNAME,
             "shm_mb": min(64, limits.memory_mb),
+            "wall_s": float(limits.wall_s),
+            "parent_pid": os.getpid(),
             "limits": {
                 "cpu": max(1, math.ceil(limits.cpu_s)),
                 "as": int(limits.memory_mb * _MB),
@@ -630,13 +648,13 @@ def _execute(
             proc = subprocess.Popen(
                 argv,
                 cwd=str(cwd),
-                env=_build_env(env, scratch, cwd, guard_dir, limits.network),
+                env=_build_env(env, scratch),
                 stdin=in_r if in_r is not None else subprocess.DEVNULL,
                 stdout=out_w,
                 stderr=err_w,
                 pass_fds=(status_w,),
                 start_new_session=True,
-                preexec_fn=cgroup.join_fn() if cgroup is not None else None,  # noqa: PLW1509
+                preexec_fn=_preexec(cgroup, os.getpid()),  # noqa: PLW1509
             )
         except OSError as exc:
             for fd in (status_r, status_w, out_r, out_w, err_r, err_w, in_r, in_w):
@@ -681,10 +699,12 @@ def _execute(
         waiter.start()
 
         deadline = started + limits.wall_s
-        wall_killed = output_killed = cancelled = False
+        wall_killed = output_killed = disk_killed = cancelled = False
         while not done.wait(_POLL_S):
             if overflow.is_set():
                 output_killed = True
+            elif disk.over():
+                disk_killed = True
             elif time.monotonic() >= deadline:
                 wall_killed = True
             elif cancel is not None and cancel.is_set():
@@ -707,6 +727,8 @@ def _execute(
             t.join(5)
         waiter.join(5)
         report_raw = _read_available(status_r)
+        # A writer that finished between two walks is over its quota all the same.
+        disk_killed = disk.over(now=True) or disk_killed
     finally:
         if cgroup is not None:
             cgroup.kill_all()
@@ -714,6 +736,8 @@ def _execute(
         shutil.rmtree(scratch, ignore_errors=True)
 
     report = json.loads(report_raw) if report_raw else {}
+    # The init enforces the wall limit too (for when this loop cannot): its kill is a wall-time kill.
+    wall_killed = wall_killed or bool(report.get("wall_killed"))
     if "setup_error" in report:
         raise SandboxError(f"sandbox setup failed: {report['setup_error']}", location=str(cwd))
     usage = waited.get("usage")
@@ -725,14 +749,19 @@ def _execute(
         returncode = proc.returncode if proc.returncode is not None else -signal.SIGKILL
         cpu_s = (usage.ru_utime + usage.ru_stime) if usage is not None else 0.0  # type: ignore[attr-defined]
         max_rss_mb = (usage.ru_maxrss / 1024) if usage is not None else 0.0  # type: ignore[attr-defined]
-        if not (wall_killed or output_killed or cancelled):
+        if not (wall_killed or output_killed or disk_killed or cancelled):
             raise SandboxError(
                 f"the sandbox init ended without a report (exit {returncode})", location=str(cwd)
             )
     stdout, stderr = captures[0].text(), captures[1].text()
     if cancelled:
         stderr += "\n[promptkit sandbox: cancelled]"
-    reason = _classify(returncode, cpu_s, stderr, limits, wall_killed, output_killed)
+    if disk_killed:
+        stderr += (
+            f"\n[promptkit sandbox: the run added {disk.used / _MB:.0f} MB to the disk, "
+            f"over its {limits.max_disk_mb} MB limit (Limits.max_disk_mb)]"
+        )
+    reason = _classify(returncode, cpu_s, stderr, limits, wall_killed, output_killed, disk_killed)
     return SandboxResult(
         returncode=returncode,
         stdout=stdout,
@@ -786,9 +815,10 @@ def run_sandboxed(
     if workspace == Path(workspace.anchor):
         raise SandboxError("the file system root cannot be a workspace", location=str(workspace))
 
+    _clean_leftovers()
     mode = limits.isolation
     if sys.platform == "linux" and mode != "process":
-        user, found = _probe()
+        user, drop_uid, found = _probe()
         if found == "namespaces":
             net = [] if limits.network else ["net-namespace"]
             isolation = [
@@ -799,11 +829,15 @@ def run_sandboxed(
                 "ipc-namespace",
                 "uts-namespace",
                 "fs:read-only-except-workspace",
+                "fs:only-system-python-workspace",
+                *(["unprivileged-uid"] if drop_uid else []),
                 "caps-dropped",
                 "no-new-privs",
                 "rlimits",
                 "env-allowlist",
                 "private-home-tmp",
+                "disk-quota",
+                "dies-with-parent",
             ]
             prefix = _unshare_argv(user, net_ns=not limits.network)
             return _execute(
@@ -814,6 +848,7 @@ def run_sandboxed(
                 stdin,
                 prefix=prefix,
                 namespaces=True,
+                drop_uid=drop_uid,
                 isolation=isolation,
                 cancel=_cancel,
             )
@@ -830,11 +865,29 @@ def run_sandboxed(
         *(["rlimit-nproc"] if hasattr(os, "geteuid") and os.geteuid() != 0 else []),
         *([] if limits.network else ["network-guard:python-only"]),
         "fs-guard:python-only",
+        "exec-guard:python-only",
         "env-allowlist",
         "private-home-tmp",
+        "disk-quota",
+        *(["dies-with-parent"] if sys.platform == "linux" else []),
     ]
+    scratch = _new_scratch()
+    try:
+        guarded = _process_mode_command(cmd, workspace, scratch, limits, _build_env(env, scratch)["PATH"])
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
     return _execute(
-        cmd, workspace, limits, env, stdin, prefix=[], namespaces=False, isolation=isolation, cancel=_cancel
+        guarded,
+        workspace,
+        limits,
+        env,
+        stdin,
+        prefix=[],
+        namespaces=False,
+        isolation=isolation,
+        cancel=_cancel,
+        scratch=scratch,
     )
 
 

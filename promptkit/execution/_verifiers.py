@@ -38,9 +38,15 @@ __all__ = [
     "JsonValid",
     "YamlValid",
     "Command",
+    "DocstringExamplesVerifier",
+    "TOOLS_HINT",
+    "missing_tools",
 ]
 
 _DETAILS_LIMIT = 8_000
+_SKIP_DIRS = {"venv", "__pycache__", "node_modules"}  # besides every dot-folder
+# The tools the ruff and pytest verifiers run come with this extra; said wherever one is missing.
+TOOLS_HINT = "pip install 'promptkit[scaffold]'"
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,14 @@ async def run_verifiers(
         if stop_on_failure and not result.ok:
             break
     return results
+
+
+def missing_tools(specs: Iterable[str | Mapping[str, Any]]) -> list[str]:
+    """The tools these verifier specs run that this interpreter lacks (of ``ruff`` and ``pytest``), so that
+    a caller can stop before its first step instead of failing every one."""
+    names = {_normal(s if isinstance(s, str) else str(next(iter(s), ""))) for s in specs}
+    have = {"ruff": Ruff._command() is not None, "pytest": Pytest.installed()}
+    return [tool for tool, ok in have.items() if tool in names and not ok]
 
 
 # --- helpers --------------------------------------------------------------------------------------------------
@@ -403,7 +417,7 @@ class Ruff(_Sandboxed):
     async def __call__(self, workspace: Path) -> VerifierResult:
         base = self._command()
         if base is None:
-            return self._result(False, "ruff: not installed (pip install ruff); nothing was checked", "", 0.0)
+            return self._result(False, f"ruff: not installed ({TOOLS_HINT}); nothing was checked", "", 0.0)
         # .promptkit/ holds the executor's state and the files of failed attempts, not the project.
         cmd = [
             *base,
@@ -472,6 +486,10 @@ class Pytest(_Sandboxed):
         self.tests = _relative_paths(tests, "pytest.tests")
 
     @staticmethod
+    def installed() -> bool:
+        return importlib.util.find_spec("pytest") is not None
+
+    @staticmethod
     def parse_counts(output: str) -> dict[str, int]:
         """Counts from pytest's final summary line (``1 failed, 2 passed in 0.1s``)."""
         lines = _PYTEST_SUMMARY.findall(output)
@@ -484,6 +502,8 @@ class Pytest(_Sandboxed):
         return counts
 
     async def __call__(self, workspace: Path) -> VerifierResult:
+        if not self.installed():
+            return self._result(False, f"pytest: not installed ({TOOLS_HINT}); nothing was checked", "", 0.0)
         # Red first runs every test (not -x) and lists each outcome (-rA): every one must fail.
         mode = ["-rA"] if self.expect == "fail" else ["-x"]
         cmd = [sys.executable, "-m", "pytest", "-q", *mode, "-p", "no:cacheprovider", *self.args, *self.tests]
@@ -561,3 +581,70 @@ class Command(_Sandboxed):
         last = _last_line(result.stderr) or _last_line(result.stdout)
         summary = f"command `{shown}` exited {result.returncode}" + (f": {last}" if last else "")
         return self._result(False, summary, details, duration, returncode=result.returncode)
+
+
+@verifier("docstring-examples")
+class DocstringExamplesVerifier(_Sandboxed):
+    """The examples in the docstrings of the top-level functions in ``paths`` (``.py`` files or folders;
+    default: the whole workspace) hold: ``>>> f(1)`` / ``2`` and ``f(1) == 2`` forms, each module imported
+    from its file. The files are only parsed here; their code runs in the sandbox."""
+
+    name = "docstring-examples"
+
+    def __init__(
+        self,
+        paths: str | Sequence[str] | None = None,
+        *,
+        limits: Limits | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(limits, env)
+        self.paths = _relative_paths(paths, "docstring-examples.paths") or (".",)
+
+    def _files(self, workspace: Path) -> list[Path]:
+        root = workspace.resolve()
+        found: list[Path] = []
+        for item in self.paths:
+            path = (root / item).resolve()
+            if not path.is_relative_to(root):
+                continue
+            if path.is_file():
+                found.append(path)
+            elif path.is_dir():
+                found += sorted(
+                    p
+                    for p in path.rglob("*.py")
+                    if not any(
+                        part.startswith(".") or part in _SKIP_DIRS for part in p.relative_to(root).parts
+                    )
+                    and p.resolve().is_relative_to(root)
+                )
+        return found
+
+    async def __call__(self, workspace: Path) -> VerifierResult:
+        from promptkit.execution._code_answers import file_examples, files_program
+
+        root = workspace.resolve()
+        files = []
+        for path in self._files(workspace):
+            examples = file_examples(path.read_text(encoding="utf-8", errors="replace"))
+            if examples:
+                files.append((path.relative_to(root).as_posix(), examples))
+        count = sum(len(ex) for _, ex in files)
+        if not files:
+            return self._result(True, f"{self.name}: no docstring examples to check", "", 0.0, examples=0)
+        result, duration = await self._run(workspace, [sys.executable, "-I", "-B", "-c", files_program(files)])
+        details = _output(result)
+        if result.killed_reason:
+            return self._result(False, _killed(self.name, result, self.limits), details, duration)
+        tally = re.search(r"^#examples=(\d+) failed=(\d+)$", result.stdout, re.MULTILINE)
+        if tally is None:
+            summary = f"{self.name}: checker failed (exit {result.returncode}): {_last_line(details)}"
+            return self._result(False, summary, details, duration)
+        failed = int(tally.group(2))
+        if failed == 0:
+            summary = f"{self.name}: {count} example(s) in {len(files)} file(s) hold"
+            return self._result(True, summary, details, duration, examples=count, failed=0)
+        first = result.stdout.splitlines()[0] if result.stdout else "?"
+        summary = f"{self.name}: {failed} of {count} example(s) fail; first: {first}"
+        return self._result(False, summary, details, duration, examples=count, failed=failed)

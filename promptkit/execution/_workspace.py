@@ -23,6 +23,12 @@ __all__ = ["Workspace", "WrittenFile", "sha256_text", "STATE_DIRNAME"]
 
 # Run state, reports and logs live here; plans may never write into it.
 STATE_DIRNAME = ".promptkit"
+# File-system limits (NAME_MAX, PATH_MAX on Linux and macOS), checked up front so a model's over-long name is
+# refused like any other bad path rather than failing as an OSError. A write's temporary file is named
+# ".<name>.<random>.tmp", so a name may use all but _TMP_AFFIXES of NAME_MAX.
+_NAME_MAX = 255
+_PATH_MAX = 4095
+_TMP_AFFIXES = len(".") + len(".") + 8 + len(".tmp")
 _SKIP_DIRS = {".git", ".hg", ".venv", "venv", "__pycache__", "node_modules", ".tox", ".nox", STATE_DIRNAME}
 
 
@@ -64,11 +70,13 @@ class Workspace:
 
         ``allow`` is the step's allow-list (exact paths and globs); None means any path inside the workspace.
         """
-        where = f"step {step!r}: {rel!r}" if step else repr(rel)
+        shown = rel[:100] + "…" if isinstance(rel, str) and len(rel) > 200 else rel
+        where = f"step {step!r}: {shown!r}" if step else repr(shown)
         problem = path_problem(rel)
         if problem:
             raise WorkspaceError(f"refused: {problem}", location=where)
         parts = PurePosixPath(rel).parts
+        self._check_lengths(parts, where)
         if parts and parts[0] == STATE_DIRNAME:
             raise WorkspaceError(
                 f"refused: {STATE_DIRNAME}/ holds the run state, not project files", location=where
@@ -103,6 +111,22 @@ class Workspace:
         if not _is_within(final, self._real_root):
             raise WorkspaceError(f"refused: resolves to {final}, outside the workspace", location=where)
         return Path(self.root, *parts)
+
+    def _check_lengths(self, parts: tuple[str, ...], where: str) -> None:
+        for part in parts:
+            size = len(os.fsencode(part))
+            if size > _NAME_MAX - _TMP_AFFIXES:
+                raise WorkspaceError(
+                    f"refused: the name {part[:40]!r}… is {size} bytes long; the limit is "
+                    f"{_NAME_MAX - _TMP_AFFIXES} bytes per file or folder name",
+                    location=where,
+                )
+        full = len(os.fsencode(os.path.join(self._real_root, *parts)))
+        if full > _PATH_MAX:
+            raise WorkspaceError(
+                f"refused: the path is {full} bytes long in the workspace; the limit is {_PATH_MAX} bytes",
+                location=where,
+            )
 
     # -- reading ----------------------------------------------------------------------------------------
 
@@ -159,7 +183,10 @@ class Workspace:
             # Replace the link itself, never the file it points to.
             os.unlink(path)
         data = content.encode("utf-8")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        except OSError as exc:
+            raise WorkspaceError(f"cannot write: {exc.strerror}", location=rel) from None
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -189,9 +216,9 @@ class Workspace:
 
     def _make_parents(self, rel: str, path: Path, allow: Sequence[str] | None, step: str | None) -> None:
         parent = path.parent
-        if parent.is_dir():
-            return
         try:
+            if parent.is_dir():
+                return
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise WorkspaceError(f"cannot create its folder: {exc.strerror}", location=rel) from None

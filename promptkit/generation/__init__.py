@@ -2,6 +2,7 @@
 
     result = generate("debug", inputs, model="cheap")                       # one model, re-asked up to 3 times
     result = generate("debug", inputs, router=Router.from_config(), accept=lambda out: bool(out.fix))
+    result = generate("debug", inputs, model="cheap", output=MyFix)          # result.output: a MyFix
 
 ``repair_loop`` is the one attempt → validate → feedback loop; the executor reuses it for verify-and-repair.
 """

@@ -8,8 +8,9 @@ whether the answer is good enough.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
+import promptkit.tracing as tracing
 from promptkit.backends import Backend, GenerateRequest, run_sync
 from promptkit.cache import ExactCache, SemanticCache
 from promptkit.errors import (
@@ -30,6 +31,7 @@ from promptkit.generation._defaults import (
 from promptkit.generation._loop import Feedback, repair_loop
 from promptkit.generation._parse import Accept, check_acceptance, feedback_messages, parse_output
 from promptkit.generation._result import GenerateResult
+from promptkit.generation._tracing import traced_generate
 from promptkit.ledger import Ledger, scrub_secrets
 from promptkit.prompts import (
     RenderedPrompt,
@@ -48,6 +50,8 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
 __all__ = ["agenerate", "generate", "answer_room"]
+
+T = TypeVar("T")
 
 # GenerateRequest fields a caller may set through **kw; anything else goes to request.params.
 _REQUEST_FIELDS = ("top_p", "stop", "seed", "timeout_s")
@@ -112,6 +116,14 @@ def _feedback_turns(feedback: Sequence[Feedback], output_model: type[BaseModel] 
     """The repair turns for ``feedback``, restating the answer format ``output_model`` asks for."""
     text_format = output_model if output_model is not None and issubclass(output_model, TextFormat) else None
     return feedback_messages(feedback, structured=output_model is not None, text_format=text_format)
+
+
+def _with_turns(messages: Sequence[Any], turns: Sequence[Any]) -> list[Any]:
+    """``messages`` with the repair ``turns`` added; a prompt that ends in a prefilled assistant message
+    keeps it last, so the next answer starts the same way."""
+    if turns and messages and messages[-1].role == "assistant":
+        return [*messages[:-1], *turns, messages[-1]]
+    return [*messages, *turns]
 
 
 def _input_tokens(rendered: Any, router: Router) -> int:
@@ -232,7 +244,7 @@ class _Call:
         async def attempt(feedback: tuple[Feedback, ...]) -> Answer:
             request = base
             if feedback:
-                messages = [*base.messages, *_feedback_turns(feedback, self.output_model)]
+                messages = _with_turns(base.messages, _feedback_turns(feedback, self.output_model))
                 request = base.model_copy(update={"messages": messages})
             return await self.router.call(request, route, self.ctx)
 
@@ -398,10 +410,12 @@ class _Call:
         return error
 
 
+@overload
 async def agenerate(
-    template: str | Template,
+    template: str | Template[Any],
     inputs: Mapping[str, Any] | None = None,
     *,
+    output: type[T],
     model: str | Backend | None = None,
     router: Router | None = None,
     accept: Accept | None = None,
@@ -417,8 +431,80 @@ async def agenerate(
     semantic_cache: SemanticCache | bool | None = None,
     feedback: Sequence[Feedback] = (),
     **kw: Any,
-) -> GenerateResult:
+) -> GenerateResult[T]: ...
+@overload
+async def agenerate(
+    template: Template[T],
+    inputs: Mapping[str, Any] | None = None,
+    *,
+    output: None = None,
+    model: str | Backend | None = None,
+    router: Router | None = None,
+    accept: Accept | None = None,
+    cache: ExactCache | bool | None = True,
+    ledger: Ledger | bool | None = True,
+    run_id: str | None = None,
+    max_attempts: int | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    kind: str | None = None,
+    budget_tokens: int | None = None,
+    examples: Any = None,
+    semantic_cache: SemanticCache | bool | None = None,
+    feedback: Sequence[Feedback] = (),
+    **kw: Any,
+) -> GenerateResult[T]: ...
+@overload
+async def agenerate(
+    template: str | Template[Any],
+    inputs: Mapping[str, Any] | None = None,
+    *,
+    output: Any = None,
+    model: str | Backend | None = None,
+    router: Router | None = None,
+    accept: Accept | None = None,
+    cache: ExactCache | bool | None = True,
+    ledger: Ledger | bool | None = True,
+    run_id: str | None = None,
+    max_attempts: int | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    kind: str | None = None,
+    budget_tokens: int | None = None,
+    examples: Any = None,
+    semantic_cache: SemanticCache | bool | None = None,
+    feedback: Sequence[Feedback] = (),
+    **kw: Any,
+) -> GenerateResult[Any]: ...
+@traced_generate  # a promptkit.generate span when OpenTelemetry tracing is on (promptkit.tracing)
+async def agenerate(
+    template: str | Template[Any],
+    inputs: Mapping[str, Any] | None = None,
+    *,
+    output: Any = None,
+    model: str | Backend | None = None,
+    router: Router | None = None,
+    accept: Accept | None = None,
+    cache: ExactCache | bool | None = True,
+    ledger: Ledger | bool | None = True,
+    run_id: str | None = None,
+    max_attempts: int | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    kind: str | None = None,
+    budget_tokens: int | None = None,
+    examples: Any = None,
+    semantic_cache: SemanticCache | bool | None = None,
+    feedback: Sequence[Feedback] = (),
+    **kw: Any,
+) -> GenerateResult[Any]:
     """Render ``template`` with ``inputs``, get an answer that validates and passes ``accept``, and return it.
+
+    ``output`` overrides the template's output type: a pydantic model, or any type pydantic validates
+    (``list[Model]``, ``Literal[...]``, an ``Enum``, nested models; ``str`` for free text). The answer is held
+    to it exactly as to a template's own schema (a grammar on local models, a tool schema on remote ones, the
+    re-ask loop), ``{{ output_schema }}`` shows it, and ``result.output`` is of that type:
+    ``GenerateResult[Invoice]`` for type checkers. See :meth:`Template.with_output`.
 
     Give exactly one of ``model`` (a model string, alias or Backend: a one-tier router with ``max_attempts``
     attempts, default 3) or ``router`` (a cascade; ``max_attempts``, when given, overrides its attempts per
@@ -444,9 +530,12 @@ async def agenerate(
     if max_attempts is not None and max_attempts < 1:
         raise RoutingError(f"max_attempts must be >= 1, got {max_attempts}")
     tpl = template_for(template)
+    if output is not None:
+        tpl = tpl.with_output(output)
     # A model name makes the renderer count tokens with a real tokenizer: only worth it when fitting a budget.
     token_model = model if isinstance(model, str) and budget_tokens is not None else None
-    rendered = tpl.render(inputs or {}, examples=examples, budget=budget_tokens, model=token_model)
+    with tracing.span("promptkit.render"):
+        rendered = tpl.render(inputs or {}, examples=examples, budget=budget_tokens, model=token_model)
     if router is None:
         assert model is not None
         router = router_for_model(model, max_attempts or 3)
@@ -474,13 +563,13 @@ async def agenerate(
     request = _request(rendered, temperature, max_tokens, kw)
     turns = _feedback_turns(feedback, tpl.output_model) if feedback else []
     if turns:
-        request = request.model_copy(update={"messages": [*request.messages, *turns]})
+        request = request.model_copy(update={"messages": _with_turns(request.messages, turns)})
 
     def refit(budget: int, model: str | None) -> RenderedPrompt:
         # The template's part is trimmed to what the feedback turns leave of the budget; the turns stay whole.
         room = count_tokens(turns, model) if turns else 0
         fitted = tpl.render(inputs or {}, examples=examples, budget=budget - room, model=model)
-        return fitted.model_copy(update={"messages": [*fitted.messages, *turns]})
+        return fitted.model_copy(update={"messages": _with_turns(fitted.messages, turns)})
 
     call = _Call(
         template=tpl,
@@ -570,10 +659,37 @@ class _Semantic:
         )
 
 
+@overload
 def generate(
-    template: str | Template,
+    template: str | Template[Any],
     inputs: Mapping[str, Any] | None = None,
+    *,
+    output: type[T],
     **kwargs: Any,
-) -> GenerateResult:
-    """The synchronous form of :func:`agenerate` (works inside a running event loop too)."""
-    return run_sync(agenerate(template, inputs, **kwargs))  # type: ignore[no-any-return]
+) -> GenerateResult[T]: ...
+@overload
+def generate(
+    template: Template[T],
+    inputs: Mapping[str, Any] | None = None,
+    *,
+    output: None = None,
+    **kwargs: Any,
+) -> GenerateResult[T]: ...
+@overload
+def generate(
+    template: str | Template[Any],
+    inputs: Mapping[str, Any] | None = None,
+    *,
+    output: Any = None,
+    **kwargs: Any,
+) -> GenerateResult[Any]: ...
+def generate(
+    template: str | Template[Any],
+    inputs: Mapping[str, Any] | None = None,
+    *,
+    output: Any = None,
+    **kwargs: Any,
+) -> GenerateResult[Any]:
+    """The synchronous form of :func:`agenerate` (works inside a running event loop too); ``output=Invoice``
+    makes ``result.output`` an ``Invoice`` (a ``GenerateResult[Invoice]``)."""
+    return run_sync(agenerate(template, inputs, output=output, **kwargs))  # type: ignore[no-any-return]

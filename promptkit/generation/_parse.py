@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from promptkit.errors import OutputValidationError
 from promptkit.generation._loop import Feedback
-from promptkit.prompts import TextFormat
+from promptkit.prompts import OutputWrapper, TextFormat
 from promptkit.types import Message
 
 __all__ = ["Accept", "strip_fences", "parse_output", "check_acceptance", "feedback_messages"]
@@ -43,7 +43,9 @@ def _describe(exc: ValidationError) -> str:
 def parse_output(text: str, output_model: type[BaseModel] | None, *, location: str | None = None) -> Any:
     """The validated output: an ``output_model`` instance parsed from JSON, or the text for free-text templates.
 
-    Raises ``OutputValidationError`` (with the raw text) listing every schema problem by field.
+    For an ``OutputWrapper`` (an output type such as ``list[Model]`` or ``Literal``), the value inside it: the
+    answer ``{"answer": value}``, or the bare value. Raises ``OutputValidationError`` (with the raw text)
+    listing every schema problem by field.
     """
     if output_model is None:
         return text
@@ -57,14 +59,20 @@ def parse_output(text: str, output_model: type[BaseModel] | None, *, location: s
                 raw_output=text,
                 location=location,
             ) from None
+    body = strip_fences(text)
     try:
-        return output_model.model_validate_json(strip_fences(text))
+        output = output_model.model_validate_json(body)
     except ValidationError as exc:
+        if issubclass(output_model, OutputWrapper):
+            bare = output_model.from_bare_json(body)
+            if bare is not None:
+                return bare.unwrap()
         raise OutputValidationError(
             f"the answer does not match the output schema:\n{_describe(exc)}",
             raw_output=text,
             location=location,
         ) from None
+    return output.unwrap() if isinstance(output, OutputWrapper) else output
 
 
 async def check_acceptance(
@@ -110,7 +118,10 @@ def feedback_messages(
         instruction = "Answer again, correctly."
     out: list[Message] = []
     for item in feedback:
-        out.append(Message(role="assistant", content=item.raw_output))
+        answer = item.raw_output
+        if answer.count("```") % 2:  # cut at its closing fence by a stop sequence: shown closed
+            answer = answer.rstrip() + "\n```"
+        out.append(Message(role="assistant", content=answer))
         out.append(
             Message(
                 role="user", content=f"Your previous answer was not accepted:\n{item.error}\n\n{instruction}"

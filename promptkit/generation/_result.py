@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -11,11 +11,15 @@ from promptkit.types import Usage
 
 __all__ = ["GenerateResult"]
 
+OutputT = TypeVar("OutputT")
 
-class GenerateResult(BaseModel):
+
+class GenerateResult(BaseModel, Generic[OutputT]):
     """The validated answer and everything it took to get it.
 
-    ``output`` is an instance of the template's output model (or the text, for free-text templates);
+    ``output`` is an instance of the template's output model (or the text, for free-text templates); with
+    ``generate(..., output=Invoice)`` it is an ``Invoice`` and the result a ``GenerateResult[Invoice]`` for
+    type checkers (``list[Invoice]``, a ``Literal`` or an enum give that value, unwrapped);
     ``text`` the raw answer it was parsed from; ``attempts`` one record per attempt in order (re-asks,
     retries, fallbacks, escalations, cache hits); ``usage``/``cost_usd`` are summed over every attempt,
     and ``saved_usd`` is what a cache hit saved.
@@ -23,7 +27,7 @@ class GenerateResult(BaseModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    output: Any
+    output: OutputT
     text: str
     model: str
     tier: int | None = None

@@ -15,9 +15,11 @@ from promptkit.ledger._models import (
     LedgerTotals,
     RunSummary,
 )
+from promptkit.ledger._savings import CascadeSavings, TierUsage, cascade_savings, tier_usage
 from promptkit.ledger._scrub import scrub_secrets, scrub_value
 
 __all__ = [
+    "CascadeSavings",
     "LEDGER_FILE",
     "OUTCOMES",
     "REASONS",
@@ -26,7 +28,10 @@ __all__ = [
     "LedgerEntry",
     "LedgerTotals",
     "RunSummary",
+    "TierUsage",
+    "cascade_savings",
     "default_ledger",
     "scrub_secrets",
     "scrub_value",
+    "tier_usage",
 ]

@@ -300,7 +300,7 @@ def _crud_paths(entities: list[dict[str, Any]]) -> set[str]:
 
 
 def spec_context(spec: AppSpec | TaskSpec) -> dict[str, Any]:
-    """Every name a playbook template may use (see playbooks/README.md)."""
+    """Every name a playbook template may use (see promptkit/playbooks/README.md)."""
     base: dict[str, Any] = {
         "spec": spec.model_dump(mode="json"),
         "name": spec.name,

@@ -6,7 +6,8 @@ How the executor runs a :class:`Plan` (this is the contract):
 - ``render`` steps: write ``render_files`` (exact contents, already expanded) into the workspace; no model.
 - Every other kind: render ``template`` with ``inputs`` plus the runtime inputs in :data:`RUNTIME_INPUTS`
   that the template declares (``files``: the current content of ``files`` and ``reads`` as
-  ``### FILE: <path>`` blocks; ``errors``/``attempt`` for repairs), call ``generate()`` and write the
+  ``### FILE: <path>`` blocks; ``errors``/``attempt`` for repairs; ``path``/``prefix`` for a prefilled
+  completion: the step's first file and its text up to its first ``...`` body), call ``generate()`` and write the
   answer's ``files`` (each ``{path, content}``).
 - A step may create or change only paths matched by its ``files`` allow-list (exact paths or globs, see
   :func:`path_allowed`); ``reads`` are shown to the model but must not change.
@@ -54,7 +55,7 @@ Difficulty = Literal["easy", "medium", "hard"]
 PlannerName = Literal["playbook", "llm", "hybrid"]
 PLANNERS: tuple[str, ...] = ("playbook", "llm", "hybrid")
 # Template inputs only the executor knows; a step's ``inputs`` hold everything else.
-RUNTIME_INPUTS: tuple[str, ...] = ("files", "errors", "attempt")
+RUNTIME_INPUTS: tuple[str, ...] = ("files", "errors", "attempt", "path", "prefix")
 
 # A verifier spec as promptkit.execution.verifier_from_spec reads it: "name" or {name: options}.
 VerifierSpec = str | dict[str, Any]

@@ -1,6 +1,6 @@
 """Playbooks: reusable decompositions, expanded deterministically from a spec into plan steps.
 
-A playbook is YAML (see playbooks/README.md)::
+A playbook is YAML (see promptkit/playbooks/README.md)::
 
     name: cli_tool
     description: ...
@@ -33,7 +33,7 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-import promptkit
+from promptkit._package_data import package_data_dir
 from promptkit.config import load_config
 from promptkit.errors import PlanError
 from promptkit.planning._context import spec_context
@@ -324,8 +324,8 @@ def load_playbook(path: Path | str) -> Playbook:
 
 
 def builtin_playbook_dir() -> Path:
-    """The repository's ``playbooks/`` folder (next to ``templates/``)."""
-    return Path(promptkit.__file__).resolve().parent.parent / "playbooks"
+    """The built-in playbooks, shipped in the package as ``promptkit/playbooks``."""
+    return package_data_dir("playbooks", PlanError)
 
 
 def _search_path(extra: list[Path] | None = None) -> list[Path]:
@@ -343,18 +343,23 @@ def _search_path(extra: list[Path] | None = None) -> list[Path]:
 def list_playbooks(search_path: list[Path] | None = None) -> list[Playbook]:
     """Every playbook on the search path (earlier folders shadow later ones with the same name)."""
     found: dict[str, Playbook] = {}
-    for folder in _search_path(search_path):
+    folders = _search_path(search_path)
+    for folder in folders:
         if not folder.is_dir():
             continue
         for file in sorted(folder.glob("*.y*ml")) + sorted(folder.glob("*.json")):
             playbook = load_playbook(file)
             found.setdefault(playbook.name, playbook)
+    if not found:
+        # Nothing to choose from is a broken setup, not "no playbook applies".
+        searched = ", ".join(str(f) for f in folders)
+        raise PlanError(f"no playbooks found; searched {searched}", location="playbook")
     return list(found.values())
 
 
 def find_playbook(name: str | Path, search_path: list[Path] | None = None) -> Playbook:
     """A playbook by file path, or by name on the search path (``PROMPTKIT_PLAYBOOK_PATH``,
-    ``[playbooks] paths`` in promptkit.toml, then the built-in ``playbooks/``)."""
+    ``[playbooks] paths`` in promptkit.toml, then the built-in ``promptkit/playbooks``)."""
     as_path = Path(name)
     if as_path.suffix in (".yaml", ".yml", ".json") and as_path.exists():
         return load_playbook(as_path)

@@ -4,6 +4,10 @@ from promptkit.prompts import load_template
 prompt = load_template("debug").render(language="python", code=src, error=err, budget=4000)
 prompt.messages        # list[promptkit.types.Message]
 prompt.output_model    # the pydantic model the answer must match, or None for free text
+
+load_template("debug").with_output(MyFix)  # the same prompt answering in a model of your own
+@template(output=Invoice)                  # or a template defined in Python: see promptkit.prompts.template
+class extract_invoice: ...
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from promptkit.prompts._formats import (
 )
 from promptkit.prompts._inputs import InputField
 from promptkit.prompts._lint import LintProblem
+from promptkit.prompts._output import OutputWrapper, output_model_for
+from promptkit.prompts._python import template
 from promptkit.prompts._registry import (
     TemplateRegistry,
     builtin_template_dir,
@@ -57,4 +63,7 @@ __all__ = [
     "SectionsAnswer",
     "sections_format",
     "TEXT_FORMATS",
+    "OutputWrapper",
+    "output_model_for",
+    "template",
 ]

@@ -59,6 +59,7 @@ def lint_files(files: Iterable[Path], *, load: Callable[[Path], Template]) -> li
     for path in files:
         try:
             template = load(path)
+            _ = template.output_model  # imports `output: {model: ...}`, which loading leaves for first use
         except PromptkitError as exc:
             problems.append(_from_error(path, exc))
             continue

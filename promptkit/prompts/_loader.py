@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
 import json
 import keyword
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_origin
 
 import jinja2
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -18,10 +19,19 @@ from promptkit.prompts._examples import Example, ExampleSelection
 from promptkit.prompts._formats import TEXT_FORMATS, SectionsAnswer, TextFormat, format_for, sections_format
 from promptkit.prompts._inputs import INPUT_TYPES, InputField, build_input_model, validation_problems
 from promptkit.prompts._jinja import RESERVED_NAMES, compile_source
+from promptkit.prompts._output import ANSWER_FIELD, OutputWrapper, output_model_for, output_type_name
 from promptkit.prompts._schema import schema_to_model
 from promptkit.prompts._yaml import LineMap, Path_
 
-__all__ = ["MessageSpec", "ExampleBlock", "ParsedTemplate", "parse_template", "TOP_LEVEL_KEYS"]
+__all__ = [
+    "MessageSpec",
+    "ExampleBlock",
+    "ParsedTemplate",
+    "parse_template",
+    "resolve_output",
+    "with_output",
+    "TOP_LEVEL_KEYS",
+]
 
 TOP_LEVEL_KEYS = (
     "name",
@@ -103,6 +113,8 @@ class ParsedTemplate:
     raw_messages: tuple[dict[str, Any], ...]
     source: str | None
     lines: LineMap
+    # `output: {model: "pkg.mod:Class"}` is imported on first use (see resolve_output), not at load time.
+    output_pending: bool = False
 
 
 class _Ctx:
@@ -146,7 +158,8 @@ def _expect(ctx: _Ctx, value: Any, types: type | tuple[type, ...], path: Path_, 
         raise ctx.fail(path, f"{what} must be {names}, not {type(value).__name__}")
 
 
-def parse_template(data: Any, lines: LineMap) -> ParsedTemplate:
+def parse_template(data: Any, lines: LineMap, *, output: Any = None) -> ParsedTemplate:
+    """The checked parts of a template document; ``output`` (a type) replaces its ``output`` key."""
     ctx = _Ctx(lines, None)
     if not isinstance(data, dict):
         raise ctx.fail((), f"a template must be a YAML mapping, not {type(data).__name__}")
@@ -190,6 +203,9 @@ def parse_template(data: Any, lines: LineMap) -> ParsedTemplate:
     input_model = build_input_model(name, inputs)
 
     output_schema, output_model_ref, output_model = _parse_output(ctx, data.get("output"))
+    pending = output_model_ref is not None and output_model is None
+    # With an output type given, the examples are checked against it, by with_output below.
+    check_later = pending or output is not None
 
     selection_data = data.get("example_selection")
     if selection_data is None:
@@ -218,7 +234,8 @@ def parse_template(data: Any, lines: LineMap) -> ParsedTemplate:
     raw_examples = data.get("examples") or []
     _expect(ctx, raw_examples, list, ("examples",), "examples")
     examples = tuple(
-        _parse_example(ctx, i, ex, inputs, input_model, output_model) for i, ex in enumerate(raw_examples)
+        _parse_example(ctx, i, ex, inputs, input_model, output_model, pending=check_later)
+        for i, ex in enumerate(raw_examples)
     )
 
     raw_messages = data["messages"]
@@ -227,7 +244,7 @@ def parse_template(data: Any, lines: LineMap) -> ParsedTemplate:
         raise ctx.fail(("messages",), "a template needs at least one message")
     messages = _parse_messages(ctx, raw_messages)
 
-    return ParsedTemplate(
+    parsed = ParsedTemplate(
         name=name,
         version=version,
         description=description.strip(),
@@ -246,7 +263,58 @@ def parse_template(data: Any, lines: LineMap) -> ParsedTemplate:
         raw_messages=tuple(raw_messages),
         source=lines.source,
         lines=lines,
+        output_pending=pending,
     )
+    return parsed if output is None else with_output(parsed, output)
+
+
+def resolve_output(parsed: ParsedTemplate) -> ParsedTemplate:
+    """``parsed`` with its ``output: {model: ...}`` imported and its examples checked against it.
+
+    The import waits until the template is used (rendered, hashed, asked for its output), so that listing
+    templates never imports user code; a failure is an ``OutputSchemaError`` naming the file and line.
+    """
+    if not parsed.output_pending:
+        return parsed
+    ctx = _Ctx(parsed.lines, parsed.name)
+    assert parsed.output_model_ref is not None
+    path: Path_ = ("output", "model")
+    obj = _import_model(ctx, parsed.output_model_ref, path)
+    model = output_model_for(obj, location=ctx.where(path))
+    if model is None:  # `str`: free text
+        return dataclasses.replace(parsed, output_model_ref=None, output_pending=False)
+    return _replace_output(ctx, parsed, model, parsed.output_model_ref)
+
+
+def with_output(parsed: ParsedTemplate, output_type: Any) -> ParsedTemplate:
+    """``parsed`` answering in ``output_type`` (a pydantic model, ``list[Model]``, ``Literal``...; ``str`` for
+    free text) instead of its own output; its examples must fit the new type (``ExampleError`` if not)."""
+    ctx = _Ctx(parsed.lines, parsed.name)
+    where = f"template {parsed.name!r}"
+    model = output_model_for(output_type, location=where)
+    if model is None:
+        replaced = dataclasses.replace(
+            parsed, output_schema=None, output_model_ref=None, output_model=None, output_pending=False
+        )
+        return _replace_examples(ctx, replaced, None)
+    plain = isinstance(output_type, type) and get_origin(output_type) is None
+    ref = f"{output_type.__module__}:{output_type.__qualname__}" if plain else output_type_name(output_type)
+    return _replace_output(ctx, parsed, model, ref)
+
+
+def _replace_output(ctx: _Ctx, parsed: ParsedTemplate, model: type[BaseModel], ref: str) -> ParsedTemplate:
+    replaced = dataclasses.replace(
+        parsed, output_schema=None, output_model_ref=ref, output_model=model, output_pending=False
+    )
+    return _replace_examples(ctx, replaced, model)
+
+
+def _replace_examples(ctx: _Ctx, parsed: ParsedTemplate, model: type[BaseModel] | None) -> ParsedTemplate:
+    examples = tuple(
+        _parse_example(ctx, i, ex, parsed.inputs, parsed.input_model, model)
+        for i, ex in enumerate(parsed.raw_examples)
+    )
+    return dataclasses.replace(parsed, examples=examples)
 
 
 def _parse_tags(ctx: _Ctx, data: Any) -> dict[str, tuple[str, ...]]:
@@ -426,7 +494,8 @@ def _parse_output(ctx: _Ctx, data: Any) -> tuple[dict[str, Any] | None, str | No
             raise ctx.fail(path, "output: {model: 'pkg.module:Class'} takes no other keys")
         ref = data["model"]
         _expect(ctx, ref, str, (*path, "model"), "output.model")
-        return None, ref, _import_model(ctx, ref, (*path, "model"))
+        _split_ref(ctx, ref, (*path, "model"))
+        return None, ref, None  # imported on first use: resolve_output
     try:
         model = schema_to_model(data, f"{ctx.name}_output", location=ctx.where(path))
     except OutputSchemaError as exc:
@@ -444,25 +513,28 @@ def _json_path_to_yaml(json_path: str) -> Path_:
     return tuple(p for p in parts if p)
 
 
-def _import_model(ctx: _Ctx, ref: str, path: Path_) -> type[BaseModel]:
+def _split_ref(ctx: _Ctx, ref: str, path: Path_) -> tuple[str, str]:
     module_name, sep, attr = ref.partition(":")
     if not sep or not module_name or not attr:
         raise OutputSchemaError(
             f"template {ctx.name!r}: output.model {ref!r} must look like 'package.module:Class'",
             location=ctx.where(path),
         )
+    return module_name, attr
+
+
+def _import_model(ctx: _Ctx, ref: str, path: Path_) -> Any:
+    """The object ``ref`` names: a pydantic model, or any output type (``Invoices = list[Invoice]``)."""
+    module_name, attr = _split_ref(ctx, ref, path)
     try:
         obj: Any = importlib.import_module(module_name)
         for part in attr.split("."):
             obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure while importing user code is this template's error
         raise OutputSchemaError(
-            f"template {ctx.name!r}: cannot import output model {ref!r}: {exc}", location=ctx.where(path)
+            f"template {ctx.name!r}: cannot import output model {ref!r}: {type(exc).__name__}: {exc}",
+            location=ctx.where(path),
         ) from None
-    if not (isinstance(obj, type) and issubclass(obj, BaseModel)):
-        raise OutputSchemaError(
-            f"template {ctx.name!r}: output model {ref!r} is not a pydantic model", location=ctx.where(path)
-        )
     return obj
 
 
@@ -473,6 +545,8 @@ def _parse_example(
     inputs: dict[str, InputField],
     input_model: type[BaseModel],
     output_model: type[BaseModel] | None,
+    *,
+    pending: bool = False,
 ) -> Example:
     path: Path_ = ("examples", index)
     prefix = f"template {ctx.name!r} example {index + 1}"
@@ -496,6 +570,10 @@ def _parse_example(
     if "output" not in data:
         raise ExampleError(f"{prefix}: missing output", location=ctx.where(path))
     output = data["output"]
+    values = dict(validated.__dict__)
+    if pending:  # the output model is not imported yet: resolve_output checks the output then
+        text = output if isinstance(output, str) else json.dumps(output, indent=2, ensure_ascii=False)
+        return Example(values, output, text, index)
     if output_model is None:
         if not isinstance(output, str):
             raise ExampleError(
@@ -504,10 +582,13 @@ def _parse_example(
             )
         output_json = output
     else:
+        wrapped = issubclass(output_model, OutputWrapper)  # the example shows the bare value
         try:
-            output_model.model_validate(output)
+            output_model.model_validate({ANSWER_FIELD: output} if wrapped else output)
         except ValidationError as exc:
             field, problem = validation_problems(exc)[0]
+            if wrapped:
+                field = field.removeprefix(ANSWER_FIELD).lstrip(".") or "<inputs>"
             sub = tuple(field.split(".")) if field != "<inputs>" else ()
             raise ExampleError(
                 f"{prefix}: output {field!r}: {problem}".replace("'<inputs>'", "(root)"),
@@ -516,8 +597,8 @@ def _parse_example(
         if issubclass(output_model, TextFormat):  # the example's answer as the model should write it
             output_json = output_model.model_validate(output).to_text()
         else:
-            output_json = json.dumps(output, indent=2, ensure_ascii=False, default=str)
-    values = dict(validated.__dict__)
+            shown = {ANSWER_FIELD: output} if wrapped else output
+            output_json = json.dumps(shown, indent=2, ensure_ascii=False, default=str)
     return Example(values, output, output_json, index)
 
 

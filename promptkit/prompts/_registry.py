@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import promptkit
+from promptkit._package_data import package_data_dir
 from promptkit.config import load_config
 from promptkit.errors import PromptkitError, TemplateNotFound
 from promptkit.prompts._lint import LintProblem, lint_files
@@ -36,8 +36,8 @@ _NAME_LINE = re.compile(r"^name:\s*['\"]?([A-Za-z0-9_-]+)['\"]?\s*(?:#.*)?$", re
 
 
 def builtin_template_dir() -> Path:
-    """The repository's ``templates/`` folder (promptkit is installed editable, next to it)."""
-    return Path(promptkit.__file__).resolve().parent.parent / "templates"
+    """The built-in library, shipped in the package as ``promptkit/templates``."""
+    return package_data_dir("templates", TemplateNotFound)
 
 
 def iter_template_files(root: Path) -> Iterator[Path]:
@@ -117,8 +117,14 @@ class TemplateRegistry:
         return out
 
     def files(self) -> list[Path]:
-        """Every template file on the search path, in search order."""
-        return [f for root in self.search_path for f in iter_template_files(root)]
+        """Every template file on the search path, in search order; none at all is ``TemplateNotFound``."""
+        roots = self.search_path
+        found = [f for root in roots for f in iter_template_files(root)]
+        if not found:
+            # An empty library is a broken setup: say where we looked instead of listing nothing.
+            searched = os.pathsep.join(str(r) for r in roots) or "(empty search path)"
+            raise TemplateNotFound(f"no templates on the search path (searched {searched})")
+        return found
 
     # ---- loading -----------------------------------------------------------------------------------
 

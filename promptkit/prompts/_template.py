@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 import jinja2
 from jinja2.sandbox import SecurityError
@@ -18,12 +18,23 @@ from promptkit.prompts._examples import Example, ExampleSelection, inputs_text, 
 from promptkit.prompts._formats import TextFormat
 from promptkit.prompts._inputs import InputField, raise_input_error
 from promptkit.prompts._jinja import environment, render_compiled, undeclared_variables
-from promptkit.prompts._loader import ExampleBlock, MessageSpec, ParsedTemplate, parse_template
+from promptkit.prompts._loader import (
+    ExampleBlock,
+    MessageSpec,
+    ParsedTemplate,
+    parse_template,
+    resolve_output,
+    with_output,
+)
+from promptkit.prompts._output import OutputWrapper, output_type_key
 from promptkit.prompts._tokens import count_tokens_detailed
 from promptkit.prompts._yaml import LineMap, load_yaml
 from promptkit.types import Embedder, Message, trusted_model
 
 __all__ = ["Template", "RenderedPrompt"]
+
+OutT = TypeVar("OutT")
+NewT = TypeVar("NewT")
 
 
 class RenderedPrompt(BaseModel):
@@ -51,8 +62,13 @@ class RenderedPrompt(BaseModel):
         return [m.model_dump(exclude_none=True) for m in self.messages]
 
 
-class Template:
-    """A typed, versioned prompt template (see templates/README.md for the file format)."""
+class Template(Generic[OutT]):
+    """A typed, versioned prompt template (see promptkit/templates/README.md for the file format).
+
+    ``OutT`` is the type of the answer's parsed output, for type checkers: ``Template[Invoice]`` comes from
+    ``with_output(Invoice)``, ``from_file(..., output=Invoice)`` or :func:`promptkit.prompts.template`; a
+    template loaded from YAML alone is ``Template[Any]``.
+    """
 
     __slots__ = (
         "_parsed",
@@ -63,27 +79,54 @@ class Template:
         "_has_block",
         "_constant",
         "_memo",
+        "_variants",
         "__weakref__",
     )
 
     def __init__(self, parsed: ParsedTemplate) -> None:
         self._parsed = parsed
         self._input_names = frozenset(parsed.inputs)
-        env = environment()
-        # Everything but the inputs is the same on every render: build it once.
-        self._base_context: dict[str, Any] = {**env.globals, "output_schema": self.output_schema_text}
-        self._hash = hashlib.sha256(_canonical(self._hash_payload()).encode("utf-8")).hexdigest()
         self._has_block = any(isinstance(m, ExampleBlock) for m in parsed.messages)
         self._examples_message = self._find_examples_message()
         # Messages whose text depends on nothing, or only on `example`, render the same every time:
         # render them once and reuse the (immutable) Message.
         self._constant = self._find_constant_messages()
         self._memo: dict[tuple[int, int, int], Message | None] = {}
+        self._variants: dict[Any, Template[Any]] = {}  # with_output's results, per output type
+        self._base_context: dict[str, Any] = {}
+        self._hash = ""
+        if not parsed.output_pending:
+            self._finish()
+
+    def _finish(self) -> None:
+        """Build what depends on the output model: the render context and the hash."""
+        env = environment()
+        # Everything but the inputs is the same on every render: build it once.
+        self._base_context = {**env.globals, "output_schema": self.output_schema_text}
+        self._hash = hashlib.sha256(_canonical(self._hash_payload()).encode("utf-8")).hexdigest()
+
+    def _ready(self) -> ParsedTemplate:
+        """The parsed template, its ``output: {model: ...}`` imported on first use (OutputSchemaError naming
+        the file and line when the import fails)."""
+        parsed = self._parsed
+        if parsed.output_pending:
+            parsed = self._parsed = resolve_output(parsed)
+            self._memo.clear()
+            self._finish()
+        return parsed
 
     # ---- construction -------------------------------------------------------------------------------
 
+    @overload
     @classmethod
-    def from_file(cls, path: str | Path) -> Template:
+    def from_file(cls, path: str | Path, *, output: type[NewT]) -> Template[NewT]: ...
+    @overload
+    @classmethod
+    def from_file(cls, path: str | Path, *, output: Any = None) -> Template[Any]: ...
+    @classmethod
+    def from_file(cls, path: str | Path, *, output: Any = None) -> Template[Any]:
+        """Load a template file; ``output`` (a pydantic model, ``list[Model]``, ``Literal``...) replaces the
+        output the file declares (see :meth:`with_output`)."""
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
@@ -93,16 +136,53 @@ class Template:
             ) from None
         except UnicodeDecodeError as exc:
             raise TemplateLoadError(f"not UTF-8 text: {exc.reason}", location=str(path)) from None
-        return cls.from_text(text, source=str(path))
+        return cls.from_text(text, source=str(path), output=output)
 
+    @overload
     @classmethod
-    def from_text(cls, text: str, *, source: str | None = None) -> Template:
+    def from_text(cls, text: str, *, source: str | None = None, output: type[NewT]) -> Template[NewT]: ...
+    @overload
+    @classmethod
+    def from_text(cls, text: str, *, source: str | None = None, output: Any = None) -> Template[Any]: ...
+    @classmethod
+    def from_text(cls, text: str, *, source: str | None = None, output: Any = None) -> Template[Any]:
         data, lines = load_yaml(text, source or "<string>")
-        return cls(parse_template(data, lines))
+        return cls(parse_template(data, lines, output=output))
 
+    @overload
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> Template:
-        return cls(parse_template(dict(data), LineMap(source or "<dict>")))
+    def from_dict(
+        cls, data: Mapping[str, Any], source: str | None = None, *, output: type[NewT]
+    ) -> Template[NewT]: ...
+    @overload
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], source: str | None = None, *, output: Any = None
+    ) -> Template[Any]: ...
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], source: str | None = None, *, output: Any = None
+    ) -> Template[Any]:
+        return cls(parse_template(dict(data), LineMap(source or "<dict>"), output=output))
+
+    @overload
+    def with_output(self, output: type[NewT]) -> Template[NewT]: ...
+    @overload
+    def with_output(self, output: Any) -> Template[Any]: ...
+    def with_output(self, output: Any) -> Template[Any]:
+        """This template answering in ``output`` instead of its own output type.
+
+        ``output`` is a pydantic model, or any type pydantic validates (``list[Model]``, ``Literal[...]``, an
+        ``Enum``, ``int``...: the answer is written as ``{"answer": ...}`` and the value unwrapped), or ``str``
+        for free text. ``{{ output_schema }}``, the grammar, the tool schema and the hash follow the new type;
+        the template's examples must fit it (``ExampleError`` otherwise). Cached per type.
+        """
+        key = output_type_key(output)
+        found = self._variants.get(key)
+        if found is None:
+            # The template's own output is replaced, so a pending `output: {model: ...}` is never imported.
+            found = self._variants.setdefault(key, Template(with_output(self._parsed, output)))
+        return found
 
     # ---- identity ----------------------------------------------------------------------------------
 
@@ -121,11 +201,13 @@ class Template:
     @property
     def hash(self) -> str:
         """sha256 of everything that changes rendering or parsing (not the description or tags)."""
+        if self._parsed.output_pending:
+            self._ready()
         return self._hash
 
     @property
     def short_hash(self) -> str:
-        return self._hash[:12]
+        return self.hash[:12]
 
     @property
     def description(self) -> str:
@@ -159,22 +241,33 @@ class Template:
 
     @property
     def output_model(self) -> type[BaseModel] | None:
-        """The pydantic model of a structured answer; None for free text."""
-        return self._parsed.output_model
+        """The pydantic model of a structured answer (an ``OutputWrapper`` for a type that is not a model);
+        None for free text."""
+        return self._ready().output_model
+
+    @property
+    def output_type(self) -> Any:
+        """The type of the parsed output: the output model, the type a wrapper carries (``list[Invoice]``),
+        or ``str`` for free text."""
+        model = self._ready().output_model
+        if model is None:
+            return str
+        return model.output_type if issubclass(model, OutputWrapper) else model
 
     @property
     def output_schema(self) -> dict[str, Any] | None:
         """The output's JSON schema: as written, or the referenced model's schema."""
-        if self._parsed.output_schema is not None:
-            return self._parsed.output_schema
-        if self._parsed.output_model is not None:
-            return self._parsed.output_model.model_json_schema()
+        parsed = self._ready()
+        if parsed.output_schema is not None:
+            return parsed.output_schema
+        if parsed.output_model is not None:
+            return parsed.output_model.model_json_schema()
         return None
 
     @property
     def output_schema_text(self) -> str:
         """The output's JSON schema as text, or a text format's instructions (``{{ output_schema }}``)."""
-        model = self._parsed.output_model
+        model = self._ready().output_model
         if model is not None and issubclass(model, TextFormat):
             return model.instructions
         schema = self.output_schema
@@ -182,7 +275,7 @@ class Template:
 
     @property
     def examples(self) -> tuple[Example, ...]:
-        return self._parsed.examples
+        return self._ready().examples
 
     @property
     def example_selection(self) -> ExampleSelection:
@@ -220,7 +313,8 @@ class Template:
         return out
 
     def __repr__(self) -> str:
-        return f"Template({self.id}, hash={self.short_hash})"
+        shown = "(output model not imported yet)" if self._parsed.output_pending else self.short_hash
+        return f"Template({self.id}, hash={shown})"
 
     def _hash_payload(self) -> dict[str, Any]:
         p = self._parsed
@@ -290,6 +384,8 @@ class Template:
 
         The token count is filled when ``budget`` or ``model`` is given (it costs a tokenizer call).
         """
+        if self._parsed.output_pending:
+            self._ready()
         values = self.validate_inputs(inputs, **more_inputs)
         selection = self._selection(examples)
         chosen = self._select(selection, values, embedder, model)
@@ -378,6 +474,8 @@ class Template:
         self, values: dict[str, Any], chosen: list[Example], note: str | None = None
     ) -> list[Message]:
         """Render every message with already-validated ``values``; ``note`` marks dropped examples."""
+        if self._parsed.output_pending:
+            self._ready()
         context = {**self._base_context, **values, "examples": chosen}
         out: list[Message] = []
         block_at: int | None = None  # index in `out` where the examples block's messages begin
@@ -416,7 +514,10 @@ class Template:
         """The rendered message (None when its text is empty), memoised under ``key`` when constant."""
         if key is not None and key in self._memo:
             return self._memo[key]
-        text = self._render_one(spec, context, index).strip()
+        text = self._render_one(spec, context, index)
+        # A closing assistant message is a prefill the model writes on from: its trailing newline is part of it.
+        prefill = spec.role == "assistant" and index == len(self._parsed.messages) - 1
+        text = text.lstrip() if prefill else text.strip()
         # The role and name were validated when the template loaded; the text is a str.
         message = (
             trusted_model(Message, {"role": spec.role, "content": text, "name": spec.name}) if text else None

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
+import promptkit.tracing as tracing
 from promptkit.ledger import scrub_secrets
+from promptkit.routing._tracing import end_attempt
 from promptkit.types import Usage, trusted_model
 
 if TYPE_CHECKING:
@@ -110,9 +112,11 @@ class CallContext:
         cache_similarity: float | None = None,
         saved_usd: float = 0.0,
         accepted: bool | None = None,
+        span: Any = None,
     ) -> Attempt:
         """Add one attempt (consuming ``next_reason``), sum its usage and cost, and write it to the ledger
-        (``cache_similarity``, for a semantic-cache answer, goes to the ledger row only)."""
+        (``cache_similarity``, for a semantic-cache answer, goes to the ledger row only). ``span``: the
+        attempt's open trace span, ended here with the outcome (see ``promptkit.tracing``)."""
         if error is not None:
             error = scrub_secrets(error)
         spent = usage if usage is not None else Usage()
@@ -167,6 +171,8 @@ class CallContext:
                     "accepted": accepted,
                 }
             )
+        if span is not None or tracing.enabled():
+            end_attempt(self, record, span, cache_similarity)
         return record
 
     @property

@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from promptkit.backends import Backend, GenerateRequest, GenerateResponse
+import promptkit.tracing as tracing
+from promptkit.backends import Backend, GenerateRequest, GenerateResponse, prefill_as_instruction
 from promptkit.config import Config
 from promptkit.errors import (
     BackendError,
@@ -32,6 +33,7 @@ from promptkit.routing._limits import LIMITER
 from promptkit.routing._policy import RetryPolicy, RouteFeatures, Rule, StartTierPolicy
 from promptkit.routing._records import Attempt, CallContext, Reason
 from promptkit.routing._tiers import Deployment, Tier
+from promptkit.routing._tracing import answered, open_attempt, trace_route
 from promptkit.types import trusted_model
 
 if TYPE_CHECKING:
@@ -76,6 +78,8 @@ class Answer:
     route: Route
     cost_usd: float
     latency_s: float
+    # The attempt's trace span while generate() judges the answer: ended by record() (None: tracing off).
+    span: Any = None
 
     @property
     def text(self) -> str:
@@ -100,6 +104,7 @@ class Answer:
             latency_s=self.latency_s,
             compute_s=self.response.compute_s,
             accepted=accepted,
+            span=self.span,
         )
 
 
@@ -224,6 +229,12 @@ class Router:
 
     def route(self, features: RouteFeatures) -> list[Route]:
         """The tiers a call with these features may use, in order: the first matching rule decides."""
+        routes = self._choose_routes(features)
+        if tracing.enabled():
+            trace_route(features, routes, len(self.rules))
+        return routes
+
+    def _choose_routes(self, features: RouteFeatures) -> list[Route]:
         for n, rule in enumerate(self.rules):
             if not rule.matches(features):
                 continue
@@ -292,6 +303,8 @@ class Router:
 
     async def _send(self, deployment: Deployment, request: GenerateRequest) -> GenerateResponse:
         backend = deployment.backend
+        if not backend.capabilities.prefill:
+            request = prefill_as_instruction(request)
         timeout = deployment.call_timeout_s
         semaphore = LIMITER.semaphore(backend, deployment.limit)
         async with semaphore:
@@ -348,9 +361,14 @@ class Router:
                             error=str(exc),
                         )
                         raise
+                span = open_attempt(deployment, resolved, sent, route, ctx) if tracing.enabled() else None
                 started = time.perf_counter()
                 try:
-                    response = await self._send(deployment, sent)
+                    if span is None:
+                        response = await self._send(deployment, sent)
+                    else:
+                        with span.current():  # spans of the HTTP client, litellm... nest under the attempt
+                            response = await self._send(deployment, sent)
                 except TransportError as exc:
                     latency = time.perf_counter() - started
                     if reservation is not None:
@@ -362,6 +380,7 @@ class Router:
                         outcome="transport_error",
                         error=f"{type(exc).__name__}: {exc}",
                         latency_s=latency,
+                        span=span,
                     )
                     last = exc
                     if retry < policy.max_retries:
@@ -382,6 +401,7 @@ class Router:
                         outcome="error",
                         error=message,
                         latency_s=latency,
+                        span=span,
                     )
                     if isinstance(exc, PromptkitError):
                         raise  # ModelRequestError and the like: retrying elsewhere would not help
@@ -395,7 +415,9 @@ class Router:
                     self.tracker.settle(reservation, cost, response.usage.total_tokens)
                 if response.compute_s is None and deployment.is_local:
                     response = response.model_copy(update={"compute_s": latency})
-                return Answer(response, deployment, route, cost, latency)
+                if span is not None:
+                    answered(span, response)
+                return Answer(response, deployment, route, cost, latency, span)
         if last is None:
             raise TransportError(
                 f"every deployment of tier {tier.name!r} already failed in this call",

@@ -345,6 +345,28 @@ async def test_prefix_cache_skips_a_long_prefix_seen_before(tiny_gguf, monkeypat
         uncached.close()
 
 
+async def test_the_prefix_cache_keeps_and_counts_only_what_it_reads_again(tiny_gguf):
+    """llama-cpp-python's saved states hold every prompt position's logits and its cache counts none of
+    them (a 164-problem eval on a real model reached 24 GB); promptkit's keeps the last position's only."""
+    backend = LlamaBackend(tiny_gguf, n_ctx=2048, n_threads=1, prefix_cache=64 << 20)
+    plain = LlamaBackend(tiny_gguf, n_ctx=2048, n_threads=1, prefix_cache=False)
+    try:
+        prompts = [("shared context " * 40) + f"question {i}?" for i in range(3)]
+        answers = [(await backend.generate(ask(p, max_tokens=6, temperature=0))).text for p in prompts]
+        again = (await backend.generate(ask(prompts[0], max_tokens=6, temperature=0))).text
+        states = list(backend.llama.cache.cache_state.values())
+        assert states and all(state.scores.shape[0] == 1 for state in states)
+        counted = sum(s.llama_state_size + s.scores.nbytes + s.input_ids.nbytes for s in states)
+        assert backend.prefix_cache_stats().size_bytes == counted
+        # Restoring a state with one row of logits gives the same answers as no cache at all.
+        assert backend.prefix_cache_stats().hits >= 1
+        expected = [(await plain.generate(ask(p, max_tokens=6, temperature=0))).text for p in prompts]
+        assert answers == expected and again == expected[0]
+    finally:
+        backend.close()
+        plain.close()
+
+
 async def test_context_overflow_is_a_model_request_error(backend):
     with pytest.raises(ModelRequestError) as info:
         await backend.generate(ask("word " * 3000, max_tokens=4))
@@ -550,3 +572,37 @@ def test_a_call_given_up_stops_between_prompt_batches():
     with pytest.raises(_Halted):
         llama2.eval(list(range(10)))
     assert llama.batches == [[0, 1, 2, 3]], "the rest of the prompt is never read"
+
+
+async def test_a_trailing_assistant_message_is_continued_not_answered(backend):
+    prefill = "Sure:\n```python\n"
+    question = [Message(role="user", content="Write a function.")]
+    plain = await backend.generate(GenerateRequest(messages=question, max_tokens=8, temperature=0))
+    continued = await backend.generate(
+        GenerateRequest(
+            messages=[*question, Message(role="assistant", content=prefill)], max_tokens=8, temperature=0
+        )
+    )
+    assert continued.text.startswith(prefill) and len(continued.text) > len(prefill)
+    assert continued.usage.output_tokens == 8
+    # The prompt is the chat prompt plus the prefill's own tokens: no closed turn, no second assistant header.
+    llama = backend.llama
+    added = len(llama.tokenize(prefill.encode(), add_bos=False, special=True))
+    assert continued.usage.input_tokens == plain.usage.input_tokens + added
+    chunks = [
+        c
+        async for c in backend.stream(
+            GenerateRequest(
+                messages=[*question, Message(role="assistant", content=prefill)], max_tokens=8, temperature=0
+            )
+        )
+    ]
+    assert chunks[0] == prefill and "".join(chunks) == continued.text
+    with pytest.raises(ModelRequestError, match="cannot be combined"):
+        await backend.generate(
+            GenerateRequest(
+                messages=[*question, Message(role="assistant", content=prefill)],
+                max_tokens=8,
+                params={"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]},
+            )
+        )

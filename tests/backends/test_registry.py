@@ -281,6 +281,7 @@ def test_public_api() -> None:
             "GenerateRequest",
             "GenerateResponse",
             "run_sync",
+            "prefill_as_instruction",
             "ScriptedBackend",
             "ScriptedReply",
             "FunctionBackend",

@@ -27,10 +27,13 @@ from promptkit.embeddings import EmbeddingCache
 from tests.cache._semantic_support import minilm
 
 MOCK = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "gptcache" / "mock_data.json"
+NEEDS_MOCK = pytest.mark.skipif(
+    not MOCK.is_file(), reason=f"{MOCK} is missing (shared/data is not beside the repository)"
+)
 
 # Embeds 1,998 sentences with the real model: about 10 s on 2 idle cores, minutes on a busy machine. The vectors
 # are kept in an embedding cache in the temp folder (keyed by the model file's hash), so reruns are quick.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500), NEEDS_MOCK]
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,9 @@ from promptkit.errors import CacheError, ConfigError
 from tests.cache._semantic_support import HashEmbedder, minilm
 
 MOCK = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "gptcache" / "mock_data.json"
+NEEDS_MOCK = pytest.mark.skipif(
+    not MOCK.is_file(), reason=f"{MOCK} is missing (shared/data is not beside the repository)"
+)
 
 
 # Each group: a question, two candidates. The right one shares the question's rare words ("alpha<i>") but
@@ -194,6 +197,7 @@ def test_a_bad_scorer_in_the_config_names_the_key(tmp_path: Path) -> None:
         semantic_settings(load_config(path=config))
 
 
+@NEEDS_MOCK
 def test_cli_write_config_with_the_scorer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -154,3 +154,44 @@ def test_promptkit_home_is_the_default_state_dir(
     monkeypatch.setenv("PROMPTKIT_HOME", str(tmp_path / "home"))
     code, out, _ = run(capsys, "ledger", "show", first, "--json")
     assert code == 0 and json.loads(out)["run_id"] == first
+
+
+def test_a_cascade_run_shows_each_tier_and_what_it_saved(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    state = tmp_path / ".promptkit"
+    state.mkdir()
+    rows = [  # three calls: two answered by the small tier, one escalated after a failed repair
+        ("a", 1, "small", 0, 1.0, "ok", None),
+        ("b", 1, "small", 0, 1.0, "ok", None),
+        ("c", 1, "small", 0, 1.0, "invalid", None),
+        ("c", 2, "small", 0, 1.5, "invalid", "reask"),
+        ("c", 3, "large", 1, 4.0, "ok", "escalation"),
+    ]
+    with Ledger(state / LEDGER_FILE) as ledger:
+        run = ledger.new_run("cascade")
+        for call, attempt, model, tier, compute, outcome, reason in rows:
+            ledger.record(
+                LedgerEntry(
+                    run_id=run,
+                    call_id=call,
+                    attempt=attempt,
+                    model=model,
+                    tier=tier,
+                    input_tokens=100,
+                    output_tokens=10,
+                    compute_s=compute,
+                    outcome=outcome,
+                    reason=reason,
+                    accepted=outcome == "ok",
+                )
+            )
+    assert main(["ledger", "show", run]) == 0
+    out = capsys.readouterr().out
+    assert "tier 0 (small): 4 attempts, 2 answered, tokens 400 in / 40 out, compute 4.5s" in out
+    assert "tier 1 (large): 1 attempts, 1 answered, tokens 100 in / 10 out, compute 4.0s" in out
+    # All three calls on the large tier: 3 x 4.0 s = 12.0 s; the cascade spent 8.5 s.
+    assert "cascade: 3 calls, 1 reached tier 1; all on tier 1 would take about 12.0s (4.00s a call), " in out
+    assert "this run took 8.5s (0.71x)" in out
+    assert main(["ledger", "show", run, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [t["answered"] for t in data["tiers"]] == [2, 1]
+    assert data["cascade"]["ratio"] == pytest.approx(8.5 / 12.0)

@@ -84,3 +84,17 @@ def test_playbook_option(capsys: pytest.CaptureFixture[str]):
 def test_plan_is_listed_in_help(capsys: pytest.CaptureFixture[str]):
     code, out, _ = run(capsys, "--help")
     assert code == 0 and "Turn an app spec into a typed plan of verified steps." in out
+
+
+def test_without_the_builtin_playbooks_plan_fails_naming_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    from types import SimpleNamespace
+
+    from promptkit import _package_data
+
+    monkeypatch.setattr(_package_data, "resources", SimpleNamespace(files=lambda package: tmp_path))
+    code, out, err = run(capsys, "plan", str(TODO))
+    assert code == 2 and out == ""  # PlanError's exit status
+    assert err.startswith("error: ") and "built-in playbooks are missing" in err
+    assert str(tmp_path / "playbooks") in err and "no playbook applies" not in err

@@ -187,3 +187,17 @@ def test_unknown_resume_id_is_an_error(
     out, run_id = _copy(base_run)
     assert main(["scaffold", "--resume", "nope", "-o", out]) == 1
     assert f"no run 'nope'; recent runs: {run_id}" in capsys.readouterr().err
+
+
+def test_missing_verifier_tools_stop_the_run_naming_the_extra(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from promptkit.execution import Pytest, Ruff
+
+    monkeypatch.setattr(Ruff, "_command", staticmethod(lambda: None))
+    monkeypatch.setattr(Pytest, "installed", staticmethod(lambda: False))
+    assert main(["scaffold", "minilib.yaml", "-o", "out"]) == 2
+    err = capsys.readouterr().err
+    assert "scaffold verifies with ruff and pytest, not installed here" in err
+    assert "pip install 'promptkit[scaffold]'" in err
+    assert not Path("out").exists()

@@ -52,6 +52,20 @@ def test_list_filters_by_tag_and_prints_a_table(capsys: pytest.CaptureFixture[st
     assert "classify" in out and "summarize" in out and "templates" in out.splitlines()[-1]
 
 
+def test_list_without_the_builtin_library_fails_loudly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from types import SimpleNamespace
+
+    from promptkit import _package_data
+
+    monkeypatch.setattr(_package_data, "resources", SimpleNamespace(files=lambda package: tmp_path))
+    assert main(["templates", "list"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: promptkit's built-in templates are missing")
+    assert str(tmp_path / "templates") in captured.err and "templates" not in captured.out
+
+
 def test_show_json_has_everything(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["templates", "show", "summarize", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)

@@ -19,6 +19,8 @@ def test_all_is_exactly_the_public_api() -> None:
         "verifier_names",
         "verifier_from_spec",
         "run_verifiers",
+        "missing_tools",
+        "TOOLS_HINT",
         "PythonCompile",
         "Ruff",
         "Pytest",
@@ -28,6 +30,13 @@ def test_all_is_exactly_the_public_api() -> None:
         "ruff_fix",
         "add_missing_imports",
         "tidy_python",
+        # code in answers, and the docstring-examples check
+        "extract_code",
+        "build_program",
+        "docstring_examples",
+        "DocExample",
+        "DocstringExamples",
+        "DocstringExamplesVerifier",
         # the executor
         "Executor",
         "ConfirmFn",

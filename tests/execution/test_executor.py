@@ -494,3 +494,41 @@ def test_a_repeated_failed_answer_makes_the_next_attempt_a_fresh_sample(tmp_path
     assert len(second.messages) == len(first.messages) + 2, "the first repair continues the conversation"
     assert third.messages == first.messages, "the same wrong answer twice: the prompt alone, afresh"
     assert (first.temperature, third.temperature, third.seed) == (None, 0.6, 3), "sampled, reproducibly"
+
+
+def test_complete_file_prefills_the_answer_with_the_file_up_to_its_first_body(tmp_path: Path) -> None:
+    from promptkit.backends import Capabilities
+
+    skeleton = 'def double(x: int) -> int:\n    """Twice x."""\n    ...\n'
+    seen: list[GenerateRequest] = []
+
+    def continue_it(
+        request: GenerateRequest,
+    ) -> str:  # a backend that continues the prefill, as local ones do
+        seen.append(request)
+        return request.messages[-1].content + "    return 2 * x\n```\n"
+
+    step = model_step("code", ["lib/double.py"], depends_on=["layout"], verifiers=["python-compile"])
+    step = step.model_copy(update={"template": "complete_file"})
+    plan = plan_of(render_step("layout", {"lib/__init__.py": "", "lib/double.py": skeleton}), step)
+    backend = FunctionBackend(continue_it, capabilities=Capabilities(prefill=True))
+    report = run(plan, tmp_path / "out", model=backend)
+    assert [s.status for s in report.steps] == ["passed", "passed"], report.steps[1]
+    (request,) = seen
+    assert request.messages[-1].role == "assistant"
+    assert (
+        request.messages[-1].content
+        == 'lib/double.py\n```python\ndef double(x: int) -> int:\n    """Twice x."""\n'
+    )
+    assert "Complete lib/double.py" in request.messages[-2].content
+    assert (tmp_path / "out/lib/double.py").read_text() == (
+        'def double(x: int) -> int:\n    """Twice x."""\n    return 2 * x\n'
+    )
+
+
+def test_stub_prefix_stops_at_the_first_declared_body() -> None:
+    from promptkit.execution._outline import stub_prefix
+
+    source = "import os\n\n\ndef a():\n    ...\n\n\ndef b():\n    ...\n"
+    assert stub_prefix(source) == "import os\n\n\ndef a():"
+    assert stub_prefix("x = 1\n\n") == "x = 1"

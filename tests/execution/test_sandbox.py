@@ -136,12 +136,16 @@ def test_background_children_are_killed_when_the_command_exits(
     workspace: Path, mode: str, detach: bool
 ) -> None:
     marker = f"{int(uuid.uuid4().int % 10**6) + 10**6}.5"  # a unique sleep length marks the sleeper
-    code = f"import subprocess; subprocess.Popen(['sleep', '{marker}'], start_new_session={detach}); print('spawned')"
+    # A Python sleeper: process mode runs nothing but guarded Python.
+    sleeper = f"[sys.executable, '-c', 'import time; time.sleep({marker})']"
+    code = (
+        f"import subprocess, sys; subprocess.Popen({sleeper}, start_new_session={detach}); print('spawned')"
+    )
     started = time.monotonic()
     result = run_sandboxed(py(code), cwd=workspace, limits=Limits(isolation=mode))
     assert result.ok and result.stdout.strip() == "spawned"
     assert time.monotonic() - started < 5
-    assert processes_with(f"sleep {marker}") == []
+    assert processes_with(f"time.sleep({marker})") == []
 
 
 @pytest.fixture
@@ -207,7 +211,10 @@ open("inside.txt", "w").write("fine")
     result = run_sandboxed(py(code), cwd=workspace, limits=Limits(isolation=mode))
     assert result.ok, result.stderr
     assert not outside.exists() and not beside.exists()
-    assert result.stdout.count("refused") == 2, result.stdout
+    # Namespaces give the command a private /tmp (the workspace sits under /tmp here), dropped after.
+    assert result.stdout.count("refused") == (2 if mode == "process" or not HAS_NAMESPACES else 0), (
+        result.stdout
+    )
     assert (workspace / "inside.txt").read_text() == "fine"
     expected = (
         "fs-guard:python-only" if mode == "process" or not HAS_NAMESPACES else "fs:read-only-except-workspace"
@@ -219,10 +226,13 @@ open("inside.txt", "w").write("fine")
 def test_native_writes_outside_are_refused_too(workspace: Path) -> None:
     outside = Path("/tmp") / f"outside-{uuid.uuid4().hex}"
     result = run_sandboxed(
-        ["sh", "-c", f"echo x > {outside}; echo x > ../beside; mount -o remount,rw /"], cwd=workspace
+        ["sh", "-c", f"echo x > {outside}; echo x > ../beside; echo x > /usr/escape; mount -o remount,rw /"],
+        cwd=workspace,
     )
     assert not outside.exists() and not (workspace.parent / "beside").exists()
+    assert not Path("/usr/escape").exists()
     assert "Read-only file system" in result.stderr
+    assert "must be superuser" in result.stderr
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -19,6 +19,7 @@ from promptkit.execution import (
     YamlValid,
     _verifiers,
     get_verifier,
+    missing_tools,
     run_verifiers,
     verifier,
     verifier_from_spec,
@@ -89,7 +90,22 @@ async def test_ruff_missing_is_an_error_not_a_pass(workspace: Path, monkeypatch:
     monkeypatch.setattr(Ruff, "_command", staticmethod(lambda: None))
     write(workspace, {"clean.py": "x = 1\n"})
     result = await Ruff()(workspace)
-    assert not result.ok and "not installed" in result.summary
+    assert not result.ok and "not installed (pip install 'promptkit[scaffold]')" in result.summary
+
+
+async def test_pytest_missing_names_the_extra(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Pytest, "installed", staticmethod(lambda: False))
+    write(workspace, {"test_ok.py": "def test_one():\n    pass\n"})
+    result = await Pytest()(workspace)
+    assert not result.ok and "not installed (pip install 'promptkit[scaffold]')" in result.summary
+
+
+def test_missing_tools_looks_only_at_the_verifiers_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert missing_tools(["ruff", {"pytest": {"tests": ["tests"]}}]) == []
+    monkeypatch.setattr(Ruff, "_command", staticmethod(lambda: None))
+    monkeypatch.setattr(Pytest, "installed", staticmethod(lambda: False))
+    assert missing_tools(["ruff", {"pytest": {"tests": ["tests"]}}]) == ["ruff", "pytest"]
+    assert missing_tools(["python-compile", {"json-valid": None}]) == []
 
 
 TESTS_OK = "def test_one():\n    assert 1 + 1 == 2\n\ndef test_two():\n    assert 'a'.upper() == 'A'\n"

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from promptkit.backends import FunctionBackend, ScriptedBackend, ScriptedReply
+from promptkit.backends import Capabilities, FunctionBackend, ScriptedBackend, ScriptedReply
 from promptkit.cache import ExactCache
 from promptkit.errors import AttemptsExhausted, ConfigError, OutputValidationError, RoutingError
 from promptkit.generation import GenerateResult, agenerate, generate
@@ -281,3 +281,59 @@ def test_templates_load_by_name_from_the_search_path(tmp_path, monkeypatch):
     backend = FunctionBackend(lambda request: request.messages[-1].content.upper())
     result = generate("echo", {"text": "hi"}, model=backend, cache=False, ledger=False)
     assert result.output == "SAY HI" and result.template == "echo"
+
+
+def _prefilled_template():  # type: ignore[no-untyped-def]
+    """A template whose last message opens the answer: a code fence the model writes on from."""
+    from promptkit.prompts import Template
+
+    return Template.from_dict(
+        {
+            "name": "prefilled",
+            "version": "1.0.0",
+            "description": "Code, prefilled.",
+            "tags": {"technique": ["prefill"], "task": ["coding"]},
+            "inputs": {"task": {"type": "string"}},
+            "messages": [
+                {"role": "user", "content": "{{ task }}"},
+                {"role": "assistant", "content": "```python\n"},
+            ],
+        }
+    )
+
+
+async def test_a_prefilled_answer_is_repaired_with_the_prefill_kept_last() -> None:
+    template = _prefilled_template()
+    answers = iter(["```python\nx = 1\n", "```python\nx = 2\n"])
+    backend = FunctionBackend(lambda request: next(answers), capabilities=Capabilities(prefill=True))
+
+    def accept(text: str) -> bool | str:
+        return True if "x = 2" in text else "x must be 2"
+
+    result = await agenerate(
+        template, {"task": "Set x."}, model=backend, accept=accept, cache=False, ledger=False, stop=["```"]
+    )
+    assert result.text == "```python\nx = 2\n"
+    first, repair = backend.history
+    assert [m.role for m in first.messages] == ["user", "assistant"]
+    assert first.stop == ["```"]
+    assert [(m.role, m.content) for m in repair.messages[1:]] == [
+        ("assistant", "```python\nx = 1\n```"),  # the cut answer, shown closed
+        (
+            "user",
+            "Your previous answer was not accepted:\nthe answer was rejected by the acceptance check: "
+            "x must be 2\n\nAnswer again, correctly.",
+        ),
+        ("assistant", "```python\n"),
+    ]
+
+
+async def test_a_backend_that_cannot_continue_is_asked_to_start_with_the_prefill() -> None:
+    template = _prefilled_template()
+    backend = FunctionBackend(lambda request: "```python\nx = 1\n```")  # no prefill capability
+    result = await agenerate(template, {"task": "Set x."}, model=backend, cache=False, ledger=False)
+    assert result.text == "```python\nx = 1\n```"
+    (request,) = backend.history
+    assert [(m.role, m.content) for m in request.messages] == [
+        ("user", "Set x.\n\nStart your answer with exactly this:\n```python\n")
+    ]

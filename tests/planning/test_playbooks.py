@@ -8,9 +8,11 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from promptkit import _package_data
 from promptkit.errors import PlanError
 from promptkit.execution import run_verifiers, verifier_from_spec
 from promptkit.planning import (
@@ -43,10 +45,26 @@ def example_plans() -> list[Plan]:
 
 
 def test_the_five_playbooks_ship_and_load():
-    assert builtin_playbook_dir() == REPO / "playbooks"
+    assert builtin_playbook_dir() == REPO / "promptkit" / "playbooks"
     assert {p.name for p in list_playbooks()} >= SHIPPED
     for name in SHIPPED:
         assert find_playbook(name).name == name
+
+
+def test_missing_or_empty_builtin_playbooks_are_an_error_not_no_match(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A wheel built without its package data: promptkit/ holds no playbooks folder.
+    monkeypatch.setattr(_package_data, "resources", SimpleNamespace(files=lambda package: tmp_path))
+    spec = load_spec(EXAMPLE_SPECS[0])
+    with pytest.raises(PlanError, match="built-in playbooks are missing") as info:
+        PlaybookPlanner().plan(spec)
+    assert str(tmp_path / "playbooks") in str(info.value)
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    with pytest.raises(PlanError, match="no playbooks found; searched") as info:
+        list_playbooks([tmp_path / "elsewhere"])
+    assert f"{tmp_path / 'elsewhere'}, {tmp_path / 'playbooks'}" in str(info.value)
 
 
 TESTS_FIRST = {"fastapi_sqlite_crud"}
@@ -70,7 +88,9 @@ def test_examples_pick_the_playbook_of_their_stack(path: str, playbook: str):
     # The skeleton renders, then a code step and a test step per feature.
     for feature in spec.features:
         code, tests = plan.step(f"feature-{feature.id}"), plan.step(f"feature-{feature.id}-tests")
-        assert (code.kind, code.template) == ("generate-code", "implement_step")
+        # Declared routes are completed in a prefilled answer; otherwise the model writes the module.
+        expected = "complete_file" if f"feature-{feature.id}-skeleton" in ids else "implement_step"
+        assert (code.kind, code.template) == ("generate-code", expected)
         if feature.examples:  # concrete examples become tests without a model
             assert (tests.kind, tests.template) == ("render", None) and tests.render_files
         else:
@@ -133,7 +153,13 @@ def test_every_model_step_renders_its_template(write: Write):
         PlaybookPlanner().plan(load_spec(write("fix.yaml", FIX_TASK))),
         PlaybookPlanner().plan(load_spec(write("refactor.yaml", REFACTOR_TASK))),
     ]
-    runtime = {"files": "### FILE: a.py\n(empty file)", "errors": "E   assert 1 == 2", "attempt": 1}
+    runtime = {
+        "files": "### FILE: a.py\n(empty file)",
+        "errors": "E   assert 1 == 2",
+        "attempt": 1,
+        "path": "a.py",
+        "prefix": "def f():",
+    }
     seen = set()
     for plan in plans:
         for step in plan.steps:
@@ -144,9 +170,10 @@ def test_every_model_step_renders_its_template(write: Write):
             extra = {k: v for k, v in runtime.items() if k in template.inputs}
             assert set(extra) <= set(RUNTIME_INPUTS)
             rendered = template.render({**step.inputs, **extra})
-            assert rendered.messages[-1].role == "user"
+            # A prefilled template ends in the start of the answer; the others in the request.
+            assert rendered.messages[-1].role == ("assistant" if step.template == "complete_file" else "user")
             seen.add(step.template)
-    assert seen == {"implement_step", "write_tests", "fix_step"}
+    assert seen == {"implement_step", "complete_file", "write_tests", "fix_step"}
 
 
 @pytest.mark.slow
@@ -300,9 +327,11 @@ def test_feature_examples_give_the_routes_to_complete_and_red_first_tests():
     skeleton = plan.step("feature-overdue-skeleton").render_files["todo_api/features/overdue.py"]
     # The route the examples call (not a CRUD route), with its query parameter, for the model to complete.
     assert (
-        '@router.get("/todos/overdue")\ndef overdue(conn: db.Connection, today: str | None = None):\n    ...'
-        in skeleton
+        '@router.get("/todos/overdue")\ndef overdue(conn: db.Connection, today: str | None = None):\n'
+        '    """GET /todos/overdue?today=YYYY-MM-DD lists the todos that are not done' in skeleton
     )
+    # The docstring names the repository functions a body may call, and the body is left to write.
+    assert "    db.list_todos(conn) -> list[Todo]\n" in skeleton and skeleton.endswith('    """\n    ...\n')
     assert "/todos/{id}" not in skeleton and "@router.post" not in skeleton
     assert "feature-overdue-skeleton" in plan.step("feature-overdue").depends_on
     tests = plan.step("feature-overdue-tests").render_files["tests/test_feature_overdue.py"]

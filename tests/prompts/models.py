@@ -9,3 +9,7 @@ from pydantic import BaseModel
 
 class Ticket(BaseModel):
     category: Literal["billing", "bug", "account", "feature"]
+
+
+# An output type that is not a model itself: `output: {model: "tests.prompts.models:Tickets"}`.
+Tickets = list[Ticket]

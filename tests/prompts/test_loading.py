@@ -128,8 +128,17 @@ def test_unsupported_output_schema_keyword_names_json_path_and_line() -> None:
     assert "$.properties.email.format" in str(info.value) and "'bad-schema'" in str(info.value)
 
 
-def test_unresolvable_output_model(write_template) -> None:
+def test_unresolvable_output_model_fails_on_first_use_naming_file_and_line(write_template) -> None:
     path = write_template(BASE + "output: {model: 'no_such_pkg.mod:Thing'}\n")
+    template = Template.from_file(path)  # the model is imported on first use, not at load time
+    with pytest.raises(OutputSchemaError) as info:
+        template.render()
+    loc(info, path, 6)
+    assert "no_such_pkg" in str(info.value)
+
+
+def test_malformed_output_model_reference_fails_at_load(write_template) -> None:
+    path = write_template(BASE + "output: {model: 'no_colon_here'}\n")
     with pytest.raises(OutputSchemaError) as info:
         Template.from_file(path)
     loc(info, path, 6)

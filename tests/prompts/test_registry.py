@@ -4,9 +4,11 @@ import os
 import shutil
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from promptkit import _package_data
 from promptkit.config import TEMPLATE_PATH_ENV
 from promptkit.errors import TemplateError, TemplateNotFound
 from promptkit.prompts import LintProblem, TemplateRegistry, builtin_template_dir, default_registry
@@ -110,8 +112,22 @@ def test_entry_points_resolve_paths_and_modules(monkeypatch: pytest.MonkeyPatch)
     assert any("broken" in p.file for p in reg.errors)
 
 
+def test_an_empty_search_path_is_an_error_naming_where_it_looked(tmp_path: Path) -> None:
+    with pytest.raises(TemplateNotFound, match="no templates on the search path") as info:
+        registry(tmp_path).list()
+    assert str(tmp_path) in str(info.value)
+
+
+def test_a_build_without_its_templates_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A wheel built without its package data: promptkit/ holds no templates folder.
+    monkeypatch.setattr(_package_data, "resources", SimpleNamespace(files=lambda package: tmp_path))
+    with pytest.raises(TemplateNotFound, match="built-in templates are missing") as info:
+        TemplateRegistry([GOOD], entry_points=False).list()
+    assert str(tmp_path / "templates") in str(info.value)
+
+
 def test_builtin_library_location() -> None:
-    assert builtin_template_dir() == Path(__file__).resolve().parents[2] / "templates"
+    assert builtin_template_dir() == Path(__file__).resolve().parents[2] / "promptkit" / "templates"
     reg = TemplateRegistry(entry_points=False)
     assert reg.search_path[-1] == builtin_template_dir()
 

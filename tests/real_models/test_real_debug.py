@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from promptkit.evals._scorers import build_program, extract_code
-from promptkit.execution import Limits, arun_sandboxed
+from promptkit.execution import Limits, arun_sandboxed, build_program, extract_code
 from promptkit.generation import agenerate
 
 BUGS = Path(__file__).parents[2] / "evals" / "examples" / "bugs.jsonl"
