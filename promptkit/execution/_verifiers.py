@@ -633,7 +633,9 @@ class DocstringExamplesVerifier(_Sandboxed):
         count = sum(len(ex) for _, ex in files)
         if not files:
             return self._result(True, f"{self.name}: no docstring examples to check", "", 0.0, examples=0)
-        result, duration = await self._run(workspace, [sys.executable, "-I", "-B", "-c", files_program(files)])
+        result, duration = await self._run(
+            workspace, [sys.executable, "-I", "-B", "-c", files_program(files)]
+        )
         details = _output(result)
         if result.killed_reason:
             return self._result(False, _killed(self.name, result, self.limits), details, duration)
