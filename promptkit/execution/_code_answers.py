@@ -201,13 +201,16 @@ def docstring_examples(source: str, entry_point: str) -> list[DocExample]:
         return []
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == entry_point:
-            docstring = ast.get_docstring(node, clean=False)
-            if not docstring:
-                return []
-            first = node.body[0].lineno
-            examples = _prompt_examples(docstring, first)
-            return examples + _arrow_examples(docstring, entry_point, first)
+            return _function_examples(node)
     return []
+
+
+def _function_examples(node: ast.FunctionDef | ast.AsyncFunctionDef) -> list[DocExample]:
+    docstring = ast.get_docstring(node, clean=False)
+    if not docstring:
+        return []
+    first = node.body[0].lineno
+    return _prompt_examples(docstring, first) + _arrow_examples(docstring, node.name, first)
 
 
 # Runs in the sandbox: each example in a namespace, one line per failure ("<where>line N: ...").
@@ -298,7 +301,7 @@ def file_examples(source: str) -> list[DocExample]:
     found: list[DocExample] = []
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            found += docstring_examples(source, node.name)
+            found += _function_examples(node)
     return found
 
 
