@@ -36,7 +36,7 @@ from promptkit import Router, Tier, agenerate  # noqa: E402
 from promptkit.backends import LlamaBackend  # noqa: E402
 from promptkit.errors import AttemptsExhausted  # noqa: E402
 from promptkit.evals import DatasetSpec, Generation, build_scorer, load_dataset, mcnemar_exact  # noqa: E402
-from promptkit.execution import DocstringExamples  # noqa: E402
+from promptkit.execution import DocstringExamples, extract_code  # noqa: E402
 from promptkit.generation import Feedback  # noqa: E402
 from promptkit.prompts import Template  # noqa: E402
 
@@ -181,7 +181,7 @@ async def main() -> int:
                 else:
                     row = await run_arm(arm, item, routers[arm], template, args, visible)
                 score = await hidden(item, Generation(text=row["text"]), None)
-                seen = await visible.check_code(_code(row["text"], item.row["entry_point"]))
+                seen = await visible.check_code(extract_code(row["text"], item.row["entry_point"]))
                 record = {
                     "task_id": item.id,
                     "arm": arm,
@@ -202,12 +202,6 @@ async def main() -> int:
     large.close()
     report(items, arms, done, args)
     return 0
-
-
-def _code(text: str, entry_point: str) -> str:
-    from promptkit.execution import extract_code
-
-    return extract_code(text, entry_point)
 
 
 def totals(rows: list[dict]) -> dict:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from promptkit.execution._sandbox import Limits, arun_sandboxed
+from promptkit.prompts import close_open_fence
 
 __all__ = ["DocExample", "DocstringExamples", "build_program", "docstring_examples", "extract_code"]
 
@@ -27,8 +28,7 @@ def extract_code(text: str, entry_point: str | None = None) -> str:
     """The code in a model answer: the fenced block defining ``entry_point`` (or the first block), else the text.
 
     A last block left open (the answer stopped at its closing fence, or ran out of tokens) still counts."""
-    if text.count("```") % 2:
-        text = text.rstrip() + "\n```"
+    text = close_open_fence(text)
     blocks = _CODE_BLOCK.findall(text)
     if not blocks:
         return text

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from promptkit.errors import OutputValidationError
 from promptkit.generation._loop import Feedback
-from promptkit.prompts import OutputWrapper, TextFormat
+from promptkit.prompts import OutputWrapper, TextFormat, close_open_fence
 from promptkit.types import Message
 
 __all__ = ["Accept", "strip_fences", "parse_output", "check_acceptance", "feedback_messages"]
@@ -118,10 +118,7 @@ def feedback_messages(
         instruction = "Answer again, correctly."
     out: list[Message] = []
     for item in feedback:
-        answer = item.raw_output
-        if answer.count("```") % 2:  # cut at its closing fence by a stop sequence: shown closed
-            answer = answer.rstrip() + "\n```"
-        out.append(Message(role="assistant", content=answer))
+        out.append(Message(role="assistant", content=close_open_fence(item.raw_output)))
         out.append(
             Message(
                 role="user", content=f"Your previous answer was not accepted:\n{item.error}\n\n{instruction}"

@@ -19,6 +19,7 @@ from promptkit.prompts._formats import (
     FileText,
     SectionsAnswer,
     TextFormat,
+    close_open_fence,
     sections_format,
 )
 from promptkit.prompts._inputs import InputField
@@ -58,6 +59,7 @@ __all__ = [
     "load_yaml",
     "LineMap",
     "TextFormat",
+    "close_open_fence",
     "FilesAnswer",
     "FileText",
     "SectionsAnswer",

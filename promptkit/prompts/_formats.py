@@ -14,7 +14,21 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
-__all__ = ["TextFormat", "FileText", "FilesAnswer", "SectionsAnswer", "sections_format", "TEXT_FORMATS"]
+__all__ = [
+    "TextFormat",
+    "FileText",
+    "FilesAnswer",
+    "SectionsAnswer",
+    "sections_format",
+    "TEXT_FORMATS",
+    "close_open_fence",
+]
+
+
+def close_open_fence(text: str) -> str:
+    """``text`` with its last code fence closed when it was left open: an answer cut at its closing fence
+    (by a ``stop`` sequence, as prefilled code answers are) or by its token limit."""
+    return text.rstrip() + "\n```" if text.count("```") % 2 else text
 
 
 class TextFormat(BaseModel):
