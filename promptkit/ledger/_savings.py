@@ -59,10 +59,10 @@ def tier_usage(entries: Sequence[LedgerEntry]) -> list[TierUsage]:
 def cascade_savings(entries: Sequence[LedgerEntry]) -> CascadeSavings | None:
     """None unless some call went through more than one tier (an escalation inside a call, as generate()
     does; the executor makes one call per attempt) with measured compute."""
-    tiers = {e.tier for e in entries if e.tier is not None}
     per_call: dict[str, set[int | None]] = {}
     for e in entries:
         per_call.setdefault(e.call_id, set()).add(e.tier)
+    tiers = {t for seen in per_call.values() for t in seen if t is not None}
     if len(tiers) < 2 or not any(len(seen) > 1 for seen in per_call.values()):
         return None
     last = max(tiers)
@@ -73,7 +73,7 @@ def cascade_savings(entries: Sequence[LedgerEntry]) -> CascadeSavings | None:
             firsts[e.call_id] = e.compute_s
     if not firsts:
         return None
-    calls = len({e.call_id for e in entries})
+    calls = len(per_call)
     mean = sum(firsts.values()) / len(firsts)
     spent = sum(e.compute_s or 0.0 for e in entries)
     estimate = mean * calls
