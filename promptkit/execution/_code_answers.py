@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from promptkit.execution._sandbox import Limits, arun_sandboxed
-from promptkit.prompts import close_open_fence
 
 __all__ = ["DocExample", "DocstringExamples", "build_program", "docstring_examples", "extract_code"]
 
@@ -28,6 +27,8 @@ def extract_code(text: str, entry_point: str | None = None) -> str:
     """The code in a model answer: the fenced block defining ``entry_point`` (or the first block), else the text.
 
     A last block left open (the answer stopped at its closing fence, or ran out of tokens) still counts."""
+    from promptkit.prompts import close_open_fence  # here: importing the sandbox stays light (no YAML/Jinja)
+
     text = close_open_fence(text)
     blocks = _CODE_BLOCK.findall(text)
     if not blocks:
