@@ -22,14 +22,9 @@ import time
 import numpy as np
 
 from promptkit.embeddings import LlamaEmbedder, default_embedder_path
+from promptkit.evals.routing import embed_texts, load_routellm, load_router_embedder, train_from_routellm
 from promptkit.routing import RouteFeatures
-from promptkit.routing.learned import (
-    LearnedStartTier,
-    embed_texts,
-    load_routellm,
-    load_router_embedder,
-    train_from_routellm,
-)
+from promptkit.routing.learned import LearnedStartTier
 
 
 def _pct(values: list[float], q: float) -> float:

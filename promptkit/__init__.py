@@ -13,7 +13,7 @@ Names are loaded on first use, so ``import promptkit`` stays fast and never impo
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+import typing
 
 __version__ = "0.1.0"
 
@@ -91,7 +91,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typing.Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'promptkit' has no attribute {name!r}")
@@ -104,7 +104,7 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+if typing.TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from promptkit.backends import (
         FunctionBackend,
         GenerateRequest,

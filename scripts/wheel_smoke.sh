@@ -43,6 +43,15 @@ assert not outside, f"templates read from outside the virtualenv: {outside}"
 print(f"{len(templates)} templates, all from the installed package")
 PY
 
+step "built-in backend schemes, without entry points of their own"
+"$py" - <<'PY'
+from importlib.metadata import entry_points
+from promptkit.backends._registry import BACKENDS
+assert not list(entry_points(group="promptkit.backends")), "built-ins are registered in code, not as entry points"
+assert {"local", "litellm", "openai"} <= set(BACKENDS.names()), BACKENDS.names()
+print("backend schemes:", ", ".join(BACKENDS.names()))
+PY
+
 step "promptkit render debug"
 "$pk" render debug --json -i language=python -i 'code=print(1/0)' -i 'error=ZeroDivisionError' \
   -i expected=1 -i actual=error >render.json

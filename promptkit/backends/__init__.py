@@ -4,13 +4,14 @@ a pooled HTTP client), scripted and function backends.
     from promptkit.backends import GenerateRequest, ScriptedBackend, resolve_model
 
 Importing this package is cheap: llama_cpp, gguf, litellm and instructor load only when a backend that
-needs them is first used. The local-model names are resolved lazily through module ``__getattr__``.
+needs them is first used. The local-model names, and the fault-injection server (``StubOpenAIServer``), are
+resolved lazily through module ``__getattr__``.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+import typing
 
 from promptkit.backends._base import (
     Backend,
@@ -22,11 +23,11 @@ from promptkit.backends._base import (
     run_sync,
 )
 from promptkit.backends._scripted import FunctionBackend, ScriptedBackend, ScriptedReply
-from promptkit.backends._stub_server import Fault, StubOpenAIServer
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from promptkit.backends._bench import LocalBenchResult, bench_local_model
     from promptkit.backends._errors import map_exception
+    from promptkit.backends._fault_server import Fault, StubOpenAIServer
     from promptkit.backends._litellm import LiteLLMBackend
     from promptkit.backends._llama import LlamaBackend, TokenProgress, auto_threads, watch_tokens
     from promptkit.backends._openai_compat import OpenAICompatBackend
@@ -72,6 +73,9 @@ _LAZY = {
     "watch_tokens": "promptkit.backends._llama",
     "auto_threads": "promptkit.backends._llama",
     "OpenAICompatBackend": "promptkit.backends._openai_compat",
+    # the loopback OpenAI-compatible server with fault injection, for tests and benchmarks
+    "StubOpenAIServer": "promptkit.backends._fault_server",
+    "Fault": "promptkit.backends._fault_server",
     "make_tiny_gguf": "promptkit.backends._tiny_gguf",
     "start_llama_server": "promptkit.backends.llama_server",
     "parse_model": "promptkit.backends._registry",
@@ -84,7 +88,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typing.Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'promptkit.backends' has no attribute {name!r}")

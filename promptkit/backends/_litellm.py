@@ -23,7 +23,7 @@ from promptkit.backends._errors import map_exception
 from promptkit.errors import BackendUnavailable, ConfigError, MalformedResponse, RequestTimeout
 from promptkit.types import Usage
 
-__all__ = ["LiteLLMBackend", "INSTRUCTOR_MODES"]
+__all__ = ["LiteLLMBackend", "INSTRUCTOR_MODES", "missing_key_variables"]
 
 # promptkit mode name -> instructor.Mode member name. TOOLS is the default because it also works against
 # llama-cpp-python's server, which rejects response_format of type json_schema (see the offline notes).
@@ -108,6 +108,32 @@ async def _within(awaitable: Awaitable[Any], seconds: float) -> Any:
         return await awaitable
 
 
+# litellm's validate_environment also lists endpoints and regions (AZURE_API_BASE, VERTEXAI_PROJECT...); only
+# these name a key, and a key is the one thing every call of those providers needs.
+_KEY_SUFFIXES = ("_API_KEY", "_API_TOKEN", "_AUTH_TOKEN")
+
+
+def missing_key_variables(
+    litellm: Any, model: str, api_base: str | None = None
+) -> tuple[str, list[str]] | None:
+    """``(provider, variables)`` when litellm's provider for ``model`` reads its API key from the environment
+    and none of those variables is set; None when a key is there, or litellm cannot tell."""
+    try:
+        provider = str(litellm.get_llm_provider(model=model, api_base=api_base)[1])
+        found = litellm.validate_environment(model=model, api_base=api_base)
+    except Exception:  # an unknown provider, or a litellm without the check: let the call speak for itself
+        return None
+    if found.get("keys_in_environment"):
+        return None
+    # A key set in code (litellm.api_key, litellm.openai_key...) serves every call too.
+    if getattr(litellm, "api_key", None) or getattr(litellm, f"{provider}_key", None):
+        return None
+    names = [
+        k for k in found.get("missing_keys") or [] if k.endswith(_KEY_SUFFIXES) and not os.environ.get(k)
+    ]
+    return (provider, names) if names else None
+
+
 def _env_secrets() -> list[str]:
     # litellm may read provider keys from the environment itself; scrub those from messages too.
     return [v for k, v in os.environ.items() if k.endswith(("_API_KEY", "_KEY", "_TOKEN")) and len(v) >= 8]
@@ -154,6 +180,7 @@ class LiteLLMBackend(BaseBackend):
         self.max_concurrency = max_concurrency
         self.extra_params = dict(extra_params or {})
         self.instructor_mode = instructor_mode
+        self._key_found = False  # the provider's key variable was seen once: no need to look again
         # One semaphore per event loop: asyncio primitives cannot be shared across loops (run_sync makes new ones).
         self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
@@ -180,17 +207,33 @@ class LiteLLMBackend(BaseBackend):
     def _location(self) -> str:
         return f"model {self.model!r}"
 
-    def _api_key_value(self) -> str | None:
+    def _api_key_value(self, litellm: Any) -> str | None:
+        """The key to send, or None when litellm's provider reads it from the environment itself. A key that
+        is nowhere is a ConfigError naming the variable, before any request: the provider's client would
+        only fail later, as a transport error retried like a server fault."""
         if self._api_key is not None:
             return self._api_key.get()
         if self.api_key_env:
             value = os.environ.get(self.api_key_env)
             if not value:
                 raise ConfigError(
-                    f"api_key_env names the environment variable {self.api_key_env}, which is not set",
+                    f"no API key: api_key_env names the environment variable {self.api_key_env}, which is "
+                    "not set",
                     location=self._location,
                 )
             return value
+        if not self._key_found and "api_key" not in self.extra_params:
+            missing = missing_key_variables(litellm, self.model, self.api_base)
+            if missing is not None:
+                provider, names = missing
+                which = names[0] if len(names) == 1 else "one of " + ", ".join(names)
+                raise ConfigError(
+                    f"no API key: litellm's {provider!r} provider reads it from {which}, which is not set; "
+                    "export it, or name the variable that holds the key with api_key_env in the model's "
+                    "[models.<alias>] table",
+                    location=self._location,
+                )
+            self._key_found = True
         return None
 
     def _semaphore(self) -> asyncio.Semaphore:
@@ -243,7 +286,7 @@ class LiteLLMBackend(BaseBackend):
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
         litellm = _import_litellm()
         kwargs = self.build_kwargs(request)
-        api_key = self._api_key_value()
+        api_key = self._api_key_value(litellm)
         if api_key is not None:
             kwargs["api_key"] = api_key
         timeout = kwargs["timeout"]
@@ -315,7 +358,7 @@ class LiteLLMBackend(BaseBackend):
         """Yield text chunks as they arrive (tool-call argument pieces, for structured output)."""
         litellm = _import_litellm()
         kwargs = self.build_kwargs(request, stream=True)
-        api_key = self._api_key_value()
+        api_key = self._api_key_value(litellm)
         if api_key is not None:
             kwargs["api_key"] = api_key
         timeout = kwargs["timeout"]

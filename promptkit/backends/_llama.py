@@ -180,6 +180,18 @@ def _load(key: tuple[Any, ...], path: Path, capacity_bytes: int, load_kwargs: di
         load_kwargs = {**load_kwargs, "n_threads": threads}
         if load_kwargs.get("n_threads_batch") == "auto":
             load_kwargs["n_threads_batch"] = threads
+    all_logits = bool(load_kwargs.get("logits_all"))  # asked for by the user (logprobs), kept in the cache
+    lookup = load_kwargs.get("prompt_lookup")
+    if lookup:
+        from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
+
+        # Draft tokens copied from the prompt where its last tokens appeared before; verified in one batch.
+        # Verifying needs every position's logits: llama-cpp-python switches that on for a draft model but
+        # sizes its logits array from the logits_all argument, so a prompt over n_batch tokens fails unless
+        # it is passed too.
+        load_kwargs = {k: v for k, v in load_kwargs.items() if k != "prompt_lookup"}
+        load_kwargs["draft_model"] = LlamaPromptLookupDecoding(num_pred_tokens=lookup)
+        load_kwargs["logits_all"] = True
     try:
         llama = llama_cpp.Llama(model_path=str(path), **load_kwargs)
     except TypeError as exc:
@@ -188,7 +200,7 @@ def _load(key: tuple[Any, ...], path: Path, capacity_bytes: int, load_kwargs: di
         raise BackendUnavailable(f"llama.cpp cannot load this model: {exc}", location=str(path)) from None
     cache = None
     if capacity_bytes > 0:
-        cache = _counting_ram_cache(capacity_bytes, last_logits_only=not load_kwargs.get("logits_all"))
+        cache = _counting_ram_cache(capacity_bytes, last_logits_only=not all_logits)
         llama.set_cache(cache)
     model = _LoadedModel(key=key, llama=llama, cache=cache, capacity_bytes=capacity_bytes, threads=chooser)
     _wrap_eval(llama, chooser, model.halted)
@@ -508,6 +520,15 @@ def _continued_chunks(prefill: str, chunks: Any) -> Iterator[dict[str, Any]]:
         chunks.close()
 
 
+# What the batch engine honours; anything else (a grammar, penalties, logit_bias) runs sequentially.
+_BATCHABLE_KEYS = frozenset({"messages", "temperature", "max_tokens", "top_p", "stop", "seed"})
+
+
+def _batchable(kwargs: dict[str, Any]) -> bool:
+    extra = set(kwargs) - _BATCHABLE_KEYS
+    return not extra or (extra == {"repeat_penalty"} and kwargs["repeat_penalty"] == 1.0)
+
+
 def _looping(tokens: Any) -> bool:
     """Whether ``tokens`` end in a block repeated ``_LOOP_REPEATS`` times back to back."""
     import numpy as np
@@ -557,7 +578,12 @@ class LlamaBackend(BaseBackend):
     ``{"repeat_penalty": 1.05}`` (Qwen's own setting, which keeps greedy small models out of loops).
     ``prefix_cache``: ``True`` keeps up to 2 GiB of llama.cpp states keyed by prompt tokens, so a call that
     shares a long prefix with an earlier one (not just the previous one) skips re-evaluating it; an ``int`` sets
-    the capacity in bytes; ``False`` or ``0`` turns it off. Other keyword arguments go to ``llama_cpp.Llama``.
+    the capacity in bytes; ``False`` or ``0`` turns it off. ``parallel``: decode up to this many answers at once
+    in one batch (continuous batching, :mod:`promptkit.backends._llama_batch`; each gets ``n_ctx`` tokens),
+    for callers that send several requests concurrently, such as an eval suite with ``concurrency:``;
+    grammar-constrained calls still run one at a time. ``prompt_lookup``: draft this many tokens per step by
+    copying from the prompt (llama-cpp-python's prompt-lookup decoding), for answers that mostly copy their
+    input, such as whole-file edits; 0 (default) turns it off. Other keyword arguments go to ``llama_cpp.Llama``.
     The model loads on first use (or on :meth:`load`) and is shared with other backends for the same file
     and parameters; :meth:`aclose` gives it back, and the last backend to close it frees it.
     """
@@ -578,6 +604,8 @@ class LlamaBackend(BaseBackend):
         sampling: dict[str, Any] | None = None,
         prefix_cache: bool | int = True,
         chat_format: str | None = None,
+        parallel: int = 1,
+        prompt_lookup: int = 0,
         verbose: bool = False,
         **llama_kwargs: Any,
     ) -> None:
@@ -603,6 +631,12 @@ class LlamaBackend(BaseBackend):
             raise ConfigError(
                 f"n_threads must be a positive number, 'auto' or None, got {n_threads!r}", location=where
             )
+        if not isinstance(parallel, int) or parallel < 1:
+            raise ConfigError(
+                f"parallel must be a positive number of slots, got {parallel!r}", location=where
+            )
+        self.parallel = parallel
+        self._engine: Any = None
         self.max_tokens = max_tokens
         unknown = set(sampling or {}) - _SAMPLING_KEYS
         if unknown:
@@ -622,6 +656,13 @@ class LlamaBackend(BaseBackend):
             load_kwargs.setdefault("n_threads_batch", n_threads)
         if chat_format is not None:
             load_kwargs["chat_format"] = chat_format
+        if not isinstance(prompt_lookup, int) or prompt_lookup < 0:
+            raise ConfigError(
+                f"prompt_lookup must be a number of draft tokens (0: off), got {prompt_lookup!r}",
+                location=where,
+            )
+        if prompt_lookup:
+            load_kwargs["prompt_lookup"] = prompt_lookup
         self._load_kwargs = load_kwargs
         stat = self.model_path.stat()
         # A rewritten file (new mtime or size) is a different model.
@@ -812,6 +853,11 @@ class LlamaBackend(BaseBackend):
         started = time.perf_counter()
         model = await self._model_async()
         kwargs = self._call_kwargs(request)
+        if self.parallel > 1 and _batchable(kwargs):
+            try:
+                return await self._generate_batched(model, kwargs, request, started)
+            except Exception as exc:
+                raise self._error(exc, request) from None
         loop = asyncio.get_running_loop()
         on_tokens = _on_tokens.get()
         stop = threading.Event()
@@ -851,6 +897,59 @@ class LlamaBackend(BaseBackend):
             ),
             latency_s=time.perf_counter() - started,
             compute_s=compute_s,
+            cost_usd=None,
+        )
+
+    def _batch_engine(self, model: _LoadedModel) -> Any:
+        with self._state_lock:
+            if self._engine is None:
+                from promptkit.backends._llama_batch import BatchEngine
+
+                self._engine = BatchEngine(
+                    model.llama,
+                    slots=self.parallel,
+                    ctx_per_slot=self.context_window,
+                    n_threads=model.llama.n_threads,
+                )
+            return self._engine
+
+    async def _generate_batched(
+        self, model: _LoadedModel, kwargs: dict[str, Any], request: GenerateRequest, started: float
+    ) -> GenerateResponse:
+        """One answer through the batch engine: formatted and tokenised exactly as :func:`_chat` does."""
+        messages = kwargs["messages"]
+        prefill = messages[-1]["content"] if messages and messages[-1]["role"] == "assistant" else ""
+        rendered = _continuation_formatter(model)(messages=messages[:-1] if prefill else messages)
+        tokens = model.llama.tokenize(
+            (rendered.prompt + prefill).encode("utf-8"), add_bos=not rendered.added_special, special=True
+        )
+        chat_stop = (
+            rendered.stop if isinstance(rendered.stop, list) else [rendered.stop] if rendered.stop else []
+        )
+        future, cancel = self._batch_engine(model).submit(
+            tokens,
+            max_tokens=kwargs.get("max_tokens") or self.context_window,
+            temperature=float(kwargs.get("temperature", 0.2)),
+            top_p=float(kwargs.get("top_p", 0.95)),
+            seed=int(kwargs.get("seed", 0)),
+            stop=[*(kwargs.get("stop") or []), *chat_stop],
+            looping=_looping,
+        )
+        try:
+            result = await asyncio.wait_for(asyncio.wrap_future(future), request.timeout_s)
+        except asyncio.TimeoutError:
+            cancel.set()
+            raise _DeadlinePassed from None
+        except asyncio.CancelledError:
+            cancel.set()
+            raise
+        return GenerateResponse(
+            text=prefill + result.text,
+            model=request.model or self.model_name,
+            finish_reason=result.finish_reason,
+            usage=Usage(input_tokens=result.prompt_tokens, output_tokens=result.completion_tokens),
+            latency_s=time.perf_counter() - started,
+            compute_s=result.compute_s,
             cost_usd=None,
         )
 
@@ -910,6 +1009,9 @@ class LlamaBackend(BaseBackend):
                 return
             self._closed = True
             model, self._model = self._model, None
+            engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.close()
         if model is not None:
             _release(model)
 

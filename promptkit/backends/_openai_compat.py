@@ -255,7 +255,7 @@ class OpenAICompatBackend(BaseBackend):
         value = os.environ.get(self.api_key_env)
         if not value:
             raise ConfigError(
-                f"api_key_env names the environment variable {self.api_key_env}, which is not set",
+                f"no API key: api_key_env names the environment variable {self.api_key_env}, which is not set",
                 location=self._location,
             )
         return value
@@ -338,6 +338,16 @@ class OpenAICompatBackend(BaseBackend):
             return None
         return {"Authorization": f"Bearer {api_key}"}  # built per call: the key is never kept on the backend
 
+    def _raise_if_key_wanted(self, exc: BaseException) -> None:
+        """HTTP 401 from a server we sent no key to: a configuration error (no retry, no escalation helps),
+        saying where the key goes."""
+        if isinstance(exc, _HTTPStatus) and exc.status_code == 401 and not self.api_key_env:
+            raise ConfigError(
+                "no API key: the server answered HTTP 401 (unauthorized) and none was sent; set api_key_env "
+                "in the model's [models.<alias>] table to the environment variable that holds the key",
+                location=self._location,
+            ) from None
+
     def _timeout(self, request: GenerateRequest) -> float:
         return float(request.timeout_s) if request.timeout_s is not None else self.timeout_s
 
@@ -365,6 +375,7 @@ class OpenAICompatBackend(BaseBackend):
             except HTTPProtocolError as exc:
                 raise MalformedResponse(f"not an HTTP answer: {exc}", location=self._location) from None
             except Exception as exc:
+                self._raise_if_key_wanted(exc)
                 raise map_exception(
                     exc, secrets=[api_key], location=self._location, what="completion"
                 ) from None
@@ -464,6 +475,7 @@ class OpenAICompatBackend(BaseBackend):
                     f"stream not finished within {timeout:g} s", location=self._location
                 ) from None
             except Exception as exc:
+                self._raise_if_key_wanted(exc)
                 raise map_exception(exc, secrets=[api_key], location=self._location, what="stream") from None
 
     def _forget(self, loop: asyncio.AbstractEventLoop) -> None:

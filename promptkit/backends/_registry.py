@@ -6,21 +6,21 @@
     cheap                              an alias from promptkit.toml ([models.cheap] model = "...")
 
 Third-party backends register a scheme through the ``promptkit.backends`` entry-point group (value
-``package.module:Class``), or with :func:`register_backend` at run time. A class is built with
+``package.module:Class``), or with :func:`register_backend` at run time; the built-in schemes go through the
+same registry (``BACKENDS``, see ``promptkit._plugins``). A class is built with
 ``cls.from_spec(target, options)`` when it has that classmethod, else ``cls(target, **options)``.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from promptkit._plugins import Registry, did_you_mean
 from promptkit.backends._base import Backend
 from promptkit.config import Config, ModelAlias, load_config
 from promptkit.errors import BackendUnavailable, ConfigError
@@ -28,6 +28,7 @@ from promptkit.models import catalog_entry
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "BACKENDS",
     "BackendFactory",
     "ResolvedModel",
     "parse_model",
@@ -42,18 +43,21 @@ ENTRY_POINT_GROUP = "promptkit.backends"
 
 BackendFactory = Callable[..., Backend]
 
-# Built-ins work even when the package's entry points are not installed (a plain checkout on sys.path).
-_BUILTINS: dict[str, str] = {
-    "local": "promptkit.backends._llama:LlamaBackend",
-    "litellm": "promptkit.backends._litellm:LiteLLMBackend",
-    "openai": "promptkit.backends._openai_compat:OpenAICompatBackend",
-}
+# Built-ins are imported when first used, and work without the package's metadata (a plain checkout).
+BACKENDS: Registry[BackendFactory] = Registry(
+    "backend scheme",
+    group=ENTRY_POINT_GROUP,
+    builtins={
+        "local": "promptkit.backends._llama:LlamaBackend",
+        "litellm": "promptkit.backends._litellm:LiteLLMBackend",
+        "openai": "promptkit.backends._openai_compat:OpenAICompatBackend",
+    },
+    error=ConfigError,
+    unavailable=BackendUnavailable,
+)
 
 _lock = threading.RLock()
-_registered: dict[str, BackendFactory] = {}
 _cache: dict[str, Backend] = {}
-# Scanning installed distributions costs ~10 ms, so plugins are read once; reload_plugins() reads them again.
-_plugins: dict[str, metadata.EntryPoint] | None = None
 
 
 @dataclass(frozen=True)
@@ -70,76 +74,31 @@ def register_backend(scheme: str, factory: BackendFactory) -> None:
     if not scheme or ":" in scheme or not scheme.replace("_", "").replace("-", "").isalnum():
         raise ConfigError(f"invalid backend scheme {scheme!r}: use letters, digits, '-' and '_'")
     with _lock:
-        _registered[scheme] = factory
+        BACKENDS.register(scheme, factory)
         stale = [key for key in _cache if key.startswith(f"{scheme}\x00")]
         for key in stale:
             del _cache[key]
 
 
-def _entry_points() -> dict[str, metadata.EntryPoint]:
-    global _plugins
-    with _lock:
-        if _plugins is None:
-            try:
-                found = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
-            except Exception:  # a broken distribution must not break model resolution
-                found = []
-            _plugins = {ep.name: ep for ep in found}
-        return _plugins
-
-
 def reload_plugins() -> list[str]:
     """Read the ``promptkit.backends`` entry points again (after installing a plugin); returns the schemes."""
-    global _plugins
-    with _lock:
-        _plugins = None
-    return known_schemes()
+    return BACKENDS.reload()
 
 
 def known_schemes() -> list[str]:
     """Every scheme that can be resolved: built-in, installed plugins and registered at run time."""
-    with _lock:
-        names = set(_BUILTINS) | set(_registered)
-    return sorted(names | set(_entry_points()))
-
-
-def _load_target(value: str, scheme: str) -> BackendFactory:
-    module_name, _, attr = value.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split(".") if attr else []:
-            obj = getattr(obj, part)
-    except ImportError as exc:
-        raise BackendUnavailable(
-            f"backend {scheme!r} cannot be imported ({value}): {exc}", location=f"scheme {scheme!r}"
-        ) from exc
-    except AttributeError as exc:
-        raise ConfigError(f"backend {scheme!r} points at {value}, which does not exist: {exc}") from exc
-    return obj  # type: ignore[no-any-return]
-
-
-def _factory(scheme: str) -> BackendFactory:
-    with _lock:
-        if scheme in _registered:
-            return _registered[scheme]
-    entry = _entry_points().get(scheme)
-    if entry is not None:
-        try:
-            return entry.load()  # type: ignore[no-any-return]
-        except ImportError as exc:
-            raise BackendUnavailable(
-                f"backend {scheme!r} cannot be imported ({entry.value}): {exc}", location=f"scheme {scheme!r}"
-            ) from exc
-    if scheme in _BUILTINS:
-        return _load_target(_BUILTINS[scheme], scheme)
-    raise ConfigError(f"unknown backend scheme {scheme!r}; known schemes: {', '.join(known_schemes())}")
+    return BACKENDS.names()
 
 
 def _split(spec: str, where: str | None) -> tuple[str, str]:
     scheme, sep, target = spec.partition(":")
     schemes = known_schemes()
     if not sep or scheme not in schemes:
-        hint = f"unknown backend scheme {scheme!r}" if sep else f"{spec!r} has no scheme"
+        hint = (
+            f"unknown backend scheme {scheme!r}{did_you_mean(scheme, schemes)}"
+            if sep
+            else f"{spec!r} has no scheme"
+        )
         raise ConfigError(
             f"{hint}; write '<scheme>:<model>' with a scheme from: {', '.join(schemes)}", location=where
         )
@@ -152,10 +111,15 @@ def _unknown(spec: str, config: Config) -> ConfigError:
     aliases = ", ".join(sorted(config.models)) or "none configured"
     where = str(config.source) if config.source else None
     scheme, sep, _ = spec.partition(":")
-    problem = f"unknown backend scheme {scheme!r}" if sep else "no '<scheme>:' prefix"
+    schemes = known_schemes()
+    problem = (
+        f"unknown backend scheme {scheme!r}{did_you_mean(scheme, schemes)}"
+        if sep
+        else "no '<scheme>:' prefix"
+    )
     return ConfigError(
-        f"unknown model {spec!r}: not an alias (aliases: {aliases}) and {problem} "
-        f"(schemes: {', '.join(known_schemes())}); write e.g. 'litellm:openai/gpt-4o-mini'",
+        f"unknown model {spec!r}: not an alias{did_you_mean(spec, sorted(config.models))} (aliases: {aliases}) "
+        f"and {problem} (schemes: {', '.join(schemes)}); write e.g. 'litellm:openai/gpt-4o-mini'",
         location=where,
     )
 
@@ -177,7 +141,7 @@ def _alias_location(config: Config, name: str) -> str:
 
 
 def _build(scheme: str, target: str, options: dict[str, Any], where: str | None) -> Backend:
-    factory = _factory(scheme)
+    factory = BACKENDS.get(scheme, location=where)
     try:
         from_spec = getattr(factory, "from_spec", None)
         backend = from_spec(target, dict(options)) if callable(from_spec) else factory(target, **options)

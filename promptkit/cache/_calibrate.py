@@ -17,9 +17,10 @@ Two kinds of data:
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,16 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from promptkit.cache._match import GUARDS, guard_conflict
-from promptkit.cache._score import PairScorer, blended_similarity, choose, fit_pair_scorer
+from promptkit.cache._score import (
+    MATCH_FEATURES,
+    PairClassifier,
+    PairScorer,
+    blended_similarity,
+    choose,
+    fit_pair_classifier,
+    fit_pair_scorer,
+    match_features,
+)
 from promptkit.errors import CacheError, file_location
 
 if TYPE_CHECKING:
@@ -36,16 +46,21 @@ if TYPE_CHECKING:
 __all__ = [
     "CalibrationResult",
     "CurvePoint",
+    "HeldOut",
     "LabelledPairs",
+    "Progress",
     "ProtocolOutcome",
     "blended_similarity",
     "calibrate_pairs",
     "calibrate_protocol",
     "cross_fitted_outcome",
     "fit_protocol_scorer",
+    "held_out_part",
     "load_pairs",
+    "pair_similarities",
     "protocol_candidates",
     "protocol_outcome",
+    "split_pairs",
     "threshold_curve",
     "write_semantic_config",
 ]
@@ -75,6 +90,23 @@ class CurvePoint(BaseModel):
     false_hit_rate: float
 
 
+class HeldOut(BaseModel):
+    """The chosen settings measured on pairs calibration never saw. ``hit_rate``: the share of the same-question
+    pairs that hit (what a cache serves of the questions it could serve); ``false_hit_rate``: the share of the
+    different-question pairs that hit."""
+
+    pairs: int
+    positives: int
+    negatives: int
+    hits: int
+    true_hits: int
+    false_hits: int
+    precision: float
+    hit_rate: float
+    false_hit_rate: float
+    curve: list[CurvePoint] = Field(default_factory=list)
+
+
 class CalibrationResult(BaseModel):
     """What calibration found. ``threshold`` is None when no threshold meets the target.
 
@@ -86,6 +118,7 @@ class CalibrationResult(BaseModel):
     margin: float | None = None
     confidence: float | None = None
     scorer: PairScorer | None = None
+    classifier: PairClassifier | None = None
     target_false_hit: float
     precision: float | None = None
     recall: float | None = None
@@ -95,6 +128,7 @@ class CalibrationResult(BaseModel):
     method: str = "pairs"
     lexical_weight: float = 0.25
     curve: list[CurvePoint] = Field(default_factory=list)
+    held_out: HeldOut | None = None
 
     @property
     def min_lead(self) -> float | None:
@@ -104,7 +138,11 @@ class CalibrationResult(BaseModel):
         """The ``[cache.semantic]`` keys this result sets (nothing when no threshold met the target)."""
         if self.threshold is None:
             return {}
-        values: dict[str, Any] = {"threshold": self.threshold}
+        # The threshold's meaning depends on the classifier: one left from an earlier calibration must go.
+        values: dict[str, Any] = {
+            "threshold": self.threshold,
+            "classifier": self.classifier.model_dump() if self.classifier is not None else None,
+        }
         if self.scorer is not None:
             values["confidence"] = self.confidence
             values["scorer"] = self.scorer.model_dump()
@@ -141,16 +179,31 @@ def _pair(item: Any, where: str) -> tuple[str, str, bool]:
 
 
 def load_pairs(path: str | Path) -> LabelledPairs:
-    """Read labelled pairs (JSONL, CSV, JSON) or GPTCache's mock_data.json; errors name file, line and field."""
+    """Read labelled pairs (JSONL, CSV, JSON, each optionally gzipped: ``pairs.jsonl.gz``) or GPTCache's
+    mock_data.json; errors name file, line and field."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise CacheError(f"cannot read pairs: {exc.strerror}", location=str(path)) from None
+    suffix = path.suffix.lower()
+    if suffix == ".gz":  # pairs.jsonl.gz: the format is the suffix before .gz
+        import gzip
+        import zlib
+
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise CacheError(f"not a readable gzip file: {exc}", location=str(path)) from None
+        suffix = Path(path.stem).suffix.lower()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CacheError(f"not UTF-8 text (byte {exc.start})", location=str(path)) from None
     a: list[str] = []
     b: list[str] = []
     labels: list[bool] = []
-    if path.suffix.lower() == ".csv":
+    if suffix == ".csv":
         reader = csv.DictReader(text.splitlines())
         if not reader.fieldnames or not {"a", "b", "label"} <= set(reader.fieldnames):
             raise CacheError("a CSV of pairs needs the header a,b,label", location=file_location(path, 1))
@@ -159,7 +212,7 @@ def load_pairs(path: str | Path) -> LabelledPairs:
             a.append(x)
             b.append(y)
             labels.append(lab)
-    elif path.suffix.lower() == ".jsonl":
+    elif suffix == ".jsonl":
         for line, raw in enumerate(text.splitlines(), start=1):
             if not raw.strip():
                 continue
@@ -208,37 +261,134 @@ def threshold_curve(
     scores: Sequence[float], labels: Sequence[bool], thresholds: Sequence[float] | None = None
 ) -> list[CurvePoint]:
     """Precision, recall and false-hit rate of every threshold (a score of -inf never hits)."""
-    positives = sum(1 for lab in labels if lab)
-    negatives = len(labels) - positives
+    import numpy as np
+
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels, dtype=bool)
+    positives = int(y.sum())
+    negatives = len(y) - positives
+    pos, neg = np.sort(s[y]), np.sort(s[~y])
+    grid = list(thresholds if thresholds is not None else _grid())
+    # Scores at or above t: the count past the first index where t would go.
+    true_counts = len(pos) - np.searchsorted(pos, grid, side="left")
+    false_counts = len(neg) - np.searchsorted(neg, grid, side="left")
     out = []
-    for t in thresholds if thresholds is not None else _grid():
-        true_hits = sum(1 for s, lab in zip(scores, labels, strict=True) if lab and s >= t)
-        false_hits = sum(1 for s, lab in zip(scores, labels, strict=True) if not lab and s >= t)
-        hits = true_hits + false_hits
+    for t, tp, fp in zip(grid, true_counts.tolist(), false_counts.tolist(), strict=True):
+        hits = tp + fp
         out.append(
             CurvePoint(
                 threshold=t,
                 hits=hits,
-                true_hits=true_hits,
-                false_hits=false_hits,
-                precision=true_hits / hits if hits else 1.0,
-                recall=true_hits / positives if positives else 0.0,
-                false_hit_rate=false_hits / negatives if negatives else 0.0,
+                true_hits=tp,
+                false_hits=fp,
+                precision=tp / hits if hits else 1.0,
+                recall=tp / positives if positives else 0.0,
+                false_hit_rate=fp / negatives if negatives else 0.0,
             )
         )
     return out
 
 
-def _embed(embedder: Any, texts: list[str]) -> np.ndarray:
+Progress = Callable[[str, int, int], None]
+"""Called as ``progress(stage, done, total)`` during long calibration steps (embedding, scoring, fitting)."""
+
+
+def _embed(
+    embedder: Any, texts: list[str], progress: Progress | None = None, chunk: int = 1000
+) -> np.ndarray:
+    """Unit vectors for ``texts``, embedding each distinct text once, ``chunk`` texts a call (for progress)."""
     import numpy as np
 
     unique = list(dict.fromkeys(texts))
     fn = getattr(embedder, "embed_array", None)
-    matrix = np.asarray(fn(unique) if callable(fn) else embedder.embed(unique), dtype=np.float32)
+    parts = []
+    for start in range(0, len(unique), chunk):
+        block = unique[start : start + chunk]
+        parts.append(np.asarray(fn(block) if callable(fn) else embedder.embed(block), dtype=np.float32))
+        if progress is not None:
+            progress("embedding", start + len(block), len(unique))
+    matrix = np.vstack(parts) if parts else np.zeros((0, 1), dtype=np.float32)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     matrix = matrix / np.where(norms == 0, 1.0, norms)
     row = {t: i for i, t in enumerate(unique)}
     return matrix[[row[t] for t in texts]]
+
+
+def held_out_part(a: str, b: str, share: float) -> bool:
+    """Whether a pair belongs to the held-out part: a hash of its two texts (in either order), so the split
+    is the same on every run and machine, and a pair listed twice lands in one part."""
+    digest = hashlib.sha256("\0".join(sorted((a, b))).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") < share * 2**64
+
+
+def split_pairs(pairs: LabelledPairs, held_out: float = 0.3) -> tuple[LabelledPairs, LabelledPairs]:
+    """(calibration part, held-out part) of labelled pairs, by ``held_out_part``."""
+    parts: tuple[tuple[list[str], list[str], list[bool]], ...] = (([], [], []), ([], [], []))
+    for x, y, lab in zip(pairs.a, pairs.b, pairs.labels, strict=True):
+        a, b, labels = parts[held_out_part(x, y, held_out)]
+        a.append(x)
+        b.append(y)
+        labels.append(lab)
+    return (
+        LabelledPairs(pairs.kind, *parts[0], pairs.source),
+        LabelledPairs(pairs.kind, *parts[1], f"{pairs.source} (held out)"),
+    )
+
+
+def pair_similarities(
+    a: Sequence[str],
+    b: Sequence[str],
+    cosines: Sequence[float],
+    *,
+    lexical_weight: float = 0.25,
+    guards: tuple[str, ...] = GUARDS,
+    classifier: PairClassifier | None = None,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """What the semantic cache compares with its threshold when ``b`` is cached and ``a`` is asked: the
+    cache's own ``choose`` on ``b`` alone; -inf where a guard refuses the hit (it can never hit)."""
+    import numpy as np
+
+    out = np.empty(len(a))
+    every = max(1, len(a) // 50)
+    for i, (x, y, c) in enumerate(zip(a, b, cosines, strict=True)):
+        if guard_conflict(x, y, guards):
+            out[i] = -np.inf
+        else:
+            choice = choose(x, [y], [float(c)], [0], lexical_weight=lexical_weight, classifier=classifier)
+            out[i] = choice.similarity  # type: ignore[union-attr]
+        if progress is not None and ((i + 1) % every == 0 or i + 1 == len(a)):
+            progress("scoring", i + 1, len(a))
+    return out
+
+
+def _match_rows(pairs: LabelledPairs, cosines: np.ndarray, progress: Progress | None) -> np.ndarray:
+    import numpy as np
+
+    rows = np.empty((len(pairs.a), len(MATCH_FEATURES)))
+    every = max(1, len(rows) // 50)
+    for i, (x, y, c) in enumerate(zip(pairs.a, pairs.b, cosines, strict=True)):
+        rows[i] = match_features(x, [y], [float(c)])[0]
+        if progress is not None and ((i + 1) % every == 0 or i + 1 == len(rows)):
+            progress("features", i + 1, len(rows))
+    return rows
+
+
+def _cross_fitted_probabilities(
+    rows: np.ndarray, labels: list[bool], folds: int, l2: float, where: str
+) -> np.ndarray:
+    """Each pair's probability from a classifier fitted on the other folds (a fixed, hash-free assignment:
+    pair i goes to fold i mod folds), so the threshold is calibrated on scores of pairs the fit never saw."""
+    import numpy as np
+
+    y = np.asarray(labels, dtype=bool)
+    out = np.empty(len(y))
+    fold = np.arange(len(y)) % folds
+    for k in range(folds):
+        held = fold == k
+        model = fit_pair_classifier(rows[~held], y[~held].tolist(), l2=l2, where=where)
+        out[held] = model.probability(rows[held])
+    return out
 
 
 def calibrate_pairs(
@@ -249,8 +399,19 @@ def calibrate_pairs(
     lexical_weight: float = 0.25,
     guards: tuple[str, ...] = GUARDS,
     thresholds: Sequence[float] | None = None,
+    held_out: float = 0.3,
+    learn: bool = False,
+    l2: float = 1.0,
+    progress: Progress | None = None,
 ) -> CalibrationResult:
-    """The lowest threshold whose false-hit rate on the negatives is at most ``target_false_hit``."""
+    """The lowest threshold whose false-hit rate on the calibration part's negatives is at most
+    ``target_false_hit``, measured on the held-out part (``held_out``: its share of the pairs, split by
+    ``split_pairs``; 0 calibrates and reports on all of them).
+
+    Scores are what the cache's lookup computes (``pair_similarities``). With ``learn``, a ``PairClassifier`` is
+    fitted on the calibration part and its probability is the score; the threshold is chosen on cross-fitted
+    probabilities (each pair scored by a classifier fitted without it).
+    """
     import numpy as np
 
     if pairs.kind != "pairs":
@@ -259,25 +420,79 @@ def calibrate_pairs(
         )
     if not any(pairs.labels) or all(pairs.labels):
         raise CacheError("calibration needs both paraphrase and different pairs", location=pairs.source)
-    va, vb = _embed(embedder, pairs.a), _embed(embedder, pairs.b)
-    cosines = np.einsum("ij,ij->i", va, vb).tolist()
-    scores = [
-        -math.inf if guard_conflict(x, y, guards) else blended_similarity(c, x, y, lexical_weight)
-        for c, x, y in zip(cosines, pairs.a, pairs.b, strict=True)
-    ]
-    curve = threshold_curve(scores, pairs.labels, thresholds)
+    if not 0.0 <= held_out < 1.0:
+        raise CacheError(f"held_out must be in [0, 1), got {held_out}", location=pairs.source)
+    fit, report = split_pairs(pairs, held_out) if held_out else (pairs, None)
+    for part in (fit, report):
+        if part is not None and (not any(part.labels) or all(part.labels)):
+            raise CacheError(
+                f"the {'held-out' if part is report else 'calibration'} part ({held_out:.0%} held out) lacks "
+                "paraphrase or different pairs: give more pairs, or calibrate on all of them (held out 0)",
+                location=pairs.source,
+            )
+    vectors = _embed(embedder, [*pairs.a, *pairs.b], progress)
+    n = len(pairs.a)
+    cosines = dict(
+        zip(
+            zip(pairs.a, pairs.b, strict=True),
+            np.einsum("ij,ij->i", vectors[:n], vectors[n:]).tolist(),
+            strict=True,
+        )
+    )
+
+    def cos_of(part: LabelledPairs) -> np.ndarray:
+        return np.array([cosines[x, y] for x, y in zip(part.a, part.b, strict=True)])
+
+    classifier = None
+    if learn:
+        rows = _match_rows(fit, cos_of(fit), progress)
+        if progress is not None:
+            progress("fitting", 0, 1)
+        scores = _cross_fitted_probabilities(rows, fit.labels, 5, l2, fit.source)
+        classifier = fit_pair_classifier(rows, fit.labels, l2=l2, where=fit.source)
+        if progress is not None:
+            progress("fitting", 1, 1)
+        refused = np.array([bool(guard_conflict(x, y, guards)) for x, y in zip(fit.a, fit.b, strict=True)])
+        scores[refused] = -np.inf
+        grid = thresholds if thresholds is not None else _grid(0.0, 1.0, 0.001)
+    else:
+        scores = pair_similarities(
+            fit.a, fit.b, cos_of(fit), lexical_weight=lexical_weight, guards=guards, progress=progress
+        )
+        grid = thresholds if thresholds is not None else _grid()
+    curve = threshold_curve(scores, fit.labels, grid)
     ok = [p for p in curve if p.false_hit_rate <= target_false_hit]
     best = min(ok, key=lambda p: p.threshold) if ok else None
+    figures = None
+    if report is not None:
+        held_scores = pair_similarities(
+            report.a, report.b, cos_of(report), lexical_weight=lexical_weight, guards=guards,
+            classifier=classifier, progress=progress,
+        )  # fmt: skip
+        held_curve = threshold_curve(held_scores, report.labels, grid)
+        at = (
+            threshold_curve(held_scores, report.labels, [best.threshold])[0]
+            if best is not None
+            else CurvePoint(threshold=math.inf, hits=0, true_hits=0, false_hits=0, precision=1.0, recall=0.0,
+                            false_hit_rate=0.0)
+        )  # fmt: skip
+        figures = HeldOut(
+            pairs=len(report.labels), positives=sum(report.labels), negatives=len(report.labels) - sum(report.labels),
+            hits=at.hits, true_hits=at.true_hits, false_hits=at.false_hits, precision=at.precision,
+            hit_rate=at.recall, false_hit_rate=at.false_hit_rate, curve=held_curve,
+        )  # fmt: skip
     return CalibrationResult(
         threshold=best.threshold if best else None,
         target_false_hit=target_false_hit,
         precision=best.precision if best else None,
         recall=best.recall if best else None,
         false_hit_rate=best.false_hit_rate if best else None,
-        positives=sum(pairs.labels),
-        negatives=len(pairs.labels) - sum(pairs.labels),
-        method="pairs",
+        positives=sum(fit.labels),
+        negatives=len(fit.labels) - sum(fit.labels),
+        method="pairs+classifier" if learn else "pairs",
         lexical_weight=lexical_weight,
+        classifier=classifier,
+        held_out=figures,
         curve=curve,
     )
 

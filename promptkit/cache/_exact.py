@@ -21,7 +21,7 @@ from pydantic import ValidationError
 import promptkit.tracing as tracing
 from promptkit._sqlite import BatchWriter, SQLiteFile, current_pid
 from promptkit.backends import GenerateRequest, GenerateResponse
-from promptkit.cache._models import CacheEntry, CacheStats
+from promptkit.cache._entries import CacheEntry, CacheStats
 from promptkit.errors import CacheError
 
 __all__ = ["ExactCache"]

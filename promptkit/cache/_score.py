@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
-from promptkit.cache._match import _content, _words
+from promptkit.cache._match import GUARDS, _content, _words, guard_conflict
 from promptkit.errors import CacheError
 
 if TYPE_CHECKING:
@@ -36,11 +36,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FEATURES",
+    "MATCH_FEATURES",
     "Choice",
+    "PairClassifier",
     "PairScorer",
+    "blend",
     "blended_similarity",
     "choose",
+    "fit_pair_classifier",
     "fit_pair_scorer",
+    "match_features",
     "TextProfile",
     "pair_features",
     "text_profile",
@@ -122,12 +127,20 @@ class Choice:
     confidence: float | None = None
 
 
-def blended_similarity(cosine: float, a: str, b: str, lexical_weight: float) -> float:
-    """The similarity the semantic cache compares with its threshold (the trigram as ``choose`` computes it)."""
+def blend(cosines: np.ndarray, trigrams: np.ndarray, lexical_weight: float) -> np.ndarray:
+    """The blended similarity, ``(cosine + w * trigram) / (1 + w)``, with ``trigram`` the character-trigram
+    cosine in [0, 1] (``pair_features``' column ``trigram``). The one place this formula lives."""
     if not lexical_weight:
-        return float(cosine)
-    trigram = float(_match_counts(text_profile(a), [text_profile(b)])[0][0, _TRIGRAM])
-    return (cosine + lexical_weight * trigram) / (1.0 + lexical_weight)
+        return cosines
+    return (cosines + lexical_weight * trigrams) / (1.0 + lexical_weight)
+
+
+def blended_similarity(cosine: float, a: str, b: str, lexical_weight: float) -> float:
+    """The similarity the semantic cache compares with its threshold for one cached text ``b`` and a question
+    ``a``: what ``choose`` (the cache's lookup) computes for a lone candidate."""
+    choice = choose(a, [b], [cosine], [0], lexical_weight=lexical_weight)
+    assert choice is not None  # one candidate given
+    return choice.similarity
 
 
 # Channels of a text profile: three sets of words, three bags of character n-grams.
@@ -316,6 +329,145 @@ def pair_features(question: str, texts: Sequence[str], cosines: Sequence[float])
     return rows
 
 
+# The learned *match* scorer (``PairClassifier``) sees one pair at a time: only features of the pair itself,
+# none that compare a candidate with the others (no leads, no rarity among the candidates), so a pair scores
+# the same alone in calibration as among the candidates of a lookup.
+MATCH_FEATURES: tuple[str, ...] = (
+    "cosine",
+    "cosine_squared",  # the probability of a duplicate rises steeply near the top of the cosine range
+    "trigram",
+    "jaccard",
+    "covers_question",
+    "covers_cached",
+    "length_ratio",
+    "stem_jaccard",
+    "bigram_jaccard",
+    "char4",
+    "char5",
+    "lcs_stems_question",
+    "lcs_stems_cached",
+    "lcs_words_question",
+    "lcs_words_cached",
+    "guard_negation",  # 1 when that guard sees opposite meanings (the guard refuses the hit anyway)
+    "guard_number",
+    "guard_antonym",
+    "guard_reversal",
+    # max(0, cosine - knot): lets the linear model bend where the cosine starts to mean "the same question"
+    *(
+        f"cosine_above_{knot:.2f}"
+        for knot in (0.5, 0.6, 0.7, 0.76, 0.8, 0.84, 0.88, 0.9, 0.92, 0.94, 0.96, 0.98)
+    ),
+)
+_KNOTS = [
+    (i, float(name.rsplit("_", 1)[1]))
+    for i, name in enumerate(MATCH_FEATURES)
+    if name.startswith("cosine_above_")
+]
+_FROM_PAIR = {name: FEATURES.index(name) for name in MATCH_FEATURES if name in FEATURES}
+
+
+def match_features(question: str, texts: Sequence[str], cosines: Sequence[float]) -> np.ndarray:
+    """One row of ``MATCH_FEATURES`` per candidate text; each row depends on that candidate alone."""
+    import numpy as np
+
+    pair = pair_features(question, texts, cosines)
+    rows = np.zeros((len(texts), len(MATCH_FEATURES)))
+    for column, name in enumerate(MATCH_FEATURES):
+        if name in _FROM_PAIR:
+            rows[:, column] = pair[:, _FROM_PAIR[name]]
+    rows[:, MATCH_FEATURES.index("cosine_squared")] = pair[:, 0] ** 2
+    for column, knot in _KNOTS:
+        rows[:, column] = np.maximum(pair[:, 0] - knot, 0.0)
+    first = MATCH_FEATURES.index("guard_negation")
+    for j, text in enumerate(texts):
+        for g, guard in enumerate(GUARDS):
+            rows[j, first + g] = guard_conflict(question, text, (guard,)) is not None
+    return rows
+
+
+class PairClassifier(BaseModel):
+    """The learned match scorer (``[cache.semantic] classifier``, fitted by ``promptkit cache calibrate --scorer``
+    on labelled pairs): a logistic regression over ``MATCH_FEATURES`` whose probability that a cached question
+    asks the same as the new one replaces the blended similarity. The threshold then applies to it.
+
+    Fitted for one embedder (the cosine is a feature): refit after changing the embedding model.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    version: Literal["match-v1"] = "match-v1"
+    bias: float
+    weights: tuple[float, ...]
+
+    @field_validator("weights")
+    @classmethod
+    def _one_per_feature(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if len(value) != len(MATCH_FEATURES):
+            raise ValueError(
+                f"expected {len(MATCH_FEATURES)} weights (one per feature {list(MATCH_FEATURES)}), got {len(value)}"
+            )
+        if not all(math.isfinite(v) for v in value):
+            raise ValueError("weights must be finite numbers")
+        return value
+
+    def probability(self, features: np.ndarray) -> np.ndarray:
+        """P(same question) for each row of ``match_features``."""
+        import numpy as np
+
+        z = features @ np.asarray(self.weights) + self.bias
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
+
+
+def fit_pair_classifier(
+    features: np.ndarray, labels: Sequence[bool], *, l2: float = 1.0, where: str = "calibration pairs"
+) -> PairClassifier:
+    """Logistic regression of the labels on ``match_features`` rows (standardised, L2 penalty ``l2``, Newton's
+    method); both labels must be present."""
+    import numpy as np
+
+    y = np.asarray(labels, dtype=float)
+    if len(y) != len(features) or len(y) < 10 or y.min() == y.max():
+        raise CacheError(
+            f"the learned scorer needs at least 10 pairs of both labels, got {int(y.sum())} same and "
+            f"{int(len(y) - y.sum())} different",
+            location=where,
+        )
+    mean, std = features.mean(0), features.std(0)
+    std = np.where(std > 1e-9, std, 1.0)
+    x = np.hstack([(features - mean) / std, np.ones((len(y), 1))])
+    d = x.shape[1]
+    penalty = np.full(d, l2)
+    penalty[-1] = 0.0  # the intercept is not shrunk
+    w = np.zeros(d)
+
+    def loss(w: np.ndarray) -> float:
+        z = x @ w
+        return float(np.logaddexp(0.0, z).sum() - y @ z + 0.5 * (penalty * w) @ w)
+
+    current = loss(w)
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -500, 500)))
+        grad = x.T @ (p - y) + penalty * w
+        hess = (x * (p * (1 - p))[:, None]).T @ x + np.diag(penalty + 1e-9)
+        step = np.linalg.solve(hess, grad)
+        scale = 1.0
+        while scale > 1e-6:  # halve the step until the loss goes down
+            candidate = w - scale * step
+            new = loss(candidate)
+            if new <= current:
+                break
+            scale /= 2
+        else:
+            break
+        w = candidate
+        done = current - new < 1e-10 * max(1.0, abs(current))
+        current = new
+        if done:
+            break
+    weights = w[:-1] / std
+    return PairClassifier(bias=float(w[-1] - weights @ mean), weights=tuple(float(v) for v in weights))
+
+
 def choose(
     question: str,
     texts: Sequence[str],
@@ -324,15 +476,23 @@ def choose(
     *,
     lexical_weight: float,
     scorer: PairScorer | None = None,
+    classifier: PairClassifier | None = None,
 ) -> Choice | None:
-    """Pick the best of the candidates (texts with their cosines and answers); None when there are none."""
+    """Pick the best of the candidates (texts with their cosines and answers); None when there are none.
+
+    ``similarity`` (what the threshold is compared with) is the blended similarity, or with a ``classifier``
+    its probability that the pair asks the same; calibration scores pairs through this same function.
+    """
     import numpy as np
 
     if not texts:
         return None
     cos = np.asarray(cosines, dtype=np.float64)
     features = pair_features(question, texts, cos) if scorer is not None or lexical_weight else None
-    blended = cos if features is None else (cos + lexical_weight * features[:, 1]) / (1.0 + lexical_weight)
+    if classifier is not None:
+        blended = classifier.probability(match_features(question, texts, cos))
+    else:
+        blended = cos if features is None else blend(cos, features[:, 1], lexical_weight)
     confidence: float | None = None
     if scorer is None:
         best = int(np.argmax(blended))  # first of equals: the index's order

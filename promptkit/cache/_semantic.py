@@ -34,7 +34,7 @@ from promptkit._sqlite import SQLiteFile
 from promptkit.backends import GenerateResponse
 from promptkit.cache._index import BruteForceIndex, HNSWIndex, IndexKind, load_index, make_index
 from promptkit.cache._match import GUARDS, guard_conflict
-from promptkit.cache._score import PairScorer, choose
+from promptkit.cache._score import PairClassifier, PairScorer, choose
 from promptkit.errors import CacheError
 
 if TYPE_CHECKING:
@@ -118,12 +118,17 @@ class SemanticSettings(BaseModel):
     ``scorer``: a learned pair scorer written by ``promptkit cache calibrate --write-config``; it ranks the
     candidates, and ``confidence`` (its minimum share of the best answer) replaces ``margin``. Without one
     (the default) the blended similarity ranks them and ``margin`` applies.
+
+    ``classifier``: a learned match scorer fitted on labelled pairs (``promptkit cache calibrate --scorer`` on
+    ``a, b, label`` data); its probability that two questions ask the same replaces the blended similarity,
+    so ``threshold`` is then a minimum probability (and ``margin`` a lead in probability).
     """
 
     threshold: float = Field(default=0.85, ge=-1.0, le=1.0)
     margin: float = Field(default=0.03, ge=0.0, le=1.0)
     lexical_weight: float = Field(default=0.25, ge=0.0)
     scorer: PairScorer | None = None
+    classifier: PairClassifier | None = None
     confidence: float = Field(default=0.8, ge=0.0, le=1.0)
     guards: tuple[str, ...] = GUARDS
     candidates: int = Field(default=10, ge=1, le=1000)
@@ -626,6 +631,7 @@ class SemanticCache:
             [row[1] for row, _ in live],  # the stored answer: duplicates of one answer are no ambiguity
             lexical_weight=settings.lexical_weight,
             scorer=settings.scorer,
+            classifier=settings.classifier,
         )
         if choice is None:
             return SemanticDecision(reason="empty")

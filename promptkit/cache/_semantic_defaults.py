@@ -8,6 +8,8 @@ margin = 0.03
 # With a learned scorer (calibrated on GPTCache-style data), these replace the margin:
 # confidence = 0.76
 # scorer = { version = "pair-v2", weights = [...] }   # one weight per promptkit.cache._score.FEATURES
+# Calibrated with --scorer on labelled pairs: the threshold is then this classifier's probability:
+# classifier = { version = "match-v1", bias = ..., weights = [...] }   # one per _score.MATCH_FEATURES
 """
 
 from __future__ import annotations

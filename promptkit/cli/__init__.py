@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from promptkit.cli._common import run_cli
+from promptkit.cli._common import run_cli as _run_cli
 
 __all__ = ["main", "cli", "COMMANDS"]
 
@@ -32,12 +32,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "scaffold": ("promptkit.cli.scaffold", "Build an app from a spec: plan, generate, verify, repair."),
     "eval": ("promptkit.cli.eval", "Run an eval suite: datasets x prompt variants x models, scored."),
     "route": ("promptkit.cli.route", "Evaluate and train routers on recorded outcomes."),
+    "distill": (
+        "promptkit.cli.distill",
+        "Build a few-shot bank from verified answers on a suite's dev items.",
+    ),
     "ab": ("promptkit.cli.ab", "Compare prompt variants on the same items, with paired statistics."),
     "view": ("promptkit.cli.view", "Browse eval runs, A/B reports, scaffold runs and the ledger locally."),
 }
 
 
-class LazyGroup(click.Group):
+class _LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(name for name, (module, _) in COMMANDS.items() if importlib.util.find_spec(module))
 
@@ -54,7 +58,7 @@ class LazyGroup(click.Group):
                 formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="promptkit")
 def cli() -> None:
     """promptkit: typed prompts, verified generation, cost-aware routing and real A/B statistics."""
@@ -65,7 +69,7 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(cli, sys.argv[1:] if argv is None else argv)
+    return _run_cli(cli, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,13 +4,36 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from promptkit.errors import PromptkitError
 
-__all__ = ["run_cli", "print_json", "console", "parse_key_values"]
+__all__ = ["run_cli", "print_json", "console", "parse_key_values", "model_option", "MODEL_HELP"]
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# What -m/--model takes on every command; each command's own help says what it does with the model.
+MODEL_HELP = (
+    "A model: an alias from promptkit.toml ([models.NAME]), local:NAME (a catalog model) or "
+    "local:PATH.gguf, litellm:PROVIDER/MODEL (e.g. litellm:openai/gpt-4o-mini), or openai:URL#MODEL."
+)
+
+
+def model_option(dest: str = "model", *, multiple: bool = False) -> Callable[[F], F]:
+    """The one ``-m/--model MODEL`` option: the same flags, value and help text on every command."""
+    return click.option(
+        "--model",
+        "-m",
+        dest,
+        default=None,
+        multiple=multiple,
+        metavar="MODEL",
+        help=MODEL_HELP + (" Repeat it for several models." if multiple else ""),
+    )
 
 
 def console(*, stderr: bool = False) -> Any:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from promptkit.cli._common import console
+from promptkit.cli._common import console, model_option
 from promptkit.errors import EvalError
 
 if TYPE_CHECKING:
@@ -68,21 +68,22 @@ def read_rubric(value: str) -> str:
     return text.strip()
 
 
-def _run_suite(path: Path, progress: bool) -> EvalLog:
+def _run_suite(path: Path, progress: bool, model: str | None = None) -> EvalLog:
     try:
-        from promptkit.evals import run_suite  # type: ignore[attr-defined]
+        from promptkit.evals import load_suite, run_suite
     except ImportError:
         raise EvalError("cannot run a suite: the eval runner is not installed", location=str(path)) from None
-    return run_suite(path, progress=progress)  # type: ignore[no-any-return]
+    if model is None:
+        return run_suite(path, progress=progress)
+    # On that model alone, as `promptkit eval SUITE -m MODEL` runs it.
+    return run_suite(load_suite(path).with_overrides(models=[model]), progress=progress)
 
 
 @click.command("ab")
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--baseline", default=None, help="Compare every other variant against this one.")
 @click.option("--metric", default=None, help="`pass` (all thresholded scorers) or a scorer name.")
-@click.option(
-    "--model", default=None, help="Only this model's results (default: every model, paired per item)."
-)
+@model_option()
 @click.option(
     "--alpha", type=float, default=0.05, show_default=True, help="Significance level (family-wise)."
 )
@@ -123,7 +124,11 @@ def command(
     rubric: str | None,
     judge_concurrency: int,
 ) -> int:
-    """Compare prompt variants in SOURCE: an eval log (JSON) or a suite (YAML, run first)."""
+    """Compare prompt variants in SOURCE: an eval log (JSON) or a suite (YAML, run first).
+
+    With -m/--model only that model's results are compared (a suite is run on that model alone, as
+    `promptkit eval SUITE -m MODEL` runs it); without it, every model's, paired per item.
+    """
     from promptkit.evals import (
         compare_pairwise,
         compare_variants,
@@ -137,7 +142,7 @@ def command(
         raise click.UsageError("--rubric needs --judge MODEL")
     rubric_text = read_rubric(rubric) if rubric is not None else None
     if source.suffix.lower() in _SUITE_SUFFIXES:
-        log = _run_suite(source, progress=not as_json)
+        log = _run_suite(source, progress=not as_json, model=model)
     else:
         log = load_log(source)
     # The metric comparison first: a bad --metric/--baseline/--model fails before any judge call is paid for.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -180,9 +182,25 @@ def _size(n: int) -> str:
     "learn_scorer",
     default=False,
     show_default=True,
-    help="With GPTCache-style data, also fit the learned pair scorer that ranks the candidates"
-    " (it then writes scorer and confidence instead of margin; the confidence is calibrated on queries"
-    " each cross-fitted scorer did not see).",
+    help="Also fit a learned scorer: on labelled pairs the match classifier, whose probability that two"
+    " questions ask the same replaces the blended similarity; on GPTCache-style data the pair scorer that ranks"
+    " the candidates (it then writes scorer and confidence instead of margin). Either is calibrated on scores"
+    " of data its fit did not see (cross-fitted).",
+)
+@click.option(
+    "--held-out",
+    type=click.FloatRange(0.0, 0.9),
+    default=0.3,
+    show_default=True,
+    help="Labelled pairs: the share kept out of calibration (split by a hash of each pair) to report precision,"
+    " hit rate and false-hit rate on; 0 reports on the pairs it fitted.",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Threads for the embedding model (one is fastest for MiniLM on a busy machine).",
 )
 @state_dir_option
 @json_option
@@ -193,15 +211,19 @@ def calibrate(
     png: Path | None,
     write_config: bool,
     learn_scorer: bool,
+    held_out: float,
+    threads: int,
     state_dir: Path | None,
     as_json: bool,
 ) -> None:
     """Pick the lowest semantic-cache threshold whose false-hit rate meets the target.
 
-    PAIRS_FILE holds labelled pairs (JSONL/CSV/JSON with a, b, label) or GPTCache's mock_data.json
-    ({origin, similar}); the latter is run as GPTCache's protocol (cache the origins, query the paraphrases;
-    a hit on another origin is a false hit), which also calibrates the ambiguity margin, or with --scorer
-    fits the learned pair scorer and its minimum confidence.
+    PAIRS_FILE holds labelled pairs (JSONL/CSV/JSON with a, b, label; optionally gzipped) or GPTCache's
+    mock_data.json ({origin, similar}). Labelled pairs are split by a hash of each pair: the threshold is
+    calibrated on one part and precision, hit rate (the share of same-question pairs that hit) and false-hit
+    rate are reported on the other (--held-out). GPTCache's data is run as its protocol (cache the origins,
+    query the paraphrases; a hit on another origin is a false hit), which also calibrates the ambiguity margin,
+    or with --scorer fits the learned pair scorer and its minimum confidence. Progress goes to stderr.
     """
     from promptkit.cache import (
         calibrate_pairs,
@@ -214,49 +236,45 @@ def calibrate(
         write_semantic_config,
     )
     from promptkit.embeddings import EmbeddingCache, LlamaEmbedder, load_default_embedder
-    from promptkit.errors import CacheError
 
     config = _config(state_dir)
     settings = semantic_settings(config)
     pairs = load_pairs(pairs_file)
-    if learn_scorer and pairs.kind != "gptcache":
-        raise CacheError(
-            "--scorer learns to rank cached questions, so it needs GPTCache-style data ({origin, similar}: "
-            "what was cached and the questions that should hit it), not labelled pairs",
-            location=str(pairs_file),
-        )
     vectors = EmbeddingCache(config.state_dir / "embeddings.sqlite")
     embedder = (
-        LlamaEmbedder(embedder_path, cache=vectors)
+        LlamaEmbedder(embedder_path, cache=vectors, n_threads=threads)
         if embedder_path is not None
-        else load_default_embedder(config, cache=vectors)
+        else load_default_embedder(config, cache=vectors, n_threads=threads)
     )
-    if pairs.kind == "gptcache":
-        origins = list(dict.fromkeys(pairs.a))
-        row = {text: i for i, text in enumerate(origins)}
-        origin_vectors = embedder.embed_array(origins)
-        query_vectors = embedder.embed_array(pairs.b)
-        top, cosines = protocol_candidates(origin_vectors, query_vectors, settings.candidates)
-        expected = [row[o] for o in pairs.a]
-        if learn_scorer:
-            # Calibrated on confidences of queries each scorer never saw; the scorer written is fitted on all.
-            outcome = cross_fitted_outcome(
-                origins, pairs.b, expected, top, cosines,
-                lexical_weight=settings.lexical_weight, guards=settings.guards,
-            )  # fmt: skip
+    with _progress() as progress:
+        if pairs.kind == "gptcache":
+            origins = list(dict.fromkeys(pairs.a))
+            row = {text: i for i, text in enumerate(origins)}
+            origin_vectors = _embed_with_progress(embedder, origins, progress, "embedding origins")
+            query_vectors = _embed_with_progress(embedder, pairs.b, progress, "embedding queries")
+            top, cosines = protocol_candidates(origin_vectors, query_vectors, settings.candidates)
+            expected = [row[o] for o in pairs.a]
+            progress("scoring", 0, 1)
+            if learn_scorer:
+                # Calibrated on confidences of queries each scorer never saw; the scorer written is fitted on all.
+                outcome = cross_fitted_outcome(
+                    origins, pairs.b, expected, top, cosines,
+                    lexical_weight=settings.lexical_weight, guards=settings.guards,
+                )  # fmt: skip
+            else:
+                outcome = protocol_outcome(
+                    origins, pairs.b, expected, top, cosines,
+                    lexical_weight=settings.lexical_weight, guards=settings.guards,
+                )  # fmt: skip
+            progress("scoring", 1, 1)
+            result = calibrate_protocol(
+                outcome, target_false_hit=target_false_hit, lexical_weight=settings.lexical_weight
+            )
         else:
-            outcome = protocol_outcome(
-                origins, pairs.b, expected, top, cosines,
-                lexical_weight=settings.lexical_weight, guards=settings.guards,
+            result = calibrate_pairs(
+                pairs, embedder, target_false_hit=target_false_hit, lexical_weight=settings.lexical_weight,
+                guards=settings.guards, held_out=held_out, learn=learn_scorer, progress=progress,
             )  # fmt: skip
-        result = calibrate_protocol(
-            outcome, target_false_hit=target_false_hit, lexical_weight=settings.lexical_weight
-        )
-    else:
-        result = calibrate_pairs(
-            pairs, embedder, target_false_hit=target_false_hit,
-            lexical_weight=settings.lexical_weight, guards=settings.guards,
-        )  # fmt: skip
     written = None
     if write_config and result.threshold is not None:
         target = config.source if config.source is not None else Path.cwd() / "promptkit.toml"
@@ -271,13 +289,65 @@ def calibrate(
     _print_calibration(result, pairs_file, written, png)
 
 
+def _embed_with_progress(
+    embedder: Any, texts: list[str], progress: Any, stage: str, chunk: int = 1000
+) -> Any:
+    import numpy as np
+
+    parts = []
+    for start in range(0, len(texts), chunk):
+        parts.append(embedder.embed_array(texts[start : start + chunk]))
+        progress(stage, min(start + chunk, len(texts)), len(texts))
+    return np.vstack(parts)
+
+
+@contextlib.contextmanager
+def _progress() -> Iterator[Any]:
+    """``progress(stage, done, total)`` on stderr: a rich bar per stage on a terminal, else a line per stage
+    every 10% (or 30 s), so a log shows that a long calibration is moving."""
+    import sys
+    import time
+
+    if sys.stderr.isatty():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        bars = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console(stderr=True), transient=True,
+        )  # fmt: skip
+        tasks: dict[str, Any] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bars.add_task(stage, total=total)
+            bars.update(tasks[stage], completed=done, total=total)
+
+        with bars:
+            yield update
+        return
+    started = time.monotonic()
+    shown: dict[str, tuple[int, float]] = {}
+
+    def line(stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        last_done, last_time = shown.get(stage, (-1, 0.0))
+        step = max(1, total // 10)
+        if done == total or last_done < 0 or done - last_done >= step or now - last_time >= 30:
+            if (done, total) == (last_done, total):
+                return
+            shown[stage] = (done, now)
+            click.echo(f"{stage}: {done:,}/{total:,} ({now - started:.0f} s)", err=True)
+
+    yield line
+
+
 def _print_calibration(result: Any, pairs_file: Path, written: Path | None, png: Path | None) -> None:
     from rich.table import Table
 
     out = console()
     out.print(f"calibrated on [bold]{pairs_file}[/bold] ({result.method}: {result.positives} positives, "
               f"{result.negatives} negatives)")  # fmt: skip
-    table = Table(title="threshold curve", title_justify="left")
+    table = Table(title="threshold curve (calibration part)", title_justify="left")
     for name in ("threshold", "hits", "true hits", "false hits", "precision", "recall", "false-hit rate"):
         table.add_column(name, justify="right")
     chosen = result.threshold
@@ -296,10 +366,22 @@ def _print_calibration(result: Any, pairs_file: Path, written: Path | None, png:
         margin = f", margin {result.margin:.3f}" if result.margin is not None else ""
         if result.scorer is not None:
             margin = f", learned scorer, confidence {result.confidence:.2f}"
+        if result.classifier is not None:
+            margin = ", learned match classifier (the threshold is its probability)"
         out.print(
             f"threshold [bold]{chosen:.3f}[/bold]{margin}: precision {result.precision:.3f}, recall "
             f"{result.recall:.3f}, false-hit rate {result.false_hit_rate:.4f} (target {result.target_false_hit})"
         )
+    held = result.held_out
+    if held is not None:
+        out.print(
+            f"held out ({held.pairs} pairs never used to calibrate: {held.positives} same, {held.negatives} "
+            f"different): precision [bold]{held.precision:.3f}[/bold], hit rate [bold]{held.hit_rate:.3f}[/bold]"
+            f" ({held.true_hits} of the same-question pairs), false-hit rate [bold]{held.false_hit_rate:.4f}[/bold]"
+            f" ({held.false_hits} of the different ones)"
+        )
+    elif result.method.startswith("pairs"):
+        out.print("[yellow]no pairs held out: these figures are on the pairs it was calibrated on[/yellow]")
     # Not markup: "[cache.semantic]" (and a path with brackets) would be read as a style tag and vanish.
     if written is not None:
         out.print(f"wrote [cache.semantic] to {written}", markup=False)
@@ -318,6 +400,10 @@ def _plot(result: Any, png: Path) -> None:
     ax.plot(xs, [p.precision for p in result.curve], label="precision")
     ax.plot(xs, [p.recall for p in result.curve], label="recall")
     ax.plot(xs, [p.false_hit_rate for p in result.curve], label="false-hit rate")
+    if result.held_out is not None:
+        held = result.held_out.curve
+        ax.plot([p.threshold for p in held], [p.precision for p in held], "--", label="held-out precision")
+        ax.plot([p.threshold for p in held], [p.recall for p in held], "--", label="held-out hit rate")
     ax.axhline(result.target_false_hit, color="grey", linestyle=":", label="target false-hit rate")
     if result.threshold is not None:
         ax.axvline(result.threshold, color="black", linestyle="--", label=f"threshold {result.threshold:.3f}")

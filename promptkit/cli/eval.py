@@ -3,7 +3,9 @@
 Exit code: 0 when every CI gate in the suite's ``thresholds`` passes, 1 when one fails, 2 for a bad suite,
 3 when the run is not a clean one (errors outnumber the successful results, or a variant has no successful
 result): its scores say nothing about the prompts, whatever the gates say.
-``--resume RUN_ID`` continues an interrupted run without redoing any finished result.
+``--resume RUN_ID`` continues an interrupted run without redoing any finished result: it finds the run log
+where ``--out`` put it and reuses the run's ``--model``/``--limit``/``--data`` and ``--out``.
+``--ray [ADDRESS]`` runs the items on a Ray cluster (a local one without ADDRESS); see docs/ray.md.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from promptkit.cli._common import console, print_json
+from promptkit.cli._common import console, model_option, print_json
 
 if TYPE_CHECKING:
     from promptkit.evals import EvalLog
@@ -73,31 +75,58 @@ def _print_table(log: EvalLog, rows: list[dict[str, object]]) -> None:
     console().print(table)
 
 
+def _written(log: EvalLog) -> Path | None:
+    """Where a resumed run rewrote its log (the --out it was started with)."""
+    from promptkit.config import load_config
+    from promptkit.errors import EvalError
+    from promptkit.evals import RunLog
+    from promptkit.evals._runlog import find_run_log
+
+    try:
+        with RunLog(find_run_log(log.run_id, state_dir=load_config().state_dir)) as run_log:
+            out = run_log.options().get("out")
+    except EvalError:
+        return None
+    return Path(out) if out else None
+
+
 @click.command("eval")
 @click.argument("suite", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Write the EvalLog JSON here."
 )
 @click.option(
-    "--resume", default=None, metavar="RUN_ID", help="Continue this run (a run id or its .sqlite file)."
+    "--resume",
+    default=None,
+    metavar="RUN_ID",
+    help="Continue this run (a run id or its .sqlite file), with the --model/--limit/--data and --out it "
+    "was started with.",
 )
 @click.option(
     "--run-id", default=None, help="Name the new run (default: suite name, time and a random suffix)."
 )
-@click.option(
-    "--model",
-    "-m",
-    "models",
-    multiple=True,
-    metavar="MODEL",
-    help="Run on this model instead of the suite's (repeatable), e.g. litellm:openai/gpt-4o-mini.",
-)
+@model_option("models", multiple=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N dataset items.")
 @click.option(
     "--data",
     type=click.Path(exists=True, dir_okay=False),
     default=None,
     help="Read the items from this file instead of the suite's dataset path.",
+)
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Run the items on Ray: a local instance, or the cluster at ADDRESS ('auto', 'ray://host:10001').",
+)
+@click.option(
+    "--ray-replicas",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --ray: actors per local model, each loading it once (default: one per node).",
 )
 @click.option("--no-cache", is_flag=True, help="Do not read or write the response cache.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
@@ -110,6 +139,8 @@ def command(
     models: tuple[str, ...],
     limit: int | None,
     data: str | None,
+    ray_address: str | None,
+    ray_replicas: int | None,
     no_cache: bool,
     no_progress: bool,
     as_json: bool,
@@ -118,14 +149,28 @@ def command(
     from promptkit.evals import describe_gate, failed_gates, load_suite, run_suite
     from promptkit.evals._ab import run_problems
 
+    given = {"models": list(models), "limit": limit, "data": data}
+    ray = None
+    if ray_address is not None:
+        from promptkit.evals import RayOptions
+
+        ray = RayOptions(address=None if ray_address == "local" else ray_address, replicas=ray_replicas)
+    elif ray_replicas is not None:
+        raise click.UsageError("--ray-replicas needs --ray")
     log = run_suite(
-        load_suite(suite).with_overrides(models=models, limit=limit, data=data),
+        load_suite(suite),
         out=out,
         resume=resume,
         run_id=run_id,
         progress=not no_progress and not as_json,
         cache=False if no_cache else None,
+        # A resume without them reuses the ones the run was started with.
+        overrides=given if any(given.values()) else None,
+        ray=ray,
     )
+    written = out if out is not None or resume is None else _written(log)
+    if ray is not None and ray.stats is not None:
+        click.echo(f"ray: {ray.stats.summary()}", err=True)
     failed = failed_gates(log)
     problems = run_problems(log)
     rows = _summary_rows(log)
@@ -137,13 +182,13 @@ def command(
                 "summary": rows,
                 "failed_gates": [describe_gate(c) for c in failed],
                 "run_problems": problems,
-                "out": str(out) if out else None,
+                "out": str(written) if written else None,
             }
         )
     else:
         _print_table(log, rows)
-        if out is not None:
-            click.echo(f"log: {out}")
+        if written is not None:
+            click.echo(f"log: {written}")
         for check in failed:
             click.echo(f"gate failed: {describe_gate(check)}", err=True)
     if problems:

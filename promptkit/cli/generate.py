@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from promptkit.cli._common import parse_key_values, print_json
+from promptkit.cli._common import model_option, parse_key_values, print_json
 from promptkit.cli.render import coerce_inputs, read_inputs_file
 
 __all__ = ["command"]
@@ -22,7 +22,7 @@ def _answer_text(output: Any) -> str:
 
 @click.command("generate")
 @click.argument("name")
-@click.option("--model", "-m", default=None, help="A model string or alias, e.g. litellm:openai/gpt-4o-mini.")
+@model_option()
 @click.option(
     "--router",
     "router_file",
@@ -71,7 +71,7 @@ def command(
     no_cache: bool,
     as_json: bool,
 ) -> None:
-    """Render template NAME, call a model (or a router's cascade), validate, and print the answer.
+    """Render template NAME, call the model -m/--model (or a router's cascade), validate, print the answer.
 
     The answer goes to stdout (pretty JSON for structured templates); a one-line summary (model, tier,
     tokens, cost, attempts, cached) goes to stderr.

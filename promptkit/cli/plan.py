@@ -1,4 +1,4 @@
-"""``promptkit plan SPEC [--planner playbook|llm|hybrid] [--model M] [--playbook P] [--json]``."""
+"""``promptkit plan SPEC [--planner playbook|llm|hybrid] [-m MODEL] [--playbook P] [--json]``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from promptkit.cli._common import console
+from promptkit.cli._common import console, model_option
 from promptkit.errors import ConfigError
 
 __all__ = ["command"]
@@ -21,13 +21,16 @@ __all__ = ["command"]
     show_default=True,
     help="playbook: deterministic; llm: a model plans; hybrid: playbook skeleton + model-planned features.",
 )
-@click.option("--model", default=None, help="Model (string or alias) for the llm and hybrid planners.")
+@model_option()
 @click.option(
     "--playbook", default=None, help="Playbook name or file (default: the one for the spec's stack)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 def command(spec: Path, planner: str, model: str | None, playbook: str | None, as_json: bool) -> None:
-    """Turn the app spec SPEC (YAML or JSON) into a typed plan of verified steps."""
+    """Turn the app spec SPEC (YAML or JSON) into a typed plan of verified steps.
+
+    The llm and hybrid planners ask the model -m/--model for the plan (or its features).
+    """
     from promptkit.planning import get_planner, load_spec
 
     loaded = load_spec(spec)

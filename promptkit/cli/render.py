@@ -9,7 +9,7 @@ from typing import Any
 import click
 import yaml
 
-from promptkit.cli._common import parse_key_values, print_json
+from promptkit.cli._common import model_option, parse_key_values, print_json
 from promptkit.errors import InputValidationError, TemplateError
 
 __all__ = ["command", "coerce_inputs", "read_inputs_file"]
@@ -71,6 +71,17 @@ def coerce_inputs(template: Any, raw: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+def _model_string(model: str | None) -> str | None:
+    """``scheme:target`` for -m/--model, an alias resolved as generate() resolves it (tokenizers go by the
+    model, not the alias' name); an unknown name is the same error as on every other command."""
+    if model is None:
+        return None
+    from promptkit.backends import parse_model
+
+    scheme, target = parse_model(model)
+    return f"{scheme}:{target}"
+
+
 @click.command("render")
 @click.argument("name")
 @click.option(
@@ -85,7 +96,7 @@ def coerce_inputs(template: Any, raw: dict[str, str]) -> dict[str, Any]:
 @click.option(
     "--budget", type=click.IntRange(min=1), default=None, help="Fit the prompt into this many tokens."
 )
-@click.option("--model", default=None, help="Count tokens for this model (default gpt-4o).")
+@model_option()
 @click.option(
     "--examples", "examples", default=None, metavar="STRATEGY[:K]", help="e.g. all, first_k:2, similar_k:3."
 )
@@ -99,12 +110,17 @@ def command(
     examples: str | None,
     as_json: bool,
 ) -> None:
-    """Render template NAME and print its messages and token count."""
+    """Render template NAME and print its messages and token count.
+
+    Tokens are counted with the tokenizer of the model -m/--model (default gpt-4o's); an installed local
+    model counts with its own.
+    """
     from promptkit.prompts import TemplateRegistry, count_tokens_detailed
 
     template = TemplateRegistry().get(name)
     values: dict[str, Any] = read_inputs_file(inputs_file) if inputs_file is not None else {}
     values.update(coerce_inputs(template, parse_key_values(pairs)))
+    model = _model_string(model)
     rendered = template.render(values, examples=examples, budget=budget, model=model)
     count, exact = rendered.token_count, rendered.token_count_exact
     if count is None:

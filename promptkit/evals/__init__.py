@@ -12,9 +12,12 @@ from promptkit.evals._ab import (
     check_thresholds,
     compare_variants,
 )
-from promptkit.evals._dataset import DatasetSpec, Item, load_dataset
+from promptkit.evals._bank import Bank, load_bank, write_bank
+from promptkit.evals._dataset import DatasetSpec, Item, SplitSpec, load_dataset
+from promptkit.evals._distill import DistillResult, distill
+from promptkit.evals._eval_log import Aggregate, EvalLog, ItemResult, Score, VariantInfo
 from promptkit.evals._html import to_html, write_html
-from promptkit.evals._log import Aggregate, EvalLog, ItemResult, Score, VariantInfo
+from promptkit.evals._judge_scorers import PairwiseJudge, PairwiseVerdict
 from promptkit.evals._pairwise import (
     PairwiseComparison,
     PairwiseJudgement,
@@ -25,6 +28,7 @@ from promptkit.evals._pairwise import (
     wilson_interval,
 )
 from promptkit.evals._passk import pass_at_k, pass_at_k_array
+from promptkit.evals._ray import RayOptions, RayStats
 from promptkit.evals._report import print_report, render_terminal, to_markdown
 from promptkit.evals._runlog import RunLog
 from promptkit.evals._runner import (
@@ -35,20 +39,8 @@ from promptkit.evals._runner import (
     failed_gates,
     run_suite,
 )
-from promptkit.evals._scorers import (
-    Generation,
-    PairwiseJudge,
-    PairwiseVerdict,
-    Scorer,
-    ScorerEnv,
-    build_program,
-    build_scorer,
-    extract_code,
-    extract_number,
-    normalize_text,
-    scorer,
-    scorer_types,
-)
+from promptkit.evals._scorer_base import Generation, Scorer, ScorerEnv
+from promptkit.evals._scorers import build_scorer, extract_number, normalize_text, scorer, scorer_types
 from promptkit.evals._stats import (
     BootstrapCI,
     Comparison,
@@ -69,8 +61,15 @@ from promptkit.evals._stats import (
     wilcoxon_signed_rank,
 )
 from promptkit.evals._suite import Suite, SuiteSpec, VariantSpec, load_suite
+from promptkit.execution import build_program, extract_code
 
 __all__ = [
+    "Bank",
+    "load_bank",
+    "write_bank",
+    "SplitSpec",
+    "DistillResult",
+    "distill",
     "describe_gate",
     "ABReport",
     "PairComparison",
@@ -115,6 +114,8 @@ __all__ = [
     "scorer_types",
     "pass_at_k",
     "pass_at_k_array",
+    "RayOptions",
+    "RayStats",
     "BootstrapCI",
     "Comparison",
     "HolmResult",

@@ -1,6 +1,6 @@
 """Prompt A/B comparisons: which variant is better on the same items, with paired statistics.
 
-``compare_variants(log)`` turns an :class:`~promptkit.evals._log.EvalLog` into an :class:`ABReport`:
+``compare_variants(log)`` turns an :class:`~promptkit.evals._eval_log.EvalLog` into an :class:`ABReport`:
 
 - **Pairing.** The unit of comparison is one dataset item on one model, ``(model, item_id)``. Only units
   that every compared variant has a value for are used, so every test is paired; the others are counted
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel
 
 from promptkit.errors import EvalError
-from promptkit.evals._log import EvalLog, ItemResult
+from promptkit.evals._eval_log import EvalLog, ItemResult
 from promptkit.evals._pairwise import PairwiseJudgement, PairwiseReport, compare_pairwise, dominant_variants
 from promptkit.evals._stats import (
     Comparison,

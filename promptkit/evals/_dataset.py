@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 import json
 from collections.abc import Iterator
@@ -17,9 +18,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from promptkit.errors import EvalError, PromptkitError, file_location
+from promptkit.errors import EvalError, file_location
 
-__all__ = ["DatasetSpec", "Item", "DatasetFormat", "load_dataset", "infer_format", "get_field"]
+__all__ = [
+    "DatasetSpec",
+    "SplitSpec",
+    "in_report_part",
+    "Item",
+    "DatasetFormat",
+    "load_dataset",
+    "infer_format",
+    "get_field",
+]
 
 DatasetFormat = Literal["jsonl", "json", "csv", "yaml"]
 _SUFFIXES: dict[str, DatasetFormat] = {
@@ -30,6 +40,17 @@ _SUFFIXES: dict[str, DatasetFormat] = {
     ".yaml": "yaml",
     ".yml": "yaml",
 }
+
+
+class SplitSpec(BaseModel):
+    """A fixed development/report split: example selection and distillation use ``dev`` items only, so
+    the figures reported on ``report`` items never saw them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    part: Literal["dev", "report"]
+    report_fraction: float = Field(default=0.5, gt=0, lt=1)
+    seed: int = 0
 
 
 class DatasetSpec(BaseModel):
@@ -47,6 +68,14 @@ class DatasetSpec(BaseModel):
     inputs: dict[str, str] | None = None
     expected: str | None = None
     limit: int | None = Field(default=None, ge=1)
+    split: SplitSpec | None = None
+
+
+def in_report_part(item_id: str, split: SplitSpec) -> bool:
+    """Whether ``item_id`` falls in the report part: a hash of the seed and the id, so the split is stable
+    however the file is ordered or extended."""
+    digest = hashlib.sha256(f"{split.seed}:{item_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < split.report_fraction
 
 
 @dataclass(frozen=True)
@@ -128,10 +157,7 @@ def _rows(path: Path, fmt: DatasetFormat) -> Iterator[tuple[dict[str, Any], int 
     else:
         from promptkit.prompts import load_yaml
 
-        try:
-            data, lines = load_yaml(text, str(path))
-        except PromptkitError as exc:
-            raise EvalError(exc.message, location=exc.location) from None
+        data, lines = load_yaml(text, str(path), EvalError)
         if not isinstance(data, list):
             raise EvalError("a YAML dataset must be a list of mappings", location=lines.where(()))
         for index, row in enumerate(data):
@@ -167,6 +193,8 @@ def load_dataset(spec: DatasetSpec, *, base: Path | None = None) -> list[Item]:
                 ) from None
         else:
             item_id = str(index)
+        if spec.split is not None and in_report_part(item_id, spec.split) != (spec.split.part == "report"):
+            continue
         if item_id in seen:
             raise EvalError(f"duplicate item id {item_id!r} (first at {seen[item_id]})", location=where)
         seen[item_id] = where

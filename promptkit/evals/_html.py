@@ -19,7 +19,7 @@ from typing import Any
 
 from promptkit.errors import EvalError
 from promptkit.evals._ab import ABReport, metric_value, result_failed
-from promptkit.evals._log import EvalLog, ItemResult
+from promptkit.evals._eval_log import EvalLog, ItemResult
 from promptkit.evals._pairwise import PairwiseJudgement, PairwiseReport
 from promptkit.evals._report import (
     ItemRow,

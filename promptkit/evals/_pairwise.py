@@ -38,8 +38,8 @@ from promptkit.errors import (
     OutputValidationError,
     RoutingError,
 )
-from promptkit.evals._log import EvalLog, ItemResult
-from promptkit.evals._scorers import PairwiseJudge, PairwiseVerdict
+from promptkit.evals._eval_log import EvalLog, ItemResult
+from promptkit.evals._judge_scorers import PairwiseJudge, PairwiseVerdict
 from promptkit.evals._stats import holm, mcnemar_exact, required_pairs_mcnemar
 
 __all__ = [

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from promptkit.evals._ab import ABReport, PairComparison, ThresholdCheck, metric_value, result_failed
-from promptkit.evals._log import EvalLog, ItemResult
+from promptkit.evals._eval_log import EvalLog, ItemResult
 from promptkit.evals._pairwise import PairwiseComparison, PairwiseJudgement, PairwiseReport
 
 if TYPE_CHECKING:

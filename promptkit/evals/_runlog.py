@@ -18,18 +18,19 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pydantic_core
 
 from promptkit.errors import EvalError
-from promptkit.evals._log import EvalLog, ItemResult, ResultKey
+from promptkit.evals._eval_log import EvalLog, ItemResult, ResultKey
 
 __all__ = [
     "RunLog",
     "BatchCommitter",
     "run_log_path",
     "find_run_log",
+    "record_location",
     "RUNS_FOLDER",
     "COMMIT_INTERVAL_S",
     "COMMIT_BATCH",
@@ -63,13 +64,34 @@ def run_log_path(run_id: str, *, state_dir: Path, out: Path | None = None) -> Pa
     return folder / f"{run_id}.sqlite"
 
 
+def _pointer(run_id: str, state_dir: Path) -> Path:
+    return state_dir / RUNS_FOLDER / f"{run_id}.location"
+
+
+def record_location(run_id: str, log_path: Path, *, state_dir: Path) -> None:
+    """Note in the state dir where a run log placed elsewhere (next to ``--out``) lives, for ``--resume``."""
+    pointer = _pointer(run_id, state_dir)
+    try:
+        pointer.parent.mkdir(parents=True, exist_ok=True)
+        pointer.write_text(str(log_path.resolve()) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise EvalError(f"cannot record where the run log is: {exc}", location=str(pointer)) from None
+
+
 def find_run_log(ref: str | Path, *, state_dir: Path, out: Path | None = None) -> Path:
-    """The run log of ``ref``: a path to a .sqlite file, or a run id looked up next to ``out`` and in the state dir."""
+    """The run log of ``ref``: a path to a .sqlite file, or a run id looked up next to ``out``, in the state dir,
+    and where the state dir's note says a run started with ``--out`` put it."""
     direct = Path(ref)
     if direct.suffix == ".sqlite" and direct.is_file():
         return direct
     candidates = [run_log_path(str(ref), state_dir=state_dir, out=out)] if out is not None else []
     candidates.append(run_log_path(str(ref), state_dir=state_dir))
+    pointer = _pointer(str(ref), state_dir)
+    if "/" not in str(ref) and pointer.is_file():
+        try:
+            candidates.append(Path(pointer.read_text(encoding="utf-8").strip()))
+        except OSError:
+            pass
     for candidate in candidates:
         if candidate.is_file():
             return candidate
@@ -178,6 +200,15 @@ class RunLog:
         if finished:
             update["finished_at"] = time.time()
         self.write_header(header.model_copy(update=update))
+
+    def write_options(self, options: dict[str, Any]) -> None:
+        """How the run was started (its suite overrides, its ``--out``), so a resume needs only the run id."""
+        self._put("options", json.dumps(options, sort_keys=True))
+
+    def options(self) -> dict[str, Any]:
+        text = self._get("options")
+        value = json.loads(text) if text else {}
+        return value if isinstance(value, dict) else {}
 
     def update_header(self, **fields: object) -> EvalLog:
         """Change header fields; returns the new header."""

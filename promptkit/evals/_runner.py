@@ -27,11 +27,11 @@ from pydantic import BaseModel
 
 import promptkit.tracing as tracing
 from promptkit.backends import Backend, run_sync
-from promptkit.errors import EvalError, InputValidationError, PromptkitError
+from promptkit.errors import ConfigError, EvalError, InputValidationError, PromptkitError
 from promptkit.evals._dataset import Item
-from promptkit.evals._log import Aggregate, AttemptInfo, EvalLog, ItemResult, Score, VariantInfo
+from promptkit.evals._eval_log import Aggregate, AttemptInfo, EvalLog, ItemResult, Score, VariantInfo
 from promptkit.evals._passk import pass_at_k_array
-from promptkit.evals._runlog import BatchCommitter, RunLog, find_run_log, run_log_path
+from promptkit.evals._runlog import BatchCommitter, RunLog, find_run_log, record_location, run_log_path
 from promptkit.evals._scorers import Generation, Scorer, ScorerEnv
 from promptkit.evals._suite import Suite, VariantSpec, load_suite
 from promptkit.evals._tracing import run_attributes, trace_item
@@ -41,6 +41,7 @@ from promptkit.routing import Deployment, Router, Tier
 
 if TYPE_CHECKING:
     from promptkit.evals._ab import ThresholdCheck
+    from promptkit.evals._ray import RayOptions, RaySession
 
 __all__ = [
     "run_suite",
@@ -135,9 +136,10 @@ class _Runner:
         backends: Mapping[str, Backend],
         cache: Any,
         ledger: Any,
-        run_log: RunLog,
+        run_log: RunLog | None,
         run_id: str,
         progress: bool,
+        ray: RaySession | None = None,
     ) -> None:
         from promptkit.generation import current_config, resolve_cache, resolve_ledger
 
@@ -151,6 +153,7 @@ class _Runner:
         self.run_id = run_id
         self.ledger_run = f"eval-{run_id}"
         self.show_progress = progress
+        self.ray = ray  # None: every unit runs here; else the Ray session that runs them on a cluster
         self.scorers: list[Scorer] = suite.build_scorers(
             ScorerEnv(
                 backends=backends,
@@ -233,8 +236,8 @@ class _Runner:
                 stop=variant.spec.stop,
                 seed=derive_seed(self.spec.seed, item.id, unit.repeat),
             )
-        except EvalError:
-            raise
+        except (EvalError, ConfigError):
+            raise  # a broken suite or setup (a missing API key) fails every item alike: stop at once
         except PromptkitError as exc:
             attempts = list(getattr(exc, "attempts", None) or [])
             raw = next((a.raw_output for a in reversed(attempts) if getattr(a, "raw_output", None)), None)
@@ -314,6 +317,9 @@ class _Runner:
 
     # -- the run --------------------------------------------------------------------------------------------
 
+    def unit(self, item: Item, variant_index: int, repeat: int) -> _Unit:
+        return _Unit(item, self.variants[variant_index], repeat)
+
     def units(
         self, items: Sequence[Item], model: str, done: set[tuple[str, str, str, int]]
     ) -> Iterator[_Unit]:
@@ -336,7 +342,10 @@ class _Runner:
         ):
             try:
                 for model in models:
-                    await self.run_model(items, model, done, committer, bar)
+                    if self.ray is not None:
+                        await self.ray.run_model(self, items, model, done, committer, bar)
+                    else:
+                        await self.run_model(items, model, done, committer, bar)
             except BaseException:
                 # Keep what finished (Ctrl-C, a failed scorer...); the error in flight is the one to report.
                 with contextlib.suppress(Exception):
@@ -457,6 +466,11 @@ class _Progress:
         if self._bar is not None:
             self._bar.update(self._task, description=text)
 
+    def note(self, text: str) -> None:
+        """A line above the bar (a retried item, the cluster in use); nothing without a bar."""
+        if self._bar is not None:
+            self._bar.console.print(text)
+
     def advance(self, cost: float) -> None:
         if self._bar is not None:
             self._bar.update(self._task, advance=1, cost=cost)
@@ -492,6 +506,18 @@ def _header(suite: Suite, runner: _Runner, run_id: str, suite_hash: str) -> Eval
     )
 
 
+def _recorded_overrides(suite: Suite, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The overrides as the run log keeps them: only those given, the data file made absolute."""
+    out: dict[str, Any] = {}
+    for key, value in (overrides or {}).items():
+        if key not in ("models", "limit", "data"):
+            raise EvalError(f"unknown suite override {key!r} (models, limit, data)", location=suite.name)
+        if value is None or (key == "models" and not value):
+            continue
+        out[key] = list(value) if key == "models" else str(Path(value).resolve()) if key == "data" else value
+    return out
+
+
 async def arun_suite(
     suite: Suite | str | Path,
     *,
@@ -503,13 +529,19 @@ async def arun_suite(
     cache: Any = None,
     ledger: Any = True,
     state_dir: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    ray: RayOptions | str | bool | None = None,
 ) -> EvalLog:
     """Run ``suite`` (a Suite or a YAML path) and return its :class:`EvalLog`; write it to ``out`` if given.
 
-    ``resume``: a run id (or run-log path) whose finished results are kept and not redone.
+    ``resume``: a run id (or run-log path) whose finished results are kept and not redone. A resumed run
+    reuses the ``overrides`` and ``out`` it was started with unless new ones are given.
     ``backends`` maps a model name of the suite to a ready Backend (scripted, function, a shared server).
     ``cache``: None follows the suite's ``cache:``; True/False or an ExactCache override it.
-    The run log is ``<state_dir>/evals/<run_id>.sqlite``, or next to ``out``.
+    ``overrides``: ``models``, ``limit``, ``data`` for :meth:`Suite.with_overrides`, recorded in the run log.
+    ``ray``: run the items on a Ray cluster (True or "" for a local one, an address, or a ``RayOptions``);
+    the run log, the results and the report are the same as a local run's.
+    The run log is ``<state_dir>/evals/<run_id>.sqlite``, or next to ``out`` (noted in the state dir).
     """
     if not isinstance(suite, Suite):
         suite = load_suite(suite)
@@ -517,29 +549,54 @@ async def arun_suite(
 
     out_path = Path(out) if out is not None else None
     state = Path(state_dir) if state_dir is not None else current_config().state_dir
-    suite_hash = suite.hash
+    given = _recorded_overrides(suite, overrides)
     if resume is not None:
         log_path = find_run_log(resume, state_dir=state, out=out_path)
         run_log = RunLog(log_path)
         header = run_log.header()
         if header is None:
+            run_log.close()
             raise EvalError("the run log has no header: it is not an eval run", location=str(log_path))
+        recorded = run_log.options()
+        applied = given if overrides is not None else dict(recorded.get("overrides") or {})
+        if applied:
+            suite = suite.with_overrides(**applied)
+        if out_path is None and recorded.get("out"):
+            out_path = Path(recorded["out"])  # the resumed run rewrites the log it was started to write
+        suite_hash = suite.hash
         if header.suite_hash != suite_hash:
             run_log.close()
+            started = ", ".join(f"{k}={v}" for k, v in sorted((recorded.get("overrides") or {}).items()))
             raise EvalError(
                 f"the suite or its dataset changed since run {header.run_id!r}; "
-                "resuming would mix results of two different evals",
+                "resuming would mix results of two different evals"
+                + (f" (it was started with {started})" if started else ""),
                 location=str(suite.path or suite.name),
             )
         the_run = header.run_id
     else:
+        if given:
+            suite = suite.with_overrides(**given)
+        suite_hash = suite.hash
         the_run = run_id or new_eval_run_id(suite.name)
         log_path = run_log_path(the_run, state_dir=state, out=out_path)
         if log_path.exists():
             raise EvalError(f"run {the_run!r} already exists; resume it instead", location=str(log_path))
         run_log = RunLog(log_path)
+        run_log.write_options(
+            {"overrides": given, "out": str(out_path.resolve()) if out_path is not None else None}
+        )
+        if out_path is not None:
+            record_location(the_run, log_path, state_dir=state)
         header = None
+    session: RaySession | None = None
     try:
+        if ray is not None and ray is not False:
+            from promptkit.evals._ray import RaySession
+
+            session = RaySession.start(
+                ray, backends=backends or {}, cache=cache, ledger=ledger, progress=progress
+            )
         runner = _Runner(
             suite,
             backends=backends or {},
@@ -548,6 +605,7 @@ async def arun_suite(
             run_log=run_log,
             run_id=the_run,
             progress=progress,
+            ray=session,
         )
         items = suite.items()
         runner.check_inputs(items)
@@ -573,6 +631,8 @@ async def arun_suite(
             run_log.write_json(out_path)
         return header.model_copy(update={"results": results})
     finally:
+        if session is not None:
+            session.close()
         run_log.close()
 
 
@@ -582,10 +642,31 @@ def run_suite(
     out: str | Path | None = None,
     resume: str | Path | None = None,
     progress: bool = True,
-    **kwargs: Any,
+    backends: Mapping[str, Backend] | None = None,
+    run_id: str | None = None,
+    cache: Any = None,
+    ledger: Any = True,
+    state_dir: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    ray: RayOptions | str | bool | None = None,
 ) -> EvalLog:
-    """The synchronous form of :func:`arun_suite` (works inside a running event loop too)."""
-    log: EvalLog = run_sync(arun_suite(suite, out=out, resume=resume, progress=progress, **kwargs))
+    """The synchronous form of :func:`arun_suite`, with the same arguments (works inside a running event loop
+    too)."""
+    log: EvalLog = run_sync(
+        arun_suite(
+            suite,
+            out=out,
+            resume=resume,
+            progress=progress,
+            backends=backends,
+            run_id=run_id,
+            cache=cache,
+            ledger=ledger,
+            state_dir=state_dir,
+            overrides=overrides,
+            ray=ray,
+        )
+    )
     return log
 
 
@@ -602,10 +683,29 @@ def describe_gate(check: ThresholdCheck) -> str:
     return f"{check.name} of variant {check.variant!r} is {value}, needs {op} {check.limit:g}"
 
 
-def assert_suite(suite: Suite | str | Path, **kwargs: Any) -> EvalLog:
-    """Run ``suite`` and raise ``AssertionError`` listing every CI gate that failed; return the log."""
-    kwargs.setdefault("progress", False)
-    log = run_suite(suite, **kwargs)
+def assert_suite(
+    suite: Suite | str | Path,
+    *,
+    out: str | Path | None = None,
+    progress: bool = False,
+    backends: Mapping[str, Backend] | None = None,
+    cache: Any = None,
+    ledger: Any = True,
+    state_dir: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> EvalLog:
+    """Run ``suite`` (arguments as :func:`run_suite`) and raise ``AssertionError`` listing every CI gate that
+    failed; return the log."""
+    log = run_suite(
+        suite,
+        out=out,
+        progress=progress,
+        backends=backends,
+        cache=cache,
+        ledger=ledger,
+        state_dir=state_dir,
+        overrides=overrides,
+    )
     failed = failed_gates(log)
     if failed:
         raise AssertionError(f"suite {log.suite!r}: " + "; ".join(describe_gate(c) for c in failed))

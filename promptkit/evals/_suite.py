@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from promptkit.errors import EvalError, PromptkitError
 from promptkit.evals._dataset import DatasetSpec, Item, load_dataset
 from promptkit.evals._scorers import Scorer, ScorerEnv, _FieldError, build_scorer
-from promptkit.prompts import ExampleSelection, Template
+from promptkit.prompts import Document, ExampleSelection, LineMap, Template, raise_validation, read_document
 
 __all__ = ["VariantSpec", "SuiteSpec", "Suite", "load_suite", "GATES"]
 
@@ -51,6 +51,8 @@ class VariantSpec(BaseModel):
     temperature: float | None = Field(default=None, ge=0)
     max_tokens: int | None = Field(default=None, ge=1)
     stop: list[str] | None = None  # e.g. the closing fence of a prefilled code block
+    # A few-shot bank file (promptkit distill) whose examples replace the template's own.
+    example_bank: str | None = Field(default=None, min_length=1)
 
     def options(self) -> dict[str, Any]:
         return self.model_dump(exclude={"name", "template"}, exclude_none=True, exclude_defaults=True)
@@ -93,7 +95,7 @@ class Suite:
         *,
         path: Path | None = None,
         base_dir: Path | None = None,
-        lines: Any = None,
+        lines: LineMap | None = None,
         text: str | None = None,
     ) -> None:
         self.spec = spec
@@ -110,7 +112,7 @@ class Suite:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, base_dir: Path | str | None = None) -> Suite:
         """A suite from plain data (what a YAML file holds); errors name the field."""
-        return cls(_validate(dict(data), None, None), base_dir=Path(base_dir) if base_dir else None)
+        return cls(_validate(Document(dict(data), "suite")), base_dir=Path(base_dir) if base_dir else None)
 
     @property
     def name(self) -> str:
@@ -138,11 +140,9 @@ class Suite:
 
     def where(self, *path: Any) -> str:
         """``file:line: field`` for a position in the suite document."""
-        field = _dotted(path)
-        if self._lines is not None and self.path is not None:
-            return f"{self._lines.where(tuple(path))}: {field}" if field else self._lines.where(tuple(path))
-        source = str(self.path) if self.path else f"suite {self.spec.name!r}"
-        return f"{source}: {field}" if field else source
+        if self.path is None:
+            return Document(None, f"suite {self.spec.name!r}").where(path)
+        return Document(None, str(self.path), self._lines).where(path)
 
     def _check(self) -> None:
         spec = self.spec
@@ -153,7 +153,9 @@ class Suite:
                     f"duplicate variant name {name!r}", location=self.where("variants", index, "name")
                 )
         for index, variant in enumerate(spec.variants):
-            self.template(variant, index)
+            # A bank that does not exist yet (`promptkit distill` builds it from this very suite) is checked
+            # when the variant runs; one that exists is checked now.
+            self.template(variant, index, bank=self._bank_path(variant.example_bank).exists())
             if isinstance(variant.examples, str):
                 try:
                     ExampleSelection.parse(variant.examples)
@@ -183,9 +185,11 @@ class Suite:
 
     # -- parts --------------------------------------------------------------------------------------------
 
-    def template(self, variant: VariantSpec, index: int | None = None) -> Template:
+    def template(self, variant: VariantSpec, index: int | None = None, *, bank: bool = True) -> Template:
         """The variant's template: a name on the search path, or a YAML file relative to the suite."""
-        found = self._templates.get(variant.template)
+        bank_path = variant.example_bank if bank else None
+        key = f"{variant.template}\0{bank_path or ''}"
+        found = self._templates.get(key)
         if found is not None:
             return found
         if index is None:
@@ -200,8 +204,29 @@ class Suite:
                 found = template_for(variant.template)
         except PromptkitError as exc:
             raise EvalError(str(exc), location=self.where("variants", index, "template")) from None
-        self._templates[variant.template] = found
+        if bank_path is not None:
+            found = self._with_bank(found, bank_path, index)
+        self._templates[key] = found
         return found
+
+    def _bank_path(self, bank: str | None) -> Path:
+        path = Path(bank or "").expanduser()
+        return path if path.is_absolute() else self.base_dir / path
+
+    def _with_bank(self, template: Template, bank_path: str, index: int) -> Template:
+        from promptkit.evals._bank import load_bank
+
+        path = self._bank_path(bank_path)
+        if not path.exists():
+            raise EvalError(
+                f"no few-shot bank at {path} (build it with `promptkit distill`)",
+                location=self.where("variants", index, "example_bank"),
+            )
+        bank = load_bank(path)
+        try:
+            return template.with_examples(bank.examples, source=str(path))
+        except PromptkitError as exc:
+            raise EvalError(exc.message, location=exc.location or str(path)) from None
 
     def build_scorers(self, env: ScorerEnv | None = None) -> list[Scorer]:
         env = env or ScorerEnv(base_dir=self.base_dir)
@@ -228,7 +253,8 @@ class Suite:
 
     @property
     def hash(self) -> str:
-        """sha256 of the suite text and the dataset bytes: a resumed run must see the same of both."""
+        """sha256 of the suite text, the dataset bytes and the few-shot banks the variants use: a resumed run
+        must see the same of all three."""
         digest = hashlib.sha256(self._text.encode())
         try:
             with self.dataset_path().open("rb") as handle:
@@ -238,6 +264,10 @@ class Suite:
             raise EvalError(
                 f"cannot read the dataset: {exc.strerror}", location=self.where("dataset", "path")
             ) from None
+        for bank in sorted({v.example_bank for v in self.spec.variants if v.example_bank}):
+            path = self._bank_path(bank)
+            if path.is_file():  # a bank not built yet is an error when its variant runs
+                digest.update(path.read_bytes())
         return digest.hexdigest()
 
     def model_names(self) -> list[str]:
@@ -246,66 +276,17 @@ class Suite:
         return [f"router:{self.spec.router}"]
 
 
-def _dotted(path: tuple[Any, ...] | list[Any]) -> str:
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _validate(data: Any, lines: Any, source: str | None) -> SuiteSpec:
-    def where(loc: tuple[Any, ...]) -> str:
-        field = _dotted(loc)
-        base = lines.where(loc) if lines is not None else (source or "suite")
-        return f"{base}: {field}" if field else base
-
-    if not isinstance(data, dict):
-        raise EvalError("a suite must be a mapping", location=where(()))
+def _validate(doc: Document) -> SuiteSpec:
+    if not isinstance(doc.data, dict):
+        raise EvalError("a suite must be a mapping", location=doc.where(()))
     try:
-        return SuiteSpec.model_validate(data)
+        return SuiteSpec.model_validate(doc.data)
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        # Union members add their type name to the location; keep only the document's keys.
-        loc = _doc_path(data, tuple(err["loc"]))
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown field"
-        elif err["type"] == "missing":
-            message = "this field is required"
-        raise EvalError(message, location=where(loc)) from None
-
-
-def _doc_path(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """``loc`` without the union-member tags pydantic adds: only the keys and indexes of the document."""
-    out: list[Any] = []
-    node = data
-    for n, part in enumerate(loc):
-        if isinstance(node, dict) and part in node:
-            out.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            out.append(part)
-            node = node[part]
-        elif n == len(loc) - 1 and isinstance(node, dict):
-            out.append(part)  # a missing field
-    return tuple(out)
+        raise_validation(exc, doc, EvalError)
 
 
 def load_suite(path: str | Path) -> Suite:
     """Read and validate a suite YAML file; errors name ``file:line: field``."""
-    from promptkit.prompts import load_yaml
-
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise EvalError(f"cannot read the suite: {exc.strerror or exc}", location=str(path)) from None
-    try:
-        data, lines = load_yaml(text, str(path))
-    except PromptkitError as exc:
-        raise EvalError(exc.message, location=exc.location) from None
-    spec = _validate(data, lines, str(path))
-    return Suite(spec, path=path, lines=lines, text=text)
+    doc = read_document(path, EvalError, what="suite")
+    return Suite(_validate(doc), path=path, lines=doc.lines, text=doc.text)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from promptkit.errors import PromptkitError
-from promptkit.evals._log import EvalLog, ItemResult, VariantInfo
+from promptkit.evals._eval_log import EvalLog, ItemResult, VariantInfo
 
 __all__ = [
     "Turn",

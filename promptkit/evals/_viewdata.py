@@ -28,7 +28,7 @@ from typing import Any
 
 from promptkit.errors import EvalError
 from promptkit.evals._ab import result_failed
-from promptkit.evals._log import EvalLog, ItemResult
+from promptkit.evals._eval_log import EvalLog, ItemResult
 from promptkit.evals._report import format_diff, format_p
 from promptkit.evals._transcript import TranscriptSource, esc, inputs_html, readable, result_html
 

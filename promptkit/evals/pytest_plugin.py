@@ -7,8 +7,9 @@ In a test::
     def test_prompts_still_pass():
         assert_suite("evals/debug.yaml")
 
-Or enable the plugin (``pytest -p promptkit.evals.pytest_plugin --promptkit-evals``): every ``*.yaml``
-suite under ``evals/`` becomes one test per CI gate in its ``thresholds`` (the suite runs once).
+Or enable the plugin (``pytest -p promptkit.evals.pytest_plugin --promptkit-evals evals/``): every ``*.yaml``
+suite under ``evals/`` becomes one test per CI gate in its ``thresholds`` (the suite runs once); YAML files
+there that are not suites (templates, example banks) are left alone.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from promptkit.evals._log import EvalLog
+    from promptkit.evals._eval_log import EvalLog
 
 from promptkit.evals._runner import assert_suite, describe_gate, failed_gates
 
@@ -56,7 +57,19 @@ if pytest is not None:
             file_path.resolve().relative_to(root.resolve())
         except ValueError:
             return None
+        if not _is_suite(file_path):
+            return None  # a template, a bank or other data kept beside the suites
         return SuiteFile.from_parent(parent, path=file_path)
+
+    def _is_suite(path: Path) -> bool:
+        """A suite is a mapping with top-level ``variants`` (templates and banks have none)."""
+        import re
+
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return True  # collected, so that loading it reports the problem
+        return re.search(r"(?m)^variants\s*:", text) is not None
 
     class SuiteFile(pytest.File):
         """One suite file: its gates are the tests; the suite runs once, on the first of them."""

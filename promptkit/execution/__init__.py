@@ -1,7 +1,7 @@
 """Sandboxed execution of untrusted commands, and the verifiers that check a workspace inside it."""
 
 import importlib
-from typing import Any
+import typing
 
 from promptkit.execution._code_answers import (
     DocExample,
@@ -92,7 +92,7 @@ _LAZY = {
 __all__ += list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typing.Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'promptkit.execution' has no attribute {name!r}")

@@ -14,7 +14,7 @@ import tempfile
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from promptkit.execution._sandbox import Limits, arun_sandboxed
 
@@ -23,8 +23,11 @@ __all__ = ["DocExample", "DocstringExamples", "build_program", "docstring_exampl
 _CODE_BLOCK = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\r?\n(.*?)```", re.DOTALL | re.IGNORECASE)
 
 
-def extract_code(text: str, entry_point: str | None = None) -> str:
-    """The code in a model answer: the fenced block defining ``entry_point`` (or the first block), else the text.
+def extract_code(
+    text: str, entry_point: str | None = None, *, block: Literal["first", "last"] = "first"
+) -> str:
+    """The code in a model answer: the first (or ``block="last"``) fenced block defining ``entry_point`` (or
+    the first/last block at all), else the text.
 
     A last block left open (the answer stopped at its closing fence, or ran out of tokens) still counts."""
     from promptkit.prompts import close_open_fence  # here: importing the sandbox stays light (no YAML/Jinja)
@@ -33,10 +36,12 @@ def extract_code(text: str, entry_point: str | None = None) -> str:
     blocks = _CODE_BLOCK.findall(text)
     if not blocks:
         return text
+    if block == "last":
+        blocks.reverse()
     if entry_point:
-        for block in blocks:
-            if re.search(rf"def\s+{re.escape(entry_point)}\s*\(", block):
-                return str(block)
+        for found in blocks:
+            if re.search(rf"def\s+{re.escape(entry_point)}\s*\(", found):
+                return str(found)
     return str(blocks[0])
 
 

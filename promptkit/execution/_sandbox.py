@@ -38,6 +38,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -135,9 +136,15 @@ class SandboxResult:
 
 # --- the in-sandbox programs ------------------------------------------------------------------------
 # Both are real modules (linted and tested) whose source is passed with -c, as the sandbox runs them
-# under -I -S where promptkit cannot be imported.
-_INIT = (Path(__file__).parent / "_sandbox_init.py").read_text(encoding="utf-8")
-_GUARD = _sandbox_guard.bootstrap((Path(__file__).parent / "_sandbox_guard.py").read_text(encoding="utf-8"))
+# under -I -S where promptkit cannot be imported. Read as package resources, as an installed wheel has them.
+
+
+def _module_source(name: str) -> str:
+    return resources.files("promptkit.execution").joinpath(f"{name}.py").read_text(encoding="utf-8")
+
+
+_INIT = _module_source("_sandbox_init")
+_GUARD = _sandbox_guard.bootstrap(_module_source("_sandbox_guard"))
 _STATE_DIRNAME = ".promptkit"  # the executor's state folder, hidden from sandboxed commands
 # Besides the workspace and scratch, the only places the process-mode guard lets Python write.
 _DEV_WRITABLE = ("/dev/null", "/dev/shm", "/dev/tty", "/dev/stdout", "/dev/stderr")

@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from promptkit._plugins import Registry
 from promptkit.errors import ConfigError
 from promptkit.execution._sandbox import Limits, SandboxResult, arun_sandboxed
 
 __all__ = [
     "Verifier",
     "VerifierResult",
+    "VERIFIERS",
     "verifier",
     "get_verifier",
     "verifier_names",
@@ -70,34 +72,45 @@ class Verifier(Protocol):
 
 
 _V = TypeVar("_V", bound=Callable[..., Verifier])
-_REGISTRY: dict[str, Callable[..., Verifier]] = {}
 
 
 def _normal(name: str) -> str:
     return name.strip().lower().replace("_", "-")
 
 
+# Plans name verifiers; third-party ones come through the `promptkit.verifiers` entry points or @verifier.
+VERIFIERS: Registry[Callable[..., Verifier]] = Registry(
+    "verifier",
+    group="promptkit.verifiers",
+    builtins={
+        "python-compile": "promptkit.execution._verifiers:PythonCompile",
+        "json-valid": "promptkit.execution._verifiers:JsonValid",
+        "yaml-valid": "promptkit.execution._verifiers:YamlValid",
+        "ruff": "promptkit.execution._verifiers:Ruff",
+        "pytest": "promptkit.execution._verifiers:Pytest",
+        "command": "promptkit.execution._verifiers:Command",
+        "docstring-examples": "promptkit.execution._verifiers:DocstringExamplesVerifier",
+    },
+    error=ConfigError,
+    normalize=_normal,
+)
+
+
 def verifier(name: str) -> Callable[[_V], _V]:
     """Register a verifier class (or factory) under ``name`` so that specs can refer to it."""
 
     def register(factory: _V) -> _V:
-        _REGISTRY[_normal(name)] = factory
-        return factory
+        return VERIFIERS.register(name, factory)  # type: ignore[return-value]
 
     return register
 
 
 def verifier_names() -> list[str]:
-    return sorted(_REGISTRY)
+    return VERIFIERS.names()
 
 
 def get_verifier(name: str, *, location: str = "verifier spec") -> Callable[..., Verifier]:
-    factory = _REGISTRY.get(_normal(name)) if isinstance(name, str) else None
-    if factory is None:
-        raise ConfigError(
-            f"unknown verifier {name!r}; known: {', '.join(verifier_names())}", location=location
-        )
-    return factory
+    return VERIFIERS.get(name, location=location)
 
 
 def verifier_from_spec(spec: str | Mapping[str, Any], *, location: str = "verifier spec") -> Verifier:
@@ -315,7 +328,6 @@ def _finding_result(v: _Sandboxed, result: SandboxResult, duration: float, noun:
 # --- the verifiers -----------------------------------------------------------------------------------------
 
 
-@verifier("python-compile")
 class PythonCompile(_Sandboxed):
     """Every ``.py`` file under ``paths`` (default: the whole workspace) compiles."""
 
@@ -338,7 +350,6 @@ class PythonCompile(_Sandboxed):
         return _finding_result(self, result, duration, "Python")
 
 
-@verifier("json-valid")
 class JsonValid(_Sandboxed):
     """Every file matching ``glob`` (relative to the workspace; ``**`` recurses) is valid JSON."""
 
@@ -360,7 +371,6 @@ class JsonValid(_Sandboxed):
         return _finding_result(self, result, duration, "JSON")
 
 
-@verifier("yaml-valid")
 class YamlValid(_Sandboxed):
     """Every file matching ``glob`` is valid YAML (safe loader, every document of a stream)."""
 
@@ -386,7 +396,6 @@ class YamlValid(_Sandboxed):
 _RUFF_FINDING = re.compile(r"^.+?:\d+:\d+: \S.*$", re.MULTILINE)
 
 
-@verifier("ruff")
 class Ruff(_Sandboxed):
     """``ruff check`` passes on the workspace (its own ruff configuration applies)."""
 
@@ -453,7 +462,6 @@ _PYTEST_SUMMARY = re.compile(
 _PYTEST_EXIT = {2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests collected"}
 
 
-@verifier("pytest")
 class Pytest(_Sandboxed):
     """``python -m pytest -q -x -p no:cacheprovider [args] [tests]`` passes; the counts are parsed.
 
@@ -553,7 +561,6 @@ class Pytest(_Sandboxed):
         )
 
 
-@verifier("command")
 class Command(_Sandboxed):
     """Any command: passes when it exits 0. A string is split like a shell would (no shell runs)."""
 
@@ -583,7 +590,6 @@ class Command(_Sandboxed):
         return self._result(False, summary, details, duration, returncode=result.returncode)
 
 
-@verifier("docstring-examples")
 class DocstringExamplesVerifier(_Sandboxed):
     """The examples in the docstrings of the top-level functions in ``paths`` (``.py`` files or folders;
     default: the whole workspace) hold: ``>>> f(1)`` / ``2`` and ``f(1) == 2`` forms, each module imported

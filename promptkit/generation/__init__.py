@@ -4,9 +4,22 @@
     result = generate("debug", inputs, router=Router.from_config(), accept=lambda out: bool(out.fix))
     result = generate("debug", inputs, model="cheap", output=MyFix)          # result.output: a MyFix
 
-``repair_loop`` is the one attempt → validate → feedback loop; the executor reuses it for verify-and-repair.
+``run_cascade`` is the one cascade (cheap tier first, check, repair with the errors fed back, escalate), with
+``repair_loop`` as its per-tier loop: generate() runs it with parse + validate + ``accept`` as the check, the
+executor with apply-edits + verify.
 """
 
+from promptkit.generation._cascade import (
+    CascadeSteps,
+    Failed,
+    Passed,
+    Served,
+    Skipped,
+    TierEnded,
+    Try,
+    route_features,
+    run_cascade,
+)
 from promptkit.generation._defaults import (
     current_config,
     reset_defaults,
@@ -31,10 +44,17 @@ __all__ = [
     "resolve_ledger",
     "template_for",
     "Accept",
+    "CascadeSteps",
+    "Failed",
     "Feedback",
     "GenerateResult",
     "LoopAttempt",
     "LoopResult",
+    "Passed",
+    "Served",
+    "Skipped",
+    "TierEnded",
+    "Try",
     "agenerate",
     "check_acceptance",
     "feedback_messages",
@@ -42,5 +62,7 @@ __all__ = [
     "parse_output",
     "repair_loop",
     "reset_defaults",
+    "route_features",
+    "run_cascade",
     "strip_fences",
 ]

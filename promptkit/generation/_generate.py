@@ -1,12 +1,13 @@
-"""``generate()``: render → per tier (cache → call → parse → accept → re-ask) → escalate → record.
+"""``generate()``: render → cascade (per tier: fit → cache → call → parse → accept → re-ask; escalate) → record.
 
-The cascade lives here because it is the repair loop run once per tier: the router supplies the tiers, and
-for each attempt an answer (with budgets, limits, retries and fallbacks applied); this module decides
-whether the answer is good enough.
+The cascade itself is ``_cascade.run_cascade``, shared with the executor; this module supplies its steps for
+one template call: the router gives each attempt an answer (with budgets, limits, retries and fallbacks
+applied), and parsing, validation and ``accept`` decide whether it is good enough.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
@@ -18,8 +19,18 @@ from promptkit.errors import (
     ConfigError,
     ContextBudgetError,
     OutputValidationError,
+    PromptkitError,
     RoutingError,
     TransportError,
+)
+from promptkit.generation._cascade import (
+    Failed,
+    Served,
+    Skipped,
+    TierEnded,
+    Try,
+    route_features,
+    run_cascade,
 )
 from promptkit.generation._defaults import (
     resolve_cache,
@@ -28,7 +39,7 @@ from promptkit.generation._defaults import (
     router_for_model,
     template_for,
 )
-from promptkit.generation._loop import Feedback, repair_loop
+from promptkit.generation._loop import Feedback
 from promptkit.generation._parse import Accept, check_acceptance, feedback_messages, parse_output
 from promptkit.generation._result import GenerateResult
 from promptkit.generation._tracing import traced_generate
@@ -41,13 +52,15 @@ from promptkit.prompts import (
     count_tokens,
     surely_fits,
 )
-from promptkit.routing import Answer, CallContext, Route, RouteFeatures, Router
+from promptkit.routing import Answer, CallContext, Route, Router
 from promptkit.types import trusted_model
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from pydantic import BaseModel
+
+    from promptkit.routing._attempts import Reason
 
 __all__ = ["agenerate", "generate", "answer_room"]
 
@@ -56,17 +69,6 @@ T = TypeVar("T")
 # GenerateRequest fields a caller may set through **kw; anything else goes to request.params.
 _REQUEST_FIELDS = ("top_p", "stop", "seed", "timeout_s")
 _SECRET_WORDS = ("key", "token", "secret", "password", "authorization")
-
-
-def _tags(template: Any) -> tuple[str, ...]:
-    tags = getattr(template, "tags", None)
-    if tags is None:
-        return ()
-    if isinstance(tags, Mapping):
-        groups = tags.values()
-    else:
-        groups = [getattr(tags, "technique", ()) or (), getattr(tags, "task", ()) or ()]
-    return tuple(t for group in groups for t in group)
 
 
 def _request(
@@ -136,7 +138,14 @@ def _input_tokens(rendered: Any, router: Router) -> int:
 
 
 class _Call:
-    """One logical generate() call: the state the per-tier repair loops share."""
+    """One logical generate() call: the cascade's steps and the state they share.
+
+    On entering a tier the prompt is fitted to the tier's context window and a cached answer that still
+    passes is served; an attempt is one router call, the prompt continued with the failed answers and their
+    errors; the check is parse + validate + ``accept``.
+    """
+
+    ends: tuple[type[Exception], ...] = (TransportError,)
 
     def __init__(
         self,
@@ -155,7 +164,6 @@ class _Call:
         self.request = request
         self.base_request = request
         self.refit = refit
-        self.too_long: list[str] = []
         self.output_model: type[BaseModel] | None = template.output_model
         self.router = router
         self.ctx = ctx
@@ -165,6 +173,57 @@ class _Call:
         self.semantic = semantic
         self.location = f"template {template.name!r}"
         self._keys: dict[int, str] = {}  # deployment id -> key: computed once for lookup and store
+
+    # -- the cascade's steps -----------------------------------------------------------------------------
+
+    def attempts(self, route: Route) -> int:
+        # generate(max_attempts=) wins, then the tier's own attempts, then the router's default.
+        return self.max_attempts or self.router.attempts_for(route.tier)
+
+    async def enter(self, route: Route, reason: Reason | None) -> Served[GenerateResult] | Skipped | None:
+        fitted = self.fit(route, reason)
+        if isinstance(fitted, Skipped):
+            return fitted
+        self.request = fitted
+        if self.cache is not None:
+            hit = await self.from_cache(route, reason)
+            if hit is not None:
+                return Served(hit)
+        if self.semantic is not None:  # semantic cache: opt-in, after the exact cache missed
+            hit = await self.semantic.lookup(self, route, reason)
+            if hit is not None:
+                return Served(hit)
+        return None
+
+    async def call(self, attempt: Try) -> Answer:
+        request = self.request
+        if attempt.feedback:
+            messages = _with_turns(request.messages, _feedback_turns(attempt.feedback, self.output_model))
+            request = request.model_copy(update={"messages": messages})
+        return await self.router.call(request, attempt.route, self.ctx, attempt.reason)
+
+    async def check(self, attempt: Try, answer: Answer) -> GenerateResult:
+        try:
+            output = parse_output(answer.text, self.output_model, location=self.location)
+            await check_acceptance(self.accept, output, raw=answer.text, location=self.location)
+        except OutputValidationError as exc:
+            answer.record(self.ctx, outcome="invalid", error=exc.message, accepted=False)
+            raise
+        answer.record(self.ctx, outcome="ok", accepted=True)
+        return self.result(output, answer.text, answer.deployment.name, attempt.route, cached=False)
+
+    def ended(self, end: TierEnded) -> None:
+        pass  # every attempt is already in the ledger; failure() tells the story if no tier passes
+
+    async def run(self, routes: Sequence[Route]) -> GenerateResult:
+        outcome = await run_cascade(self, routes)
+        if isinstance(outcome, Failed):
+            raise self.failure(routes, outcome)
+        if outcome.answer is not None:
+            await self.remember(outcome.route, outcome.answer)
+        return outcome.value
+
+    # -- caches ------------------------------------------------------------------------------------------
 
     def _key(self, route: Route, index: int) -> str:
         deployment = route.tier.deployments[index]
@@ -178,7 +237,7 @@ class _Call:
         self._keys[id(deployment)] = key
         return key
 
-    async def from_cache(self, route: Route) -> GenerateResult | None:
+    async def from_cache(self, route: Route, reason: Reason | None) -> GenerateResult | None:
         """A cached answer for this tier that still validates and passes ``accept``, or None."""
         assert self.cache is not None
         for index, deployment in enumerate(route.tier.deployments):
@@ -186,7 +245,12 @@ class _Call:
             if entry is None:
                 continue
             served = await self.serve_cached(
-                route, deployment.name, entry.response.text, cache="exact", saved=float(entry.cost_usd or 0.0)
+                route,
+                deployment.name,
+                entry.response.text,
+                reason,
+                cache="exact",
+                saved=float(entry.cost_usd or 0.0),
             )
             if served is not None:
                 return served
@@ -197,38 +261,39 @@ class _Call:
         route: Route,
         model: str,
         text: str,
+        reason: Reason | None,
         *,
         cache: Literal["exact", "semantic"],
         saved: float,
         similarity: float | None = None,
     ) -> GenerateResult | None:
         """The result for a cached answer if it validates and passes ``accept`` for this request, else None.
-        Either way the answer is recorded as an attempt; a rejection leaves the next attempt's reason alone."""
+        Either way the answer is recorded as an attempt with ``reason``; after a rejection the real attempt
+        is recorded with the same reason."""
         try:
             output = parse_output(text, self.output_model, location=self.location)
             await check_acceptance(self.accept, output, raw=text, location=self.location)
         except OutputValidationError as exc:
-            # A stale or call-specific rejection: note it, and let the real attempt keep its reason.
-            reason = self.ctx.next_reason
             prefix = "cached answer" if cache == "exact" else "semantic cache answer"
             self.ctx.record(
                 model=model,
                 tier=route.index,
                 tier_name=route.tier.name,
                 outcome="invalid",
+                reason=reason,
                 raw_output=text,
                 error=f"{prefix} rejected: {exc.message}",
                 cache=cache,
                 cache_similarity=similarity,
                 accepted=False,
             )
-            self.ctx.next_reason = reason
             return None
         self.ctx.record(
             model=model,
             tier=route.index,
             tier_name=route.tier.name,
             outcome="cache_hit",
+            reason=reason,
             raw_output=text,
             cache=cache,
             cache_similarity=similarity,
@@ -237,36 +302,22 @@ class _Call:
         )
         return self.result(output, text, model, route, cached=True, saved_usd=saved)
 
-    async def on_tier(self, route: Route) -> tuple[Answer, Any]:
-        """Run the repair loop on one tier; raises AttemptsExhausted or TransportError when it cannot."""
-        base = self.request
+    async def remember(self, route: Route, answer: Answer) -> None:
+        """Store an accepted answer in the exact cache (and the semantic one when it is on)."""
+        if self.cache is not None:
+            index = route.tier.deployments.index(answer.deployment)
+            # Sync on purpose: one small WAL insert costs less than a hop to a worker thread.
+            self.cache.set(
+                self._key(route, index),
+                answer.response,
+                template=self.template.name,
+                model=answer.deployment.name,
+                cost_usd=answer.cost_usd,
+            )
+        if self.semantic is not None:
+            await self.semantic.store(self, answer)
 
-        async def attempt(feedback: tuple[Feedback, ...]) -> Answer:
-            request = base
-            if feedback:
-                messages = _with_turns(base.messages, _feedback_turns(feedback, self.output_model))
-                request = base.model_copy(update={"messages": messages})
-            return await self.router.call(request, route, self.ctx)
-
-        async def validate(answer: Answer) -> tuple[Answer, Any]:
-            try:
-                output = parse_output(answer.text, self.output_model, location=self.location)
-                await check_acceptance(self.accept, output, raw=answer.text, location=self.location)
-            except OutputValidationError as exc:
-                answer.record(self.ctx, outcome="invalid", error=exc.message, accepted=False)
-                self.ctx.next_reason = "reask"
-                raise
-            answer.record(self.ctx, outcome="ok", accepted=True)
-            return answer, output
-
-        result = await repair_loop(
-            attempt,
-            validate,
-            max_attempts=self.max_attempts or self.router.attempts_for(route.tier),
-            subject=f"answer from tier {route.tier.name!r}",
-            location=self.location,
-        )
-        return result.value
+    # -- results -----------------------------------------------------------------------------------------
 
     def result(
         self, output: Any, text: str, model: str, route: Route, *, cached: bool, saved_usd: float = 0.0
@@ -293,9 +344,9 @@ class _Call:
             },
         )
 
-    def fit(self, route: Route) -> GenerateRequest | None:
+    def fit(self, route: Route, reason: Reason | None) -> GenerateRequest | Skipped:
         """The request for this tier, its prompt fitted to the tier's context window with room for the
-        answer; None (recorded, the cascade moves on) when it cannot fit even after trimming."""
+        answer; Skipped (recorded with ``reason``, the cascade moves on) when it cannot fit even trimmed."""
         base = self.base_request
         deployment = route.tier.primary
         window = _context_window(deployment)
@@ -327,56 +378,20 @@ class _Call:
             tier=route.index,
             tier_name=route.tier.name,
             outcome="too_long",
+            reason=reason,
             error=problem,
             accepted=False,
         )
-        self.ctx.next_reason = "escalation"
-        self.too_long.append(problem)
-        return None
+        return Skipped(ContextBudgetError(problem, location=self.location))
 
-    async def run(self, routes: list[Route]) -> GenerateResult:
-        last: Exception | None = None
-        for route in routes:
-            fitted = self.fit(route)
-            if fitted is None:
-                continue
-            self.request = fitted
-            if self.cache is not None:
-                hit = await self.from_cache(route)
-                if hit is not None:
-                    return hit
-            if self.semantic is not None:  # semantic cache: opt-in, after the exact cache missed
-                hit = await self.semantic.lookup(self, route)
-                if hit is not None:
-                    return hit
-            try:
-                answer, output = await self.on_tier(route)
-            except AttemptsExhausted as exc:
-                self.ctx.next_reason = "escalation"
-                last = exc
-                continue
-            except TransportError as exc:
-                self.ctx.next_reason = "fallback"
-                last = exc
-                continue
-            if self.cache is not None:
-                index = route.tier.deployments.index(answer.deployment)
-                # Sync on purpose: one small WAL insert costs less than a hop to a worker thread.
-                self.cache.set(
-                    self._key(route, index),
-                    answer.response,
-                    template=self.template.name,
-                    model=answer.deployment.name,
-                    cost_usd=answer.cost_usd,
-                )
-            if self.semantic is not None:  # semantic cache: remember the accepted answer
-                await self.semantic.store(self, answer)
-            return self.result(output, answer.text, answer.deployment.name, route, cached=False)
-        raise self.failure(routes, last)
-
-    def failure(self, routes: list[Route], last: Exception | None) -> Exception:
+    def failure(self, routes: Sequence[Route], failed: Failed) -> Exception:
         ctx = self.ctx
         tiers = ", ".join(repr(r.tier.name) for r in routes)
+        # The last tier that was tried (a prompt too long for a tier is no try).
+        last = next(
+            (e.error for e in reversed(failed.ended) if not isinstance(e.error, ContextBudgetError)), None
+        )
+        too_long = [e.error for e in failed.ended if isinstance(e.error, ContextBudgetError)]
         errors = [a.error for a in ctx.attempts if a.error]
         if isinstance(last, AttemptsExhausted) and errors:
             detail = errors[-1]
@@ -386,14 +401,14 @@ class _Call:
             detail = "no attempt was made"
         # One line: the CLI prints str(error) as the whole story.
         detail = detail.replace(":\n- ", ": ").replace("\n- ", "; ").replace("\n", " ")
-        if last is None and self.too_long:
+        if last is None and too_long:
             return ContextBudgetError(
-                f"the prompt fits no tier ({tiers}): {self.too_long[-1]}; use a model with a larger context "
+                f"the prompt fits no tier ({tiers}): {too_long[-1].message}; use a model with a larger context "
                 "window (n_ctx), a smaller max_tokens, or shorter inputs",
                 location=self.location,
             )
         if ctx.answered:
-            error = AttemptsExhausted(
+            error: PromptkitError = AttemptsExhausted(
                 f"no answer passed validation and the acceptance check after {len(ctx.attempts)} attempt(s) "
                 f"on tier(s) {tiers}; last error: {detail}",
                 attempts=list(ctx.attempts),
@@ -430,6 +445,7 @@ async def agenerate(
     examples: Any = None,
     semantic_cache: SemanticCache | bool | None = None,
     feedback: Sequence[Feedback] = (),
+    routes: Sequence[Route] | None = None,
     **kw: Any,
 ) -> GenerateResult[T]: ...
 @overload
@@ -452,6 +468,7 @@ async def agenerate(
     examples: Any = None,
     semantic_cache: SemanticCache | bool | None = None,
     feedback: Sequence[Feedback] = (),
+    routes: Sequence[Route] | None = None,
     **kw: Any,
 ) -> GenerateResult[T]: ...
 @overload
@@ -474,6 +491,7 @@ async def agenerate(
     examples: Any = None,
     semantic_cache: SemanticCache | bool | None = None,
     feedback: Sequence[Feedback] = (),
+    routes: Sequence[Route] | None = None,
     **kw: Any,
 ) -> GenerateResult[Any]: ...
 @traced_generate  # a promptkit.generate span when OpenTelemetry tracing is on (promptkit.tracing)
@@ -496,6 +514,7 @@ async def agenerate(
     examples: Any = None,
     semantic_cache: SemanticCache | bool | None = None,
     feedback: Sequence[Feedback] = (),
+    routes: Sequence[Route] | None = None,
     **kw: Any,
 ) -> GenerateResult[Any]:
     """Render ``template`` with ``inputs``, get an answer that validates and passes ``accept``, and return it.
@@ -516,7 +535,9 @@ async def agenerate(
     the render into that many tokens; other keyword arguments (``top_p``, ``stop``, ``seed``, ``timeout_s``,
     provider parameters) go into the request. ``feedback``: earlier answers and what was wrong with each,
     appended to the prompt as conversation turns, for a caller that checks answers itself (the executor's
-    verifiers): the prompt's prefix stays the same, so a local model reuses its cached state.
+    verifiers): the prompt's prefix stays the same, so a local model reuses its cached state. ``routes``: the
+    tiers to try, in order, for a caller that chose them from ``router`` itself (the executor runs its own
+    cascade and makes each attempt a call on one tier); by default ``router.route()`` picks them.
 
     Raises ``AttemptsExhausted`` (every attempt's raw output and the summed usage) when no tier produced an
     acceptable answer, ``RoutingError`` when every route failed with transport errors, ``BudgetExceeded``
@@ -545,12 +566,8 @@ async def agenerate(
     cache_obj = resolve_cache(cache)
     ledger_obj = resolve_ledger(ledger)
     users = [m.content for m in rendered.messages if m.role == "user"]
-    features = RouteFeatures(
-        template=tpl.name,
-        tags=_tags(tpl),
-        kind=kind,
-        input_tokens=_input_tokens(rendered, router),
-        text=users[-1] if users else None,
+    features = route_features(
+        tpl, kind=kind, input_tokens=_input_tokens(rendered, router), text=users[-1] if users else None
     )
     ctx = CallContext(
         run_id=run_id or router.run_id(ledger_obj),
@@ -582,7 +599,7 @@ async def agenerate(
         max_attempts=per_tier,
         semantic=_Semantic.build(semantic_cache, tpl, inputs or {}),
     )
-    return await call.run(router.route(features))
+    return await call.run(router.route(features) if routes is None else routes)
 
 
 # --- semantic cache ----------------------------------------------------------------------------------------
@@ -610,7 +627,7 @@ class _Semantic:
         users = [m.content for m in call.request.messages if m.role == "user"]
         return users[-1] if users else "\n".join(m.content for m in call.request.messages)
 
-    async def lookup(self, call: _Call, route: Route) -> GenerateResult | None:
+    async def lookup(self, call: _Call, route: Route, reason: Reason | None) -> GenerateResult | None:
         import asyncio
 
         question = self.question(call)
@@ -633,6 +650,7 @@ class _Semantic:
                 route,
                 deployment.name,
                 hit.response.text,
+                reason,
                 cache="semantic",
                 saved=float(hit.cost_usd or 0.0),
                 similarity=hit.similarity,
@@ -693,3 +711,7 @@ def generate(
     """The synchronous form of :func:`agenerate` (works inside a running event loop too); ``output=Invoice``
     makes ``result.output`` an ``Invoice`` (a ``GenerateResult[Invoice]``)."""
     return run_sync(agenerate(template, inputs, output=output, **kwargs))  # type: ignore[no-any-return]
+
+
+# help(generate) and IDEs show agenerate's keyword arguments, which generate passes on unchanged.
+generate.__signature__ = inspect.signature(agenerate)  # type: ignore[attr-defined]

@@ -1,7 +1,7 @@
 """The one repair loop: attempt → validate → feed the error back → attempt again, bounded.
 
-It knows nothing about models or templates, so ``generate()`` uses it for re-asking and the executor reuses it
-for verify-and-repair. ``validate`` signals a bad answer by raising ``OutputValidationError``; any other
+It knows nothing about models or templates: the cascade (``_cascade.run_cascade``) runs it once per tier, for
+``generate()``'s re-asks and the executor's verify-and-repair alike. ``validate`` signals a bad answer by raising ``OutputValidationError``; any other
 exception ends the loop at once and propagates unchanged.
 """
 

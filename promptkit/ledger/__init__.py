@@ -7,7 +7,7 @@ with default_ledger() as ledger:
 """
 
 from promptkit.ledger._ledger import LEDGER_FILE, Ledger, default_ledger
-from promptkit.ledger._models import (
+from promptkit.ledger._rows import (
     OUTCOMES,
     REASONS,
     SUCCESS_OUTCOMES,

@@ -21,7 +21,7 @@ import pydantic_core
 from promptkit._sqlite import BatchWriter, SQLiteFile, current_pid
 from promptkit.config import Config, load_config
 from promptkit.errors import LedgerError
-from promptkit.ledger._models import SUCCESS_OUTCOMES, LedgerEntry, LedgerTotals, RunSummary
+from promptkit.ledger._rows import SUCCESS_OUTCOMES, LedgerEntry, LedgerTotals, RunSummary
 from promptkit.ledger._scrub import scrub_secrets, scrub_value
 
 __all__ = ["Ledger", "LEDGER_FILE", "default_ledger"]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel
 
-from promptkit.ledger._models import LedgerEntry
+from promptkit.ledger._rows import LedgerEntry
 
 __all__ = ["CascadeSavings", "TierUsage", "cascade_savings", "tier_usage"]
 

@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from promptkit.errors import PlanError
-from promptkit.planning._documents import field_path
 from promptkit.planning._naming import SLUG
 from promptkit.planning._paths import path_allowed, path_problem
 from promptkit.planning._spec import Spec
+from promptkit.prompts import field_path, validation_message
 
 if TYPE_CHECKING:
     from rich.tree import Tree
@@ -183,14 +183,7 @@ class Step(BaseModel):
 def _plan_error(exc: ValidationError, where: str, *, skip: int = 0) -> PlanError:
     err = exc.errors(include_url=False)[0]
     loc = [p for p in err["loc"][skip:] if not (isinstance(p, str) and p.startswith("function-"))]
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    if err["type"] == "literal_error":
-        msg = f"must be one of {(err.get('ctx') or {}).get('expected', '').replace(' or ', ', ')}"
-    elif err["type"] == "missing":
-        msg = "is required"
-    elif err["type"] == "extra_forbidden":
-        msg = "is not a known field"
-    return PlanError(f"{field_path(loc) or '(value)'}: {msg}", location=where)
+    return PlanError(f"{field_path(loc) or '(value)'}: {validation_message(err)}", location=where)
 
 
 class Plan(BaseModel):

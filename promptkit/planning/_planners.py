@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -260,7 +260,10 @@ def _workspace_files(spec: AppSpec | TaskSpec) -> str | None:
 
 
 class LLMPlanner:
-    """Asks a model (template ``spec_to_plan``) for the plan; plan validation errors are re-asked."""
+    """Asks a model (template ``spec_to_plan``) for the plan; plan validation errors are re-asked.
+
+    Keyword arguments besides the named ones (``temperature``, ``max_tokens``...) go to each ``generate()``.
+    """
 
     name = "llm"
 
@@ -363,7 +366,10 @@ def _feature_request(spec: AppSpec, feature: Feature, conventions: str) -> str:
 
 
 class HybridPlanner:
-    """The playbook's deterministic skeleton, plus model-planned steps for each feature (on the skeleton)."""
+    """The playbook's deterministic skeleton, plus model-planned steps for each feature (on the skeleton).
+
+    Keyword arguments besides the named ones (``temperature``, ``max_tokens``...) go to each ``generate()``.
+    """
 
     name = "hybrid"
 
@@ -453,13 +459,30 @@ class HybridPlanner:
 _PLANNERS: dict[str, type] = {"playbook": PlaybookPlanner, "llm": LLMPlanner, "hybrid": HybridPlanner}
 
 
-def get_planner(name: str, **kw: Any) -> Planner:
-    """``get_planner("playbook")``, ``get_planner("llm", model="cheap")``, ``get_planner("hybrid", router=r)``."""
+@overload
+def get_planner(name: Literal["playbook"], **options: Any) -> PlaybookPlanner: ...
+@overload
+def get_planner(name: Literal["llm"], **options: Any) -> LLMPlanner: ...
+@overload
+def get_planner(name: Literal["hybrid"], **options: Any) -> HybridPlanner: ...
+@overload
+def get_planner(name: str, **options: Any) -> Planner: ...
+def get_planner(name: str, **options: Any) -> Planner:
+    """The planner named ``name``, built with ``options`` (the keyword arguments of its class):
+
+    - ``"playbook"``: :class:`PlaybookPlanner` (``playbook``, ``search_path``): deterministic, no model.
+    - ``"llm"``: :class:`LLMPlanner` (``model`` or ``router``, ``template``, ``max_steps``, ``max_attempts``,
+      ``available_verifiers``, ``cache``, ``ledger``; any other option goes to each ``generate()`` call).
+    - ``"hybrid"``: :class:`HybridPlanner` (the options of both, with ``max_steps_per_feature``).
+
+    ``get_planner("playbook")``, ``get_planner("llm", model="cheap")``, ``get_planner("hybrid", router=r)``.
+    An unknown name or option is a ``ConfigError``.
+    """
     factory = _PLANNERS.get(name)
     if factory is None:
         raise ConfigError(f"unknown planner {name!r}; one of {', '.join(_PLANNERS)}", location="planner")
     try:
-        planner: Planner = factory(**kw)
+        planner: Planner = factory(**options)
     except TypeError as exc:
         raise ConfigError(f"bad options for planner {name!r}: {exc}", location="planner") from None
     return planner

@@ -37,11 +37,11 @@ from promptkit._package_data import package_data_dir
 from promptkit.config import load_config
 from promptkit.errors import PlanError
 from promptkit.planning._context import spec_context
-from promptkit.planning._documents import Document, raise_validation, read_document
 from promptkit.planning._naming import kebab_case, pluralize, snake_case
 from promptkit.planning._paths import glob_to_regex, is_glob
 from promptkit.planning._plan import Step
 from promptkit.planning._spec import AppSpec, TaskSpec
+from promptkit.prompts import Document, raise_validation, read_document
 
 __all__ = [
     "PLAYBOOK_PATH_ENV",
@@ -317,7 +317,6 @@ def load_playbook(path: Path | str) -> Playbook:
         playbook = Playbook.model_validate(doc.data)
     except ValidationError as exc:
         raise_validation(exc, doc, PlanError)
-        raise  # pragma: no cover
     playbook._source = str(path)
     playbook._lines = _lines_of(doc)
     return playbook

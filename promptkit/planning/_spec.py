@@ -41,10 +41,9 @@ from pydantic import (
     model_validator,
 )
 
-from promptkit.errors import SpecError, TemplateLoadError
-from promptkit.planning._documents import Document, field_path, raise_validation, read_document
+from promptkit.errors import SpecError
 from promptkit.planning._naming import PACKAGE, PASCAL, SLUG, SNAKE, is_python_name, snake_case
-from promptkit.prompts import load_yaml
+from promptkit.prompts import Document, field_path, parse_document, raise_validation, read_document
 
 __all__ = [
     "STACKS",
@@ -434,18 +433,13 @@ def _validate(doc: Document) -> AppSpec | TaskSpec:
         raise SpecError(problem.message, location=doc.where(problem.path)) from None
     except ValidationError as exc:
         raise_validation(exc, doc, SpecError)
-        raise  # pragma: no cover - raise_validation always raises
 
 
 def parse_spec(data: Any, *, source: str = "spec") -> AppSpec | TaskSpec:
     """Validate already-loaded data (a dict, or JSON/YAML text); errors name ``source`` and the field."""
     if isinstance(data, str):
-        try:
-            loaded, lines = load_yaml(data, source)
-        except TemplateLoadError as exc:
-            raise SpecError(exc.message, location=exc.location) from None
-        return _validate(Document(loaded, source, lines))
-    return _validate(Document(data, source, None))
+        return _validate(parse_document(data, source, SpecError))
+    return _validate(Document(data, source))
 
 
 def load_spec(path: Path | str) -> AppSpec | TaskSpec:

@@ -8,10 +8,24 @@ prompt.output_model    # the pydantic model the answer must match, or None for f
 load_template("debug").with_output(MyFix)  # the same prompt answering in a model of your own
 @template(output=Invoice)                  # or a template defined in Python: see promptkit.prompts.template
 class extract_invoice: ...
+
+read_document(path, SpecError)             # the one YAML/JSON reader (planning and evals use it too): every
+                                           # problem is the caller's error class, at file:line: field
 """
 
 from __future__ import annotations
 
+from promptkit.prompts._documents import (
+    Document,
+    LineMap,
+    field_path,
+    load_yaml,
+    parse_document,
+    raise_validation,
+    read_document,
+    validation_message,
+    validation_problem,
+)
 from promptkit.prompts._examples import Example, ExampleSelection, LexicalEmbedder
 from promptkit.prompts._formats import (
     TEXT_FORMATS,
@@ -36,7 +50,6 @@ from promptkit.prompts._registry import (
 from promptkit.prompts._schema import schema_to_model
 from promptkit.prompts._template import RenderedPrompt, Template
 from promptkit.prompts._tokens import approximate_tokens, count_tokens, count_tokens_detailed, surely_fits
-from promptkit.prompts._yaml import LineMap, load_yaml
 
 __all__ = [
     "Template",
@@ -58,6 +71,13 @@ __all__ = [
     "LexicalEmbedder",
     "load_yaml",
     "LineMap",
+    "Document",
+    "read_document",
+    "parse_document",
+    "field_path",
+    "raise_validation",
+    "validation_problem",
+    "validation_message",
     "TextFormat",
     "close_open_fence",
     "FilesAnswer",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, NoReturn, Optional
@@ -147,11 +148,19 @@ def validation_problems(exc: ValidationError) -> list[tuple[str, str]]:
 
 
 def raise_input_error(template: str, exc: ValidationError, fields: Mapping[str, InputField]) -> NoReturn:
+    """Raise InputValidationError for the first problem (a typo'd name first: it explains the rest)."""
     problems = validation_problems(exc)
+    close = {
+        name: difflib.get_close_matches(name, list(fields), n=1, cutoff=0.6)
+        for name, problem in problems
+        if problem == "unknown input"
+    }
+    problems.sort(key=lambda p: not close.get(p[0]))  # stable: otherwise pydantic's order
     field_name, problem = problems[0]
     if problem == "unknown input":
         known = ", ".join(fields) or "none"
-        problem = f"unknown input (the template declares: {known})"
+        hint = f"; did you mean {close[field_name][0]!r}?" if close[field_name] else ""
+        problem = f"unknown input{hint} (the template declares: {known})"
     if len(problems) > 1:
         rest = "; ".join(f"{f}: {p}" for f, p in problems[1:])
         problem = f"{problem}; also {rest}"

@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
 import json
 import keyword
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, get_origin
 
 import jinja2
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from promptkit._plugins import import_ref, split_ref
 from promptkit.errors import ExampleError, OutputSchemaError, TemplateLoadError
+from promptkit.prompts._documents import LineMap, Path_
 from promptkit.prompts._examples import Example, ExampleSelection
 from promptkit.prompts._formats import TEXT_FORMATS, SectionsAnswer, TextFormat, format_for, sections_format
 from promptkit.prompts._inputs import INPUT_TYPES, InputField, build_input_model, validation_problems
 from promptkit.prompts._jinja import RESERVED_NAMES, compile_source
 from promptkit.prompts._output import ANSWER_FIELD, OutputWrapper, output_model_for, output_type_name
 from promptkit.prompts._schema import schema_to_model
-from promptkit.prompts._yaml import LineMap, Path_
 
 __all__ = [
     "MessageSpec",
@@ -302,6 +303,14 @@ def with_output(parsed: ParsedTemplate, output_type: Any) -> ParsedTemplate:
     return _replace_output(ctx, parsed, model, ref)
 
 
+def with_examples(parsed: ParsedTemplate, raw_examples: Sequence[Any], source: str) -> ParsedTemplate:
+    """``parsed`` with ``raw_examples`` (``{"inputs": ..., "output": ...}`` each) instead of its own examples,
+    each checked like the template's own; an error names ``source`` (a few-shot bank file) and the index."""
+    ctx = _Ctx(LineMap(source), parsed.name)
+    replaced = dataclasses.replace(parsed, raw_examples=tuple(raw_examples))
+    return _replace_examples(ctx, replaced, parsed.output_model)
+
+
 def _replace_output(ctx: _Ctx, parsed: ParsedTemplate, model: type[BaseModel], ref: str) -> ParsedTemplate:
     replaced = dataclasses.replace(
         parsed, output_schema=None, output_model_ref=ref, output_model=model, output_pending=False
@@ -513,29 +522,22 @@ def _json_path_to_yaml(json_path: str) -> Path_:
     return tuple(p for p in parts if p)
 
 
-def _split_ref(ctx: _Ctx, ref: str, path: Path_) -> tuple[str, str]:
-    module_name, sep, attr = ref.partition(":")
-    if not sep or not module_name or not attr:
+def _split_ref(ctx: _Ctx, ref: str, path: Path_) -> None:
+    parts = split_ref(ref)
+    if parts is None or parts[1] is None:
         raise OutputSchemaError(
             f"template {ctx.name!r}: output.model {ref!r} must look like 'package.module:Class'",
             location=ctx.where(path),
         )
-    return module_name, attr
 
 
 def _import_model(ctx: _Ctx, ref: str, path: Path_) -> Any:
     """The object ``ref`` names: a pydantic model, or any output type (``Invoices = list[Invoice]``)."""
-    module_name, attr = _split_ref(ctx, ref, path)
+    _split_ref(ctx, ref, path)
     try:
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except Exception as exc:  # noqa: BLE001 - any failure while importing user code is this template's error
-        raise OutputSchemaError(
-            f"template {ctx.name!r}: cannot import output model {ref!r}: {type(exc).__name__}: {exc}",
-            location=ctx.where(path),
-        ) from None
-    return obj
+        return import_ref(ref, what="output model", location=ctx.where(path), error=OutputSchemaError)
+    except OutputSchemaError as exc:  # any failure while importing user code is this template's error
+        raise OutputSchemaError(f"template {ctx.name!r}: {exc.message}", location=exc.location) from None
 
 
 def _parse_example(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import builtins
 import difflib
-import importlib.metadata
 import os
 import re
 import threading
@@ -13,14 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from promptkit._package_data import package_data_dir
+from promptkit._plugins import Registry, import_ref, split_ref
 from promptkit.config import load_config
-from promptkit.errors import PromptkitError, TemplateNotFound
+from promptkit.errors import PromptkitError, TemplateError, TemplateNotFound
 from promptkit.prompts._lint import LintProblem, lint_files
 from promptkit.prompts._template import Template
 
 __all__ = [
     "TemplateRegistry",
     "ENTRY_POINT_GROUP",
+    "TEMPLATE_FOLDERS",
     "builtin_template_dir",
     "default_registry",
     "load_template",
@@ -30,14 +31,49 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "promptkit.templates"
 _SUFFIXES = (".yaml", ".yml")
+_BUILTIN = "promptkit"
 # A top-level `name:` line, read without parsing the whole file so lookups stay cheap.
-_OBJECT_REF = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?$")
 _NAME_LINE = re.compile(r"^name:\s*['\"]?([A-Za-z0-9_-]+)['\"]?\s*(?:#.*)?$", re.MULTILINE)
 
 
 def builtin_template_dir() -> Path:
     """The built-in library, shipped in the package as ``promptkit/templates``."""
     return package_data_dir("templates", TemplateNotFound)
+
+
+def _load_folder(ref: str, what: str, where: str) -> Any:
+    """An entry point's value: a path, or a module (its folder) or an attribute holding a path."""
+    if split_ref(ref) is None:
+        return Path(ref.strip()).expanduser()
+    try:
+        return import_ref(ref, what=what, location=where, error=TemplateError, module_ok=True)
+    except TemplateError:
+        if Path(ref).is_dir():  # a bare folder name looks like a module name
+            return Path(ref)
+        raise
+
+
+# Folders of templates by name: third-party ones through the entry points, the built-in library last.
+TEMPLATE_FOLDERS: Registry[Any] = Registry(
+    "template folder",
+    group=ENTRY_POINT_GROUP,
+    builtins={_BUILTIN: "promptkit.prompts._registry:builtin_template_dir"},
+    error=TemplateError,
+    load=_load_folder,
+)
+
+
+def _folder_of(name: str, obj: Any) -> Path:
+    if isinstance(obj, (str, os.PathLike)):
+        return Path(obj)
+    module_file = getattr(obj, "__file__", None)
+    if module_file:
+        return Path(module_file).parent
+    if callable(obj):  # the built-in library: found (or reported missing) when the search path is built
+        return Path(obj())
+    raise TemplateError(
+        f"{type(obj).__name__} is neither a path nor a module", location=f"entry point {name!r}"
+    )
 
 
 def iter_template_files(root: Path) -> Iterator[Path]:
@@ -62,8 +98,8 @@ class TemplateRegistry:
     """Templates by name from a search path; earlier folders shadow later ones.
 
     Order: ``paths``, then the configured ``template_paths`` (``PROMPTKIT_TEMPLATE_PATH`` first), then the
-    ``promptkit.templates`` entry points, then the built-in library. Files load lazily and are cached
-    until their modification time changes.
+    folders of ``TEMPLATE_FOLDERS`` (``promptkit.templates`` entry points and run-time registrations, by
+    name), then the built-in library. Files load lazily and are cached until their modification time changes.
     """
 
     def __init__(
@@ -88,9 +124,9 @@ class TemplateRegistry:
             roots = list(self._explicit)
             roots += load_config().template_paths
             if self._entry_points:
-                roots += self._entry_point_paths()
+                roots += self._plugin_paths()
             if self._builtin:
-                roots.append(builtin_template_dir())
+                roots.append(_folder_of(_BUILTIN, TEMPLATE_FOLDERS.get(_BUILTIN)))
             seen: set[Path] = set()
             unique = []
             for root in roots:
@@ -102,18 +138,20 @@ class TemplateRegistry:
         return list(self._roots)
 
     def refresh(self) -> None:
-        """Forget the search path (re-read config and environment next time); cached files stay."""
+        """Forget the search path (re-read config, environment and installed plugins next time); cached
+        files stay."""
         self._roots = None
+        TEMPLATE_FOLDERS.forget()
 
-    def _entry_point_paths(self) -> list[Path]:
+    def _plugin_paths(self) -> list[Path]:
         out: list[Path] = []
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        for name in TEMPLATE_FOLDERS.names():
+            if name == _BUILTIN and TEMPLATE_FOLDERS.source(name) == "built-in":
+                continue
             try:
-                out.append(_entry_point_path(ep))
-            except Exception as exc:  # noqa: BLE001 - a broken plugin must not hide the other templates
-                self.errors.append(
-                    LintProblem(f"entry point {ep.name}", None, f"cannot resolve {ep.value!r}: {exc}")
-                )
+                out.append(_folder_of(name, TEMPLATE_FOLDERS.get(name)))
+            except PromptkitError as exc:  # a broken plugin must not hide the other templates
+                self.errors.append(LintProblem(f"entry point {name}", None, exc.message))
         return out
 
     def files(self) -> list[Path]:
@@ -232,25 +270,6 @@ def _has_tag(template: Template, tag: str) -> bool:
     return tag in template.all_tags
 
 
-def _entry_point_path(ep: importlib.metadata.EntryPoint) -> Path:
-    """An entry point's value is a path, or names a module (its folder) or an attribute holding a path."""
-    value = ep.value.strip()
-    if not _OBJECT_REF.match(value):
-        return Path(value).expanduser()
-    try:
-        loaded: Any = ep.load()
-    except ImportError:
-        if Path(value).is_dir():  # a bare folder name looks like a module name
-            return Path(value)
-        raise
-    if isinstance(loaded, (str, os.PathLike)):
-        return Path(loaded)
-    module_file = getattr(loaded, "__file__", None)
-    if module_file:
-        return Path(module_file).parent
-    raise TypeError(f"entry point {ep.name!r} is neither a path nor a module")
-
-
 _DEFAULT: TemplateRegistry | None = None
 _DEFAULT_LOCK = threading.Lock()
 
@@ -267,8 +286,10 @@ def default_registry(*, refresh: bool = False) -> TemplateRegistry:
 
 
 def load_template(name: str) -> Template:
+    """The template called ``name`` on the search path (``TemplateNotFound``, with close names, if none)."""
     return default_registry().get(name)
 
 
 def list_templates(tag: str | None = None) -> list[Template]:
+    """Every template on the search path, or those carrying ``tag``."""
     return default_registry().list(tag)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar, overload
 
@@ -13,7 +13,7 @@ from jinja2.sandbox import SecurityError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from promptkit.errors import PromptkitError, RenderError, TemplateLoadError
-from promptkit.prompts._budget import fit_to_budget
+from promptkit.prompts._documents import LineMap, load_yaml, read_text
 from promptkit.prompts._examples import Example, ExampleSelection, inputs_text, select_examples
 from promptkit.prompts._formats import TextFormat
 from promptkit.prompts._inputs import InputField, raise_input_error
@@ -24,11 +24,12 @@ from promptkit.prompts._loader import (
     ParsedTemplate,
     parse_template,
     resolve_output,
+    with_examples,
     with_output,
 )
 from promptkit.prompts._output import OutputWrapper, output_type_key
+from promptkit.prompts._token_budget import fit_examples, fit_to_budget
 from promptkit.prompts._tokens import count_tokens_detailed
-from promptkit.prompts._yaml import LineMap, load_yaml
 from promptkit.types import Embedder, Message, trusted_model
 
 __all__ = ["Template", "RenderedPrompt"]
@@ -127,15 +128,7 @@ class Template(Generic[OutT]):
     def from_file(cls, path: str | Path, *, output: Any = None) -> Template[Any]:
         """Load a template file; ``output`` (a pydantic model, ``list[Model]``, ``Literal``...) replaces the
         output the file declares (see :meth:`with_output`)."""
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise TemplateLoadError(
-                f"cannot read template: {exc.strerror or exc}", location=str(path)
-            ) from None
-        except UnicodeDecodeError as exc:
-            raise TemplateLoadError(f"not UTF-8 text: {exc.reason}", location=str(path)) from None
+        text = read_text(path, TemplateLoadError, what="template")
         return cls.from_text(text, source=str(path), output=output)
 
     @overload
@@ -146,6 +139,7 @@ class Template(Generic[OutT]):
     def from_text(cls, text: str, *, source: str | None = None, output: Any = None) -> Template[Any]: ...
     @classmethod
     def from_text(cls, text: str, *, source: str | None = None, output: Any = None) -> Template[Any]:
+        """A template from YAML text; ``source`` names it in errors (``source:line``)."""
         data, lines = load_yaml(text, source or "<string>")
         return cls(parse_template(data, lines, output=output))
 
@@ -163,6 +157,7 @@ class Template(Generic[OutT]):
     def from_dict(
         cls, data: Mapping[str, Any], source: str | None = None, *, output: Any = None
     ) -> Template[Any]:
+        """A template from already-parsed data (what a template file holds); errors name ``source``."""
         return cls(parse_template(dict(data), LineMap(source or "<dict>"), output=output))
 
     @overload
@@ -183,6 +178,14 @@ class Template(Generic[OutT]):
             # The template's own output is replaced, so a pending `output: {model: ...}` is never imported.
             found = self._variants.setdefault(key, Template(with_output(self._parsed, output)))
         return found
+
+    def with_examples(
+        self, examples: Sequence[Mapping[str, Any]], *, source: str = "<examples>"
+    ) -> Template[OutT]:
+        """This template with ``examples`` (``{"inputs": {...}, "output": ...}`` each, e.g. a distilled few-shot
+        bank) instead of its own; they are validated like the template's own, and the hash follows them."""
+        parsed = with_examples(self._ready(), [dict(e) for e in examples], source)
+        return Template(parsed)
 
     # ---- identity ----------------------------------------------------------------------------------
 
@@ -355,7 +358,10 @@ class Template(Generic[OutT]):
     # ---- rendering ---------------------------------------------------------------------------------
 
     def validate_inputs(self, inputs: Mapping[str, Any] | None = None, **more_inputs: Any) -> dict[str, Any]:
-        """Checked inputs with defaults filled in; raises InputValidationError naming the field."""
+        """Checked inputs with defaults filled in; raises InputValidationError naming the field.
+
+        Inputs come as a mapping, as keyword arguments (``validate_inputs(code=src)``), or both.
+        """
         if inputs is not None and not isinstance(inputs, Mapping):
             raise RenderError(
                 f"template {self.name!r}: inputs must be a mapping, not {type(inputs).__name__}"
@@ -382,6 +388,9 @@ class Template(Generic[OutT]):
     ) -> RenderedPrompt:
         """Validate ``inputs``, pick examples, render every message; fit ``budget`` tokens if given.
 
+        Inputs come as a mapping, as keyword arguments (``render(language="python", code=src)``), or both.
+        ``examples`` overrides the template's example selection (``"first_k:2"``, an ExampleSelection);
+        ``model`` picks the tokenizer that counts tokens; ``embedder`` ranks examples for ``similar_k``.
         The token count is filled when ``budget`` or ``model`` is given (it costs a tokenizer call).
         """
         if self._parsed.output_pending:
@@ -392,7 +401,7 @@ class Template(Generic[OutT]):
         count: int | None
         if budget is not None:
             if selection.strategy == "fit_budget" and selection.budget is None:
-                chosen = self._fit_examples_to(values, chosen, budget, model)
+                chosen = fit_examples(self, values, chosen, budget, model)
             messages, count, exact, trimmed, chosen = fit_to_budget(self, values, chosen, budget, model)
         else:
             messages = self.render_messages(values, chosen)
@@ -450,25 +459,6 @@ class Template(Generic[OutT]):
             embedder=embedder,
             example_tokens=example_tokens,
         )
-
-    def _fit_examples_to(
-        self, values: dict[str, Any], chosen: list[Example], budget: int, model: str | None
-    ) -> list[Example]:
-        """fit_budget against the render budget: the longest prefix of examples whose render fits."""
-
-        def fits(n: int) -> bool:
-            return count_tokens_detailed(self.render_messages(values, chosen[:n]), model)[0] <= budget
-
-        lo, hi = 0, len(chosen)
-        if fits(hi):
-            return chosen
-        while lo < hi:  # largest n with fits(n); fits(0) may be False, the budget step handles that
-            mid = (lo + hi + 1) // 2
-            if fits(mid):
-                lo = mid
-            else:
-                hi = mid - 1
-        return chosen[:lo]
 
     def render_messages(
         self, values: dict[str, Any], chosen: list[Example], note: str | None = None

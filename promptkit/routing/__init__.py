@@ -11,10 +11,10 @@ or from the ``[router]`` table of promptkit.toml with ``Router.from_config()``. 
 cascade: the cheapest tier whose answer passes validation and the acceptance check wins.
 """
 
-from promptkit.routing._budget import Budget, BudgetTracker, Reservation, Spend
-from promptkit.routing._policy import RetryPolicy, RouteFeatures, Rule, StartTierPolicy
-from promptkit.routing._records import Attempt, CallContext, new_call_id
+from promptkit.routing._attempts import Attempt, CallContext, new_call_id
+from promptkit.routing._cost_budget import Budget, BudgetTracker, Reservation, Spend
 from promptkit.routing._router import Answer, Route, Router, attempt_cost, new_run_id
+from promptkit.routing._rules import RetryPolicy, RouteFeatures, Rule, StartTierPolicy
 from promptkit.routing._tiers import Deployment, Tier
 
 __all__ = [

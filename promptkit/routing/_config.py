@@ -2,7 +2,7 @@
 
     [router]
     tiers = ["cheap", "strong"]          # aliases (or model strings), cheapest first
-    max_attempts_per_tier = 2
+    max_attempts_per_tier = 2            # attempts on a tier (the first + repairs) before escalating
     [router.budget]
     max_usd = 2.0
     max_tokens = 500000
@@ -16,10 +16,25 @@
     base_delay_s = 0.5
     max_delay_s = 8.0
     [router.learned]
-    policy = "policy.json"               # from `promptkit route train`; skips the cheap tier when it would fail
-    threshold = 0.2                      # optional: P(cheap passes) below this starts at `skip_to`
-    skip_to = "strong"                   # optional: default the second tier
+    policy = "policy.json"               # from `promptkit route train`: picks the tier a call starts at
+    cost_weight = 200.0                  # tier policy, optional: λ, quality per dollar (default: the policy's)
+    threshold = 0.2                      # skip policy, optional: P(cheap passes) below this starts at `skip_to`
+    skip_to = "strong"                   # skip policy, optional: default the second tier
     explore = 0.05                       # optional: share of would-be skips that still try the cheap tier
+
+A tier of its own settings is a table; ``[[router.tiers]]`` lists them, cheapest first (plain strings and
+tables may mix in ``tiers = [...]``):
+
+    [[router.tiers]]
+    model = "cheap"                      # the alias (or model string); also the tier's name
+    attempts = 1                         # this tier's attempts, instead of max_attempts_per_tier: 1 = no
+                                         # repairs here, a failed check escalates at once
+    [[router.tiers]]
+    model = "strong"
+
+A tier's ``attempts`` holds in ``generate()`` (unless the call passes ``max_attempts``) and in the executor
+(where it overrides the plan step's ``max_attempts``). Small local models rarely repair their own answer,
+so giving the cheap tier one attempt saves the time of repairs that seldom succeed.
 
 Without ``tiers``, every configured alias not used as a fallback becomes a tier, grouped by its ``tier``
 number (cheapest first); aliases sharing a number serve the same tier in declaration order.
@@ -32,14 +47,20 @@ from typing import Any
 
 from promptkit.config import Config
 from promptkit.errors import ConfigError
-from promptkit.routing._budget import Budget
-from promptkit.routing._policy import RetryPolicy, Rule
+from promptkit.routing._cost_budget import Budget
+from promptkit.routing._rules import RetryPolicy, Rule
 from promptkit.routing._tiers import Deployment, Tier
 
 __all__ = ["router_kwargs"]
 
 _TOP = {"tiers", "max_attempts_per_tier", "budget", "rules", "fallbacks", "retry", "learned"}
-_LEARNED = {"policy": (str,), "threshold": (int, float), "skip_to": (str, int), "explore": (int, float)}
+_LEARNED = {
+    "policy": (str,),
+    "threshold": (int, float),
+    "skip_to": (str, int),
+    "cost_weight": (int, float),
+    "explore": (int, float),
+}
 _BUDGET = {"max_usd": (int, float), "max_tokens": (int,), "default_output_tokens": (int,)}
 _RETRY = {
     "max_retries": (int,),
@@ -48,6 +69,7 @@ _RETRY = {
     "jitter": (int, float),
     "max_retry_after_s": (int, float),
 }
+_TIER = {"model": (str,), "attempts": (int,)}
 _RULE = {
     "tag": (str,),
     "kind": (str,),
@@ -116,13 +138,39 @@ def _fallbacks(config: Config, raw: Any) -> dict[str, list[str]]:
     return out
 
 
-def _tiers(config: Config, router: dict[str, Any], fallbacks: dict[str, list[str]]) -> list[Tier]:
-    if "tiers" in router:
-        names = router["tiers"]
-        if not isinstance(names, list) or not names:
+def _tier_entries(config: Config, raw: Any) -> list[tuple[Any, int | None, str]]:
+    """Each entry of ``tiers``: its model, its own attempts (None: the router's) and where it is written."""
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(
+            "must be a non-empty list of aliases or [[router.tiers]] tables",
+            location=_where(config, "[router].tiers"),
+        )
+    entries: list[tuple[Any, int | None, str]] = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict):
+            entries.append((item, None, f"[router].tiers[{i}]"))  # the alias is checked with the others
+            continue
+        key = f"[[router.tiers]][{i}]"
+        fields = _typed(config, item, _TIER, key)
+        if "model" not in fields:
+            raise ConfigError('needs model = "<alias>"', location=_where(config, key))
+        attempts = fields.get("attempts")
+        if attempts is not None and attempts < 1:
             raise ConfigError(
-                "must be a non-empty list of aliases", location=_where(config, "[router].tiers")
+                f"must be an integer >= 1, got {attempts!r}", location=_where(config, f"{key}.attempts")
             )
+        entries.append((fields["model"], attempts, f"{key}.model"))
+    return entries
+
+
+def _tiers(config: Config, router: dict[str, Any], fallbacks: dict[str, list[str]]) -> list[Tier]:
+    attempts: dict[int, int | None] = {}
+    wheres: dict[int, str] = {}
+    if "tiers" in router:
+        entries = _tier_entries(config, router["tiers"])
+        names = [model for model, _, _ in entries]
+        attempts = {i: n for i, (_, n, _) in enumerate(entries)}
+        wheres = {i: where for i, (_, _, where) in enumerate(entries)}
     else:
         used_as_fallback = {ref for refs in fallbacks.values() for ref in refs}
         candidates = [a for a in config.models.values() if a.name not in used_as_fallback]
@@ -148,10 +196,10 @@ def _tiers(config: Config, router: dict[str, Any], fallbacks: dict[str, list[str
         )
     tiers = []
     for i, name in enumerate(names):
-        deployments = [_deployment(config, name, f"[router].tiers[{i}]")]
+        deployments = [_deployment(config, name, wheres.get(i, f"[router].tiers[{i}]"))]
         for j, ref in enumerate(fallbacks.get(name, [])):
             deployments.append(_deployment(config, ref, f"[router.fallbacks].{name}[{j}]"))
-        tiers.append(Tier(name, deployments))
+        tiers.append(Tier(name, deployments, max_attempts=attempts.get(i)))
     return tiers
 
 

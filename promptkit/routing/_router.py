@@ -1,7 +1,7 @@
 """The router: which tiers a call may use, and one attempt on a tier with budgets, limits, retries and fallbacks.
 
-The quality side of the cascade (validate, re-ask, escalate) is driven by ``generate()``, which owns the
-repair loop; the router owns everything about getting *an* answer out of a tier.
+The quality side of the cascade (check, repair, escalate) is ``promptkit.generation``'s cascade; the router
+owns everything about getting *an* answer out of a tier.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from promptkit.errors import (
 )
 from promptkit.ledger import scrub_secrets
 from promptkit.prompts import count_tokens
-from promptkit.routing._budget import Budget, BudgetTracker, Spend
+from promptkit.routing._attempts import Attempt, CallContext, Reason
+from promptkit.routing._cost_budget import Budget, BudgetTracker, Spend
 from promptkit.routing._limits import LIMITER
-from promptkit.routing._policy import RetryPolicy, RouteFeatures, Rule, StartTierPolicy
-from promptkit.routing._records import Attempt, CallContext, Reason
+from promptkit.routing._rules import RetryPolicy, RouteFeatures, Rule, StartTierPolicy
 from promptkit.routing._tiers import Deployment, Tier
 from promptkit.routing._tracing import answered, open_attempt, trace_route
 from promptkit.types import trusted_model
@@ -71,7 +71,11 @@ class Route:
 
 @dataclass
 class Answer:
-    """What one successful transport attempt returned, before generate() decides whether it is valid."""
+    """What one successful transport attempt returned, before generate() decides whether it is valid.
+
+    ``reason`` is why this attempt happened, recorded with its verdict: the caller's reason, or the router's
+    own (``"retry"``, ``"fallback"``) when transport faults came first.
+    """
 
     response: GenerateResponse
     deployment: Deployment
@@ -80,6 +84,7 @@ class Answer:
     latency_s: float
     # The attempt's trace span while generate() judges the answer: ended by record() (None: tracing off).
     span: Any = None
+    reason: Reason | None = None
 
     @property
     def text(self) -> str:
@@ -97,6 +102,7 @@ class Answer:
             tier=self.route.index,
             tier_name=self.route.tier.name,
             outcome=outcome,
+            reason=self.reason,
             raw_output=self.response.text,
             error=error,
             usage=self.response.usage,
@@ -123,7 +129,7 @@ class Router:
 
     - static ``rules`` pick the starting tier or pin a model from the call's features;
     - the cascade tries each tier from the start with ``max_attempts_per_tier`` attempts (re-asks) before
-      escalating (driven by ``generate()``);
+      escalating, or the tier's own ``max_attempts`` (driven by ``promptkit.generation``'s cascade);
     - transport faults are retried with ``retry`` backoff on the same deployment, then the tier's next
       deployment, then the next tier;
     - ``budget`` caps a run's dollars and tokens, refusing a call before it is sent;
@@ -263,6 +269,7 @@ class Router:
         return any(r.min_input_tokens is not None or r.max_input_tokens is not None for r in self.rules)
 
     def attempts_for(self, tier: Tier) -> int:
+        """The attempts ``tier`` gets before the cascade escalates: its own, else the router-wide default."""
         return tier.max_attempts or self.max_attempts_per_tier
 
     def run_id(self, ledger: Ledger | None = None) -> str:
@@ -317,17 +324,20 @@ class Router:
                     f"no answer within {timeout:g} s", location=f"model {deployment.name!r}"
                 ) from None
 
-    async def call(self, request: GenerateRequest, route: Route, ctx: CallContext) -> Answer:
+    async def call(
+        self, request: GenerateRequest, route: Route, ctx: CallContext, reason: Reason | None = None
+    ) -> Answer:
         """Get one answer from ``route``'s tier, recording every failed try in ``ctx``.
 
-        Transport faults are retried on the same deployment (reason "retry"), then the tier's next deployment
-        is tried (reason "fallback"); when all are spent the last ``TransportError`` is raised so the caller
-        can move to the next tier. A budget refusal raises ``BudgetExceeded``; other backend errors
-        (``ModelRequestError``...) are recorded and raised at once.
+        ``reason`` is why the caller makes this attempt; it goes on the first record. Transport faults are
+        retried on the same deployment (reason "retry"), then the tier's next deployment is tried (reason
+        "fallback"); when all are spent the last ``TransportError`` is raised so the caller can move to the
+        next tier. A budget refusal raises ``BudgetExceeded``; other backend errors (``ModelRequestError``...)
+        are recorded and raised at once. The answer carries the reason its verdict is recorded with.
         """
         tier = route.tier
-        if route.reason is not None and ctx.next_reason is None and not ctx.attempts:
-            ctx.next_reason = route.reason
+        if route.reason is not None and reason is None and not ctx.attempts:
+            reason = route.reason
         last: TransportError | None = None
         policy = self.retry
         budget_on = self.budget.active
@@ -336,7 +346,7 @@ class Router:
             if id(deployment) in ctx.skip:
                 continue
             if tried:
-                ctx.next_reason = "fallback"
+                reason = "fallback"
             tried = True
             resolved = deployment.resolve()
             # A shallow copy without validation: only the model and timeout change, both already typed.
@@ -358,6 +368,7 @@ class Router:
                             tier=route.index,
                             tier_name=tier.name,
                             outcome="budget_refused",
+                            reason=reason,
                             error=str(exc),
                         )
                         raise
@@ -378,14 +389,16 @@ class Router:
                         tier=route.index,
                         tier_name=tier.name,
                         outcome="transport_error",
+                        reason=reason,
                         error=f"{type(exc).__name__}: {exc}",
                         latency_s=latency,
                         span=span,
                     )
                     last = exc
+                    reason = None
                     if retry < policy.max_retries:
                         await self.sleep(policy.delay(retry, exc, self.rand))
-                        ctx.next_reason = "retry"
+                        reason = "retry"
                         continue
                     ctx.skip.add(id(deployment))
                     break
@@ -399,10 +412,15 @@ class Router:
                         tier=route.index,
                         tier_name=tier.name,
                         outcome="error",
+                        reason=reason,
                         error=message,
                         latency_s=latency,
                         span=span,
                     )
+                    if isinstance(exc, ConfigError) and not (exc.location or "").startswith("tier "):
+                        # This tier's setup (a missing API key...): name the tier, as promptkit.toml does.
+                        where = f"tier {tier.name!r}" + (f", {exc.location}" if exc.location else "")
+                        raise ConfigError(exc.message, location=where) from None
                     if isinstance(exc, PromptkitError):
                         raise  # ModelRequestError and the like: retrying elsewhere would not help
                     raise BackendError(
@@ -417,7 +435,7 @@ class Router:
                     response = response.model_copy(update={"compute_s": latency})
                 if span is not None:
                     answered(span, response)
-                return Answer(response, deployment, route, cost, latency, span)
+                return Answer(response, deployment, route, cost, latency, span, reason)
         if last is None:
             raise TransportError(
                 f"every deployment of tier {tier.name!r} already failed in this call",

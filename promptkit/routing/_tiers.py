@@ -20,7 +20,8 @@ class Deployment:
     """One way to serve a tier: a model string/alias or a ready Backend, with optional overrides.
 
     The backend is resolved on first use (resolving may load a model) and then reused. ``concurrency``
-    overrides the in-flight limit (default: 1 for a local model, else the alias' ``concurrency``);
+    overrides the in-flight limit (default: a local model's ``parallel`` slots, 1 unless set, else the
+    alias' ``concurrency``);
     ``timeout_s`` bounds each call; the prices override the alias' when the backend reports no cost.
     """
 
@@ -100,7 +101,9 @@ class Deployment:
     def limit(self) -> int:
         if self.concurrency is not None:
             return self.concurrency
-        return 1 if self.is_local else self.alias.concurrency
+        if self.is_local:  # one call at a time on a GGUF, unless the backend batches (parallel slots)
+            return max(1, int(getattr(self.backend, "parallel", 1)))
+        return self.alias.concurrency
 
     @property
     def prices(self) -> tuple[float | None, float | None]:
@@ -132,7 +135,9 @@ class Deployment:
 class Tier:
     """A rung of the cascade: one or more deployments; the 2nd and later serve when the 1st has transport faults.
 
-    ``max_attempts`` overrides the router's attempts per tier (the re-ask budget on this rung).
+    ``max_attempts`` is this rung's attempts (the first and its repairs) before the cascade escalates: it
+    overrides the router's ``max_attempts_per_tier`` in ``generate()`` and a plan step's ``max_attempts`` in
+    the executor (``attempts`` on a ``[[router.tiers]]`` entry). 1 means no repairs on this tier.
     """
 
     def __init__(

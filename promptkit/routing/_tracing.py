@@ -11,16 +11,73 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import promptkit.tracing as tracing
 from promptkit.ledger import scrub_secrets
 
 if TYPE_CHECKING:
     from promptkit.backends import GenerateRequest, GenerateResponse, ResolvedModel
-    from promptkit.routing._records import Attempt, CallContext
-    from promptkit.routing._router import Route
     from promptkit.routing._tiers import Deployment
+
+
+# What the spans read of a call, a route and an attempt record (routing/_attempts and _router import this
+# module, so it names their shapes instead of importing their classes).
+class CallContext(Protocol):
+    @property
+    def template(self) -> str | None: ...
+    @property
+    def run_id(self) -> str | None: ...
+    @property
+    def call_id(self) -> str | None: ...
+
+
+class _Tier(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class Route(Protocol):
+    @property
+    def index(self) -> int | None: ...
+    @property
+    def tier(self) -> _Tier: ...
+    @property
+    def reason(self) -> str | None: ...
+
+
+class Attempt(Protocol):
+    @property
+    def attempt(self) -> int: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def accepted(self) -> bool | None: ...
+    @property
+    def cost_usd(self) -> float: ...
+    @property
+    def latency_s(self) -> float: ...
+    @property
+    def compute_s(self) -> float | None: ...
+    @property
+    def cache(self) -> str | None: ...
+    @property
+    def saved_usd(self) -> float: ...
+    @property
+    def usage(self) -> Any: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def tier(self) -> int | None: ...
+    @property
+    def tier_name(self) -> str | None: ...
+    @property
+    def raw_output(self) -> str | None: ...
+
 
 __all__ = ["open_attempt", "answered", "end_attempt", "trace_route"]
 

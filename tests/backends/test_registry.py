@@ -44,11 +44,10 @@ class PluginBackend(ScriptedBackend):
 
 @pytest.fixture(autouse=True)
 def clean_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(_registry, "_registered", {})
     monkeypatch.setattr(_registry, "_cache", {})
-    monkeypatch.setattr(_registry, "_plugins", None)
     PluginBackend.built.clear()
-    yield
+    with _registry.BACKENDS.isolated():  # schemes registered by a test, and patched entry points, stay in it
+        yield
 
 
 @pytest.fixture
@@ -223,7 +222,7 @@ def test_entry_point_plugin_is_discovered_and_built_with_from_spec(monkeypatch: 
         assert kwargs == {"group": "promptkit.backends"}
         return [plugin]
 
-    monkeypatch.setattr(_registry.metadata, "entry_points", fake_entry_points)
+    monkeypatch.setattr(metadata, "entry_points", fake_entry_points)
     assert "plug" in _registry.reload_plugins()
     resolved = resolve_model("plug:model-x", Config())
     assert isinstance(resolved.backend, PluginBackend)
@@ -233,9 +232,34 @@ def test_entry_point_plugin_is_discovered_and_built_with_from_spec(monkeypatch: 
 
 def test_entry_point_that_cannot_import_is_backend_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
     broken = metadata.EntryPoint(name="broken", value="no_such_module_xyz:Thing", group="promptkit.backends")
-    monkeypatch.setattr(_registry.metadata, "entry_points", lambda **kw: [broken])
-    with pytest.raises(BackendUnavailable, match="broken"):
+    monkeypatch.setattr(metadata, "entry_points", lambda **kw: [broken])
+    _registry.reload_plugins()
+    with pytest.raises(BackendUnavailable, match="broken") as info:
         resolve_model("broken:x", Config())
+    # The error names the reference and where it was declared.
+    assert "no_such_module_xyz:Thing" in str(info.value) and "promptkit.backends" in str(info.value)
+
+
+def test_builtin_schemes_are_lazy_and_listed_once() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        from promptkit.backends import _registry
+        assert {"local", "litellm", "openai"} <= set(_registry.known_schemes())
+        assert set(_registry.BACKENDS.builtins) == {"local", "litellm", "openai"}
+        print("promptkit.backends._openai_compat" in sys.modules)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"  # listing the schemes imported no backend
+
+
+def test_unknown_scheme_suggests_the_closest() -> None:
+    with pytest.raises(ConfigError, match=r"unknown backend scheme 'litelm' \(did you mean 'litellm'\?\)"):
+        parse_model("litelm:openai/gpt-4o-mini", Config())
 
 
 def test_builtins_work_without_installed_entry_points(
@@ -245,7 +269,7 @@ def test_builtins_work_without_installed_entry_points(
         pytest.skip("llama-cpp-python is not installed")
     from promptkit.backends import LiteLLMBackend, LlamaBackend
 
-    monkeypatch.setattr(_registry.metadata, "entry_points", lambda **kw: [])
+    monkeypatch.setattr(metadata, "entry_points", lambda **kw: [])
     _registry.reload_plugins()
     assert {"local", "litellm"} <= set(_registry.known_schemes())
     remote = resolve_model("litellm:openai/gpt-4o-mini", Config()).backend

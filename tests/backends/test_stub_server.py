@@ -213,3 +213,17 @@ def test_stop_is_idempotent_and_port_needs_a_running_server() -> None:
     stub.stop()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1)
+
+
+def test_the_fault_server_loads_only_when_asked_for() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, promptkit.backends as b\n"
+        "print('promptkit.backends._fault_server' in sys.modules)\n"
+        "b.StubOpenAIServer\n"
+        "print('promptkit.backends._fault_server' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]

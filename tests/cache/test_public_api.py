@@ -46,6 +46,12 @@ def test_cache_all_is_the_documented_api():
         "fit_pair_scorer",
         "fit_protocol_scorer",
         "cross_fitted_outcome",
+        "HeldOut",
+        "MATCH_FEATURES",
+        "PairClassifier",
+        "fit_pair_classifier",
+        "pair_similarities",
+        "split_pairs",
     }
     assert all(hasattr(promptkit.cache, name) for name in promptkit.cache.__all__)
 

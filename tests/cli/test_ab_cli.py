@@ -201,3 +201,38 @@ def test_judge_options_are_checked(tmp_path: Path, capsys, judge_prompts):
     code, _, err = run(capsys, "ab", str(log), "--judge", "pairjudge:v1", "--metric", "bleu")
     assert code == 2 and "metric 'bleu' is not a scorer" in err
     assert judge_prompts == []  # nothing was judged before the bad metric was caught
+
+
+def test_model_option_runs_a_suite_on_that_model(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch):
+    # -m means what it means for `promptkit eval`: the suite names a model that is always wrong by one.
+    from promptkit.backends import FunctionBackend, register_backend
+
+    def adder(target: str, **options: object) -> FunctionBackend:
+        def answer(request) -> str:
+            a, b = (int(x) for x in request.messages[-1].content.split("+"))
+            return str(a + b + (1 if target == "wrong" else 0))
+
+        return FunctionBackend(answer, name=f"abcli-{target}")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PROMPTKIT_HOME", str(tmp_path / "state"))
+    register_backend("abcli", adder)
+    rows = [{"id": f"i{n}", "q": f"{n} + {n}", "a": str(2 * n)} for n in range(6)]
+    (tmp_path / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    variant = "{{name: {0}, template: few_shot, examples: {{strategy: first_k, k: 0}}, inputs: {{instruction: {0}}}}}"
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        "name: ab-model\nvariants:\n"
+        f"  - {variant.format('Add')}\n  - {variant.format('Sum')}\n"
+        'models: ["abcli:wrong"]\n'
+        "dataset: {path: data.jsonl, id_field: id, inputs: {input: q}, expected: a}\n"
+        "scorers:\n  - {type: numeric}\n",
+        encoding="utf-8",
+    )
+    code, out, err = run(capsys, "ab", str(suite), "-m", "abcli:right", "--json", "--markdown", "r.md")
+    assert code == 0, err
+    report = (tmp_path / "r.md").read_text()
+    assert "abcli:right" in report and "abcli:wrong" not in report
+    assert json.loads(out)["comparisons"]
+    code, out, err = run(capsys, "ab", str(suite), "--json", "--markdown", "w.md")
+    assert "abcli:wrong" in (tmp_path / "w.md").read_text()

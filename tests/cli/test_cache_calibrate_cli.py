@@ -62,7 +62,7 @@ def test_calibrate_pairs_writes_config_and_png(tmp_path: Path, capsys: pytest.Ca
     embedder = str(minilm().model_path)
     code, out, err = run(
         capsys, "cache", "calibrate", str(pairs), "--target-false-hit", "0", "--embedder", embedder,
-        "--png", str(tmp_path / "curve.png"), "--write-config", "--json",
+        "--png", str(tmp_path / "curve.png"), "--write-config", "--json", "--held-out", "0",
     )  # fmt: skip
     assert code == 0, err
     result = json.loads(out)
@@ -77,9 +77,10 @@ def test_calibrate_pairs_writes_config_and_png(tmp_path: Path, capsys: pytest.Ca
     png.parent.mkdir()
     code, out, _ = run(
         capsys, "cache", "calibrate", str(pairs), "--target-false-hit", "0", "--embedder", embedder,
-        "--png", str(png), "--write-config",
+        "--png", str(png), "--write-config", "--held-out", "0",
     )  # fmt: skip
     assert code == 0 and "threshold curve" in out and f"threshold {result['threshold']:.3f}" in out
+    assert "no pairs held out" in out  # said plainly when the figures are on the fitted pairs
     flat = " ".join(out.split())  # the console may wrap long paths
     assert f"wrote [cache.semantic] to {tmp_path / 'promptkit.toml'}" in flat
     assert f"curve drawn to {png}" in flat
@@ -108,15 +109,40 @@ def test_bad_pairs_file_is_one_line_naming_the_line(
     assert code != 0 and "bad.jsonl:2" in err and "Traceback" not in err
 
 
-def test_scorer_on_labelled_pairs_is_refused_naming_the_file(
+def test_labelled_pairs_report_held_out_figures_with_progress_and_threads(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pairs = tmp_path / "pairs.jsonl"
-    pairs.write_text("\n".join(json.dumps({"a": a, "b": b, "label": 1}) for a, b in PARAPHRASES))
-    code, out, err = run(capsys, "cache", "calibrate", str(pairs), "--scorer")
-    assert code != 0
-    assert "--scorer" in err and "GPTCache-style" in err and str(pairs) in err
-    assert len(err.strip().splitlines()) == 1
+    import gzip
+
+    from tests.cache.test_calibrate import _lexical_pairs
+
+    pairs = tmp_path / "pairs.jsonl.gz"
+    pairs.write_bytes(gzip.compress("\n".join(json.dumps(r) for r in _lexical_pairs(300)).encode()))
+    (tmp_path / "promptkit.toml").write_text('[state]\ndir = "state"\n')
+    code, out, err = run(
+        capsys, "cache", "calibrate", str(pairs), "--embedder", str(minilm().model_path), "--threads", "1",
+        "--scorer", "--write-config", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    result = json.loads(out)
+    held = result["held_out"]
+    assert result["method"] == "pairs+classifier" and result["classifier"]["version"] == "match-v1"
+    assert held["pairs"] + result["positives"] + result["negatives"] == 300 and held["pairs"] > 50
+    assert set(held) >= {"precision", "hit_rate", "false_hit_rate"} and held["curve"]
+    # Progress: lines on stderr (not a terminal) for each stage, ending at the total.
+    for stage in ("embedding", "features", "fitting", "scoring"):
+        lines = [line for line in err.splitlines() if line.startswith(f"{stage}: ")]
+        assert lines, err
+        done, total = lines[-1].split()[1].split("/")
+        assert done == total, lines  # the last line of each stage is its end
+    settings = semantic_settings(load_config(path=tmp_path / "promptkit.toml"))
+    assert settings.classifier is not None and settings.threshold == pytest.approx(
+        result["threshold"], abs=1e-4
+    )
+    # Human output names the held-out figures.
+    code, out, err = run(capsys, "cache", "calibrate", str(pairs), "--embedder", str(minilm().model_path))
+    assert code == 0, err
+    assert "held out (" in " ".join(out.split()) and "hit rate" in out
 
 
 def test_stats_shows_semantic_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

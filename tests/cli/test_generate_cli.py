@@ -145,3 +145,21 @@ max_attempts_per_tier = 2
     # PROMPTKIT_HOME wins over [state] dir, as everywhere else.
     with Ledger(project / "state" / "ledger.sqlite") as ledger:
         assert ledger.totals(ledger.latest_run()).attempts == 1
+
+
+def test_a_missing_api_key_fails_at_once_naming_the_variable(capsys, project, monkeypatch):
+    pytest.importorskip("litellm")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with StubOpenAIServer(reply={"capital": "Paris"}) as server:
+        config = project / "routing.toml"
+        config.write_text(
+            f'[models.remote]\nmodel = "litellm:openai/stub"\napi_base = "{server.base_url}"\n'
+            '[router]\ntiers = ["remote"]\n',
+            encoding="utf-8",
+        )
+        code = main(["generate", "capital", "--router", str(config), "-i", "country=France"])
+        err = capsys.readouterr().err
+        assert code == 2, err  # a ConfigError, not three transport errors
+        assert "OPENAI_API_KEY" in err and "transport" not in err and len(err.strip().splitlines()) == 1
+        assert "tier 'remote', model 'openai/stub'" in err
+        assert server.request_count == 0

@@ -21,10 +21,12 @@ def test_init_writes_a_config_that_loads_with_the_local_models_as_tiers(tmp_path
         "local:qwen2.5-coder-1.5b",
     ]
     assert all(catalog_entry(m.model.removeprefix("local:")) is not None for m in config.models.values())
-    assert config.router["tiers"] == ["small", "medium"]
+    assert config.router["tiers"] == [{"model": "small", "attempts": 1}, "medium"]
     assert config.models["small"].options["timeout_s"] > 0 and config.models["small"].options["n_ctx"] >= 4096
     router = Router.from_config(config)
     assert [t.name for t in router.tiers] == ["small", "medium"]
+    # The 0.5B's failed answer escalates at once; the 1.5B gets a repair.
+    assert [t.max_attempts for t in router.tiers] == [1, None] and router.max_attempts_per_tier == 2
     text = (tmp_path / "promptkit.toml").read_text()
     assert "# [models.remote]" in text and "api_key_env" in text, "a remote tier to uncomment"
 
@@ -36,3 +38,65 @@ def test_init_does_not_overwrite_without_force(tmp_path: Path) -> None:
     assert (tmp_path / "promptkit.toml").read_text() == "# mine\n"
     assert CliRunner().invoke(cli, ["init", "--dir", str(tmp_path), "--force"]).exit_code == 0
     assert "[models.small]" in (tmp_path / "promptkit.toml").read_text()
+
+
+def test_init_writes_a_sample_bug_that_the_readme_commands_run_on(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    from promptkit.backends import FunctionBackend, register_backend
+    from promptkit.cli import main
+    from promptkit.generation import reset_defaults
+    from promptkit.prompts import load_template
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PROMPTKIT_HOME", str(tmp_path / "state"))
+    assert main(["init"]) == 0
+    assert "bug.yaml" in capsys.readouterr().out
+    inputs = yaml.safe_load((tmp_path / "bug.yaml").read_text())
+    load_template("debug").render(inputs)  # every required input, nothing unknown
+
+    # my_module.py fails the way bug.yaml says, so `--input "error=$(python my_module.py 2>&1 | tail -1)"` works.
+    run = subprocess.run([sys.executable, "my_module.py"], capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode != 0 and run.stderr.strip().splitlines()[-1] == inputs["error"]
+    assert inputs["code"].strip() in (tmp_path / "my_module.py").read_text()
+    code = main(["render", "debug", "--input", "code=@my_module.py", "--inputs", "bug.yaml", "--json"])
+    assert code == 0 and "def average" in capsys.readouterr().out
+
+    # `generate debug --router promptkit.toml --inputs bug.yaml`: the init config's own router, with the two
+    # local models swapped for a function backend (the real ones are not loaded in tests).
+    def fix(request) -> str:
+        assert "ZeroDivisionError" in request.messages[-1].content
+        return (
+            "## Diagnosis\nlen(values) is 0.\n\n## Fix\n```\ndef average(values):\n"
+            "    return sum(values) / len(values) if values else 0.0\n```\n\n## Explanation\nGuard it.\n"
+        )
+
+    register_backend("initfix", lambda target, **options: FunctionBackend(fix, name=f"initfix:{target}"))
+    config = (tmp_path / "promptkit.toml").read_text()
+    (tmp_path / "promptkit.toml").write_text(config.replace('"local:qwen2.5-coder-', '"initfix:qwen-'))
+    reset_defaults()
+    try:
+        code = main(["generate", "debug", "--router", "promptkit.toml", "--inputs", "bug.yaml", "--no-cache"])
+    finally:
+        reset_defaults()
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "if values else 0.0" in out and "tier=small" in err
+
+
+def test_init_keeps_existing_sample_files_and_can_skip_them(tmp_path: Path) -> None:
+    (tmp_path / "bug.yaml").write_text("language: mine\n")
+    result = CliRunner().invoke(cli, ["init", "--dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "kept" in result.output and (tmp_path / "bug.yaml").read_text() == "language: mine\n"
+    assert (tmp_path / "my_module.py").exists()
+    other = tmp_path / "bare"
+    assert CliRunner().invoke(cli, ["init", "--dir", str(other), "--no-samples"]).exit_code == 0
+    assert sorted(p.name for p in other.iterdir()) == ["promptkit.toml"]
+    assert CliRunner().invoke(cli, ["init", "--dir", str(tmp_path), "--force"]).exit_code == 0
+    assert "average" in (tmp_path / "bug.yaml").read_text()

@@ -81,6 +81,19 @@ def _copy(base_run: tuple[Path, dict[str, Any]]) -> tuple[str, str]:
     return "out", base_run[1]["run_id"]
 
 
+def test_red_feature_tests_of_skipped_steps_do_not_fail_a_no_model_run(
+    base_run: tuple[Path, dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # What a red-first playbook leaves when its implement steps are skipped: a feature test that fails.
+    out, _ = _copy(base_run)
+    Path(out, "tests").mkdir(exist_ok=True)
+    Path(out, "tests", "test_feature_red.py").write_text("def test_red() -> None:\n    assert False\n")
+    code = main(["scaffold", "--resume", "latest", "-o", out])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "1 failed" in err and "expected: the skipped feature steps have not been written yet" in err
+
+
 def test_without_a_model_render_steps_pass_and_model_steps_are_skipped(
     base_run: tuple[Path, dict[str, Any]],
 ) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from promptkit.errors import EvalError
 from promptkit.evals._ab import ABReport, check_thresholds, compare_variants, metric_value, resolve_metric
-from promptkit.evals._log import EvalLog, ItemResult, Score
+from promptkit.evals._eval_log import EvalLog, ItemResult, Score
 from promptkit.evals._stats import compare_paired, mcnemar_exact, required_pairs_mcnemar
 
 from .test_ab_logs import build_log, discordant, from_pairs
@@ -313,7 +313,7 @@ def test_eval_log_reads_back_from_json():
 
 
 def test_aggregate_gates_use_the_item_weighted_mean_over_models():
-    from promptkit.evals._log import Aggregate
+    from promptkit.evals._eval_log import Aggregate
 
     log = build_log(from_pairs([1, 0], [1, 1]), models=("m1", "m2"), thresholds={"pass@1": 0.5})
     log = log.model_copy(

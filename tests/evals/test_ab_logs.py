@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping, Sequence
 
-from promptkit.evals._log import EvalLog, ItemResult, Score, VariantInfo
+from promptkit.evals._eval_log import EvalLog, ItemResult, Score, VariantInfo
 
 Outcomes = Mapping[str, Sequence[Sequence[float]]]  # variant -> item -> value per repeat
 

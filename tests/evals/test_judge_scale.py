@@ -34,7 +34,7 @@ def test_the_request_schema_carries_the_scale(scale: tuple[int, int]) -> None:
 
 
 def test_a_grade_off_the_scale_fails_validation_and_is_re_asked() -> None:
-    from promptkit.evals._scorers import bounded_judge_template
+    from promptkit.evals._judge_scorers import bounded_judge_template
 
     template = bounded_judge_template(template_for("judge_grade"), 1, 10)
     with pytest.raises(ValidationError):
@@ -48,7 +48,7 @@ def test_a_grade_off_the_scale_fails_validation_and_is_re_asked() -> None:
 
 
 def test_examples_are_moved_onto_a_smaller_scale() -> None:
-    from promptkit.evals._scorers import bounded_judge_template
+    from promptkit.evals._judge_scorers import bounded_judge_template
 
     template = bounded_judge_template(template_for("judge_grade"), 1, 5)
     outputs = [example.output for example in template.examples]

@@ -12,7 +12,7 @@ from promptkit.backends import FunctionBackend, GenerateRequest, register_backen
 from promptkit.cli import main
 from promptkit.errors import BackendUnavailable
 from promptkit.evals._ab import compare_variants
-from promptkit.evals._log import EvalLog
+from promptkit.evals._eval_log import EvalLog
 from tests.evals.test_ab_logs import build_log
 
 FAST = {"n_resamples": 500}

@@ -14,7 +14,7 @@ import pytest
 from promptkit.backends import FunctionBackend, GenerateRequest
 from promptkit.errors import EvalError
 from promptkit.evals import arun_suite, run_suite
-from promptkit.evals._log import ItemResult
+from promptkit.evals._eval_log import ItemResult
 from promptkit.evals._runlog import COMMIT_BATCH, COMMIT_INTERVAL_S, BatchCommitter, RunLog
 from tests.evals.test_runner import N_ITEMS, adder, project, suite_text  # noqa: F401 - the fixture
 

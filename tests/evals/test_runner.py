@@ -19,7 +19,7 @@ import pytest
 
 from promptkit.backends import FunctionBackend, GenerateRequest
 from promptkit.cache import ExactCache
-from promptkit.errors import EvalError, ModelRequestError
+from promptkit.errors import ConfigError, EvalError, ModelRequestError
 from promptkit.evals import (
     EvalLog,
     arun_suite,
@@ -327,3 +327,18 @@ def test_resume_refuses_a_changed_suite_and_unknown_runs(project: Path) -> None:
         run_suite("suite.yaml", resume="r1", backends={"m1": adder()}, progress=False, cache=False)
     with pytest.raises(EvalError, match="no run log for run 'nope'"):
         run_suite("suite.yaml", resume="nope", backends={"m1": adder()}, progress=False, cache=False)
+
+
+def test_a_setup_error_stops_the_run_at_once(project: Path) -> None:
+    """A missing API key fails every item alike: one error, not an item error per item."""
+    calls: list[int] = []
+
+    def no_key(request: GenerateRequest) -> str:
+        calls.append(1)
+        raise ConfigError("no API key: OPENAI_API_KEY is not set", location="tier 'm1'")
+
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
+        run_suite(
+            "suite.yaml", backends={"m1": FunctionBackend(no_key, name="m1")}, progress=False, cache=False
+        )
+    assert len(calls) < N_ITEMS * 2 * 2  # stopped before answering every item, variant and repeat

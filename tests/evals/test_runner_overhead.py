@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from promptkit.evals import EvalLog, run_suite
-from promptkit.evals._log import ItemResult
+from promptkit.evals._eval_log import ItemResult
 from promptkit.evals._runlog import RunLog
 from tests.evals.test_runner import adder, project, suite_text  # noqa: F401 - the fixture
 

@@ -67,7 +67,7 @@ def test_hash_changes_with_the_dataset(tmp_path: Path) -> None:
     ("old", "new", "where", "message"),
     [
         ("repeats: 2", "repeats: 0", ":13: repeats", "greater than or equal to 1"),
-        ("repeats: 2", "repeats: 2\ncolour: red", ":14: colour", "unknown field"),
+        ("repeats: 2", "repeats: 2\ncolour: red", ":14: colour", "is not a known field"),
         (
             "    template: few_shot\n",
             "    template: no_such_template\n",
@@ -102,7 +102,7 @@ def test_hash_changes_with_the_dataset(tmp_path: Path) -> None:
             "dataset: {path: data.jsonl,",
             "dataset: {path: data.jsonl, sheet: 1,",
             ":9: dataset.sheet",
-            "unknown field",
+            "is not a known field",
         ),
     ],
 )
@@ -172,3 +172,24 @@ def test_from_dict_names_the_field() -> None:
         Suite.from_dict(
             {"name": "x", "models": ["m"], "dataset": {"path": "d.jsonl"}, "scorers": [{"type": "exact"}]}
         )
+
+
+def test_a_json_suite_reads_like_yaml_and_names_its_lines(tmp_path: Path) -> None:
+    import yaml
+
+    data = yaml.safe_load(GOOD)
+    (tmp_path / "data.jsonl").write_text(DATA, encoding="utf-8")
+    path = tmp_path / "suite.json"
+    path.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    assert load_suite(path).name == "arithmetic"
+    data["repeats"] = 0
+    path.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if '"repeats"' in text)
+    with pytest.raises(EvalError, match=rf"suite\.json:{line}: repeats: .*greater than or equal to 1"):
+        load_suite(path)
+
+
+def test_a_yaml_dataset_error_is_an_eval_error_at_its_line(tmp_path: Path) -> None:
+    (tmp_path / "d.yaml").write_text("- {q: a}\n- {q: b\n", encoding="utf-8")
+    with pytest.raises(EvalError, match=r"d\.yaml:\d+: invalid YAML"):
+        load_dataset(DatasetSpec(path="d.yaml"), base=tmp_path)

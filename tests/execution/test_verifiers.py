@@ -271,28 +271,29 @@ def test_bad_specs_raise_config_error(spec: object, match: str) -> None:
 def test_get_verifier_unknown() -> None:
     with pytest.raises(ConfigError, match="known: .*pytest"):
         get_verifier("lint-everything")
+    with pytest.raises(ConfigError, match=r"unknown verifier 'Pytst' \(did you mean 'pytest'\?\)"):
+        get_verifier("Pytst")
 
 
-async def test_registry_and_run_verifiers_stop_early(
-    workspace: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(_verifiers, "_REGISTRY", dict(_verifiers._REGISTRY))  # keep the test's verifier local
-    calls: list[str] = []
+async def test_registry_and_run_verifiers_stop_early(workspace: Path) -> None:
+    with _verifiers.VERIFIERS.isolated():  # keep the test's verifier local
+        calls: list[str] = []
 
-    @verifier("test-always")
-    class Always:
-        def __init__(self, ok: bool = True) -> None:
-            self.ok = ok
+        @verifier("test-always")
+        class Always:
+            def __init__(self, ok: bool = True) -> None:
+                self.ok = ok
 
-        async def __call__(self, ws: Path) -> VerifierResult:
-            calls.append(f"always-{self.ok}")
-            return VerifierResult(name="test-always", ok=self.ok, summary=f"always {self.ok}")
+            async def __call__(self, ws: Path) -> VerifierResult:
+                calls.append(f"always-{self.ok}")
+                return VerifierResult(name="test-always", ok=self.ok, summary=f"always {self.ok}")
 
-    specs = [{"test-always": {"ok": False}}, "test-always"]
-    results = await run_verifiers(workspace, specs, stop_on_failure=True)
-    assert [r.ok for r in results] == [False] and calls == ["always-False"]
-    results = await run_verifiers(workspace, specs)
-    assert [r.ok for r in results] == [False, True]
+        specs = [{"test-always": {"ok": False}}, "test-always"]
+        results = await run_verifiers(workspace, specs, stop_on_failure=True)
+        assert [r.ok for r in results] == [False] and calls == ["always-False"]
+        results = await run_verifiers(workspace, specs)
+        assert [r.ok for r in results] == [False, True]
+    assert "test-always" not in verifier_names()
 
 
 async def test_run_verifiers_on_a_real_workspace(workspace: Path) -> None:

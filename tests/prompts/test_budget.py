@@ -138,3 +138,27 @@ def test_inline_examples_marker_goes_into_the_message_that_shows_them(make_templ
     assert out.examples_used == 1
     assert "alpha" in out.messages[0].content and "beta" not in out.messages[0].content
     assert out.messages[0].content.endswith("[… 1 of 2 examples omitted to fit the context budget …]")
+
+
+@pytest.mark.parametrize("limit", [-1, 0, 1, 5, 6, 16, 17])
+def test_largest_fitting_is_the_one_search_for_both_fits(limit: int) -> None:
+    from promptkit.prompts._token_budget import largest_fitting
+
+    asked: list[int] = []
+
+    def fits(n: int) -> bool:
+        asked.append(n)
+        return n <= limit
+
+    # Brute force over [3, 16]: the largest n that fits, else the low end.
+    expected = max([n for n in range(3, 17) if n <= limit], default=3)
+    assert largest_fitting(3, 16, fits) == expected
+    assert 3 not in asked and len(asked) <= 4  # a binary search, never asking the low end
+
+
+def test_fit_budget_strategy_keeps_the_longest_prefix_that_fits(review: Template) -> None:
+    one = review.render(language="python", code="x = 1", examples="first_k:1")
+    budget = count_tokens(one.messages) + 5
+    out = review.render(language="python", code="x = 1", examples="fit_budget", budget=budget)
+    assert out.examples_used == 1 and out.trimmed == []
+    assert out.messages == one.messages

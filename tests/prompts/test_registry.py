@@ -12,7 +12,7 @@ from promptkit import _package_data
 from promptkit.config import TEMPLATE_PATH_ENV
 from promptkit.errors import TemplateError, TemplateNotFound
 from promptkit.prompts import LintProblem, TemplateRegistry, builtin_template_dir, default_registry
-from promptkit.prompts._registry import iter_template_files
+from promptkit.prompts._registry import TEMPLATE_FOLDERS, iter_template_files
 
 from .conftest import BROKEN, GOOD, SHADOW
 
@@ -104,12 +104,24 @@ def test_entry_points_resolve_paths_and_modules(monkeypatch: pytest.MonkeyPatch)
         md.EntryPoint(name="broken", value="no_such_module_xyz:THING", group="promptkit.templates"),
     ]
     monkeypatch.setattr(md, "entry_points", lambda group=None: [e for e in eps if e.group == group])
-    reg = TemplateRegistry(builtin=False)
-    assert SHADOW in reg.search_path
-    assert Path(__file__).parent / "fixtures_pkg" in reg.search_path
-    assert reg.get("review").version == "9.0.0"
-    assert reg.get("from-package").name == "from-package"
-    assert any("broken" in p.file for p in reg.errors)
+    with TEMPLATE_FOLDERS.isolated():  # entry points are read once per process: read the fake ones
+        reg = TemplateRegistry(builtin=False)
+        assert SHADOW in reg.search_path
+        assert Path(__file__).parent / "fixtures_pkg" in reg.search_path
+        assert reg.get("review").version == "9.0.0"
+        assert reg.get("from-package").name == "from-package"
+        broken = [p for p in reg.errors if "broken" in p.file]
+        assert len(broken) == 1 and "no_such_module_xyz:THING" in broken[0].message
+
+
+def test_a_folder_registered_at_run_time_joins_the_search_path() -> None:
+    with TEMPLATE_FOLDERS.isolated():
+        TEMPLATE_FOLDERS.register("mine", SHADOW)
+        reg = TemplateRegistry(builtin=False)
+        assert SHADOW in reg.search_path
+        assert reg.get("review").version == "9.0.0"
+    reg.refresh()
+    assert SHADOW not in reg.search_path
 
 
 def test_an_empty_search_path_is_an_error_naming_where_it_looked(tmp_path: Path) -> None:

@@ -143,6 +143,18 @@ def test_unknown_input_lists_declared_ones(review: Template) -> None:
     )
 
 
+def test_a_typod_input_gets_a_did_you_mean_before_the_missing_one(review: Template) -> None:
+    with pytest.raises(InputValidationError) as info:
+        review.render(language="python", cdoe="x")
+    # The typo comes first even though pydantic reports the missing `code` first: it explains both.
+    assert info.value.field == "cdoe"
+    assert info.value.problem.startswith("unknown input; did you mean 'code'? (the template declares: ")
+    assert "also code: missing" in info.value.problem
+    with pytest.raises(InputValidationError) as info:
+        review.render(language="python", code="x", zzz=1)
+    assert "did you mean" not in info.value.problem
+
+
 @pytest.mark.parametrize(
     ("field", "value", "problem"),
     [

@@ -1,110 +1,54 @@
-"""Routing that learns from outcomes: RouteLLM-style evaluation, learned routers, cascades, ledger policies.
+"""What decides a live call from learned outcomes: start policies, their learners and call-time features.
 
-Evaluate routers on RouteLLM's recorded outcomes (held-out queries, APGR/CPT with bootstrap CIs)::
+Learn from promptkit's own ledger (real outcomes and prices) which tier a call should start at::
 
-    data = load_routellm("gsm8k")
-    report = evaluate_benchmark(data, routers=["random", "oracle", "cascade"], folds=5, bootstrap=1000)
-
-Learn from promptkit's own ledger, and let the router skip the cheap tier for calls it would fail::
-
-    policy = train_from_ledger(ledger.entries(), threshold=0.2)
+    policy, warnings = train_tier_policy(ledger.entries())
     policy.save("policy.json")
-    router = Router(tiers, start_policy=LearnedStartTier(RoutingPolicy.load("policy.json")))
+    router = Router(tiers, start_policy=LearnedStartTier("policy.json"))
 
-A policy on lexical prompt features needs no embedding model: it decides from ``RouteFeatures.text`` (which
-``generate()`` fills from the last user message) in a fraction of a millisecond::
+The call starts at the tier maximising P(accepted) − λ·(its mean cost); the cascade still escalates from there.
+A skip policy (``train_from_ledger``) only decides whether to skip the cheap tier. A policy on lexical prompt
+features needs no embedding model: it decides from ``RouteFeatures.text`` in a fraction of a millisecond.
 
-    policy = train_from_routellm(load_routellm("gsm8k"), features="lexical")
-    router = Router(tiers, start_policy=LearnedStartTier(policy))
-
-numpy (and scikit-learn for the MLP router, matplotlib for plots) are imported only when used.
+Offline evaluation (RouteLLM and RouterBench data, quality–cost curves, training from recorded benchmarks)
+lives in ``promptkit.evals.routing``. numpy is imported only when used.
 """
 
 from __future__ import annotations
 
-from promptkit.routing.learned._answer import (
-    ANSWER_FEATURES,
-    answer_feature_vector,
-    answer_features,
-    arithmetic_errors,
-    final_answer,
-    heuristic_risk,
-)
-from promptkit.routing.learned._cv import cross_val_scores, kfold_indices
-from promptkit.routing.learned._data import (
-    BENCHMARKS,
-    STRONG_MODEL,
-    WEAK_MODEL,
-    RouteLLMData,
-    default_data_dir,
-    load_routellm,
-    load_routellm_csv,
-)
-from promptkit.routing.learned._embed import (
-    EMBEDDING_CACHE_FILE,
-    default_embedding_cache,
-    embed_texts,
-    load_router_embedder,
-)
-from promptkit.routing.learned._evaluate import (
-    DEFAULT_ROUTERS,
-    IN_DOMAIN_NOTE,
-    REFERENCE,
-    ROUTERS,
-    BenchmarkReport,
-    RouterResult,
-    RouterSpec,
-    answer_matrix,
-    evaluate_benchmark,
-)
+from promptkit.routing.learned._learners import KNNModel, LogisticModel, MLPModel, RidgeModel
 from promptkit.routing.learned._lexical import LEXICAL_DIM, LEXICAL_STATS, LexicalFeaturizer
-from promptkit.routing.learned._metrics import (
-    CPT_LEVELS,
-    RouterMetrics,
-    RoutingCurve,
-    apgr,
-    bootstrap_metrics,
-    cpt,
-    evaluate_scores,
-    oracle_curve,
-    random_scores,
-    routing_curve,
-)
-from promptkit.routing.learned._models import KNNModel, LogisticModel, MLPModel, RidgeModel
-from promptkit.routing.learned._policy import (
+from promptkit.routing.learned._skip_policy import (
     POLICY_FORMAT,
     POLICY_SCHEMA_VERSION,
     LedgerExamples,
     RoutingPolicy,
+    fit_pass_model,
     ledger_examples,
+    router_feature_spec,
     train_from_ledger,
-    train_from_routellm,
 )
-from promptkit.routing.learned._report import markdown_report, plot_report, report_rows, write_json
 from promptkit.routing.learned._start import LEARNED_SKIP, LearnedStartTier
+from promptkit.routing.learned._tier_policy import (
+    MIN_CALLS_PER_TIER,
+    TIER_POLICY_FORMAT,
+    TIER_POLICY_SCHEMA_VERSION,
+    TierPolicy,
+    TierStats,
+    load_policy,
+    tier_summary,
+    train_tier_policy,
+)
 
 __all__ = [
-    "load_routellm_csv",
-    "markdown_report",
-    "plot_report",
-    "report_rows",
-    "write_json",
-    "ANSWER_FEATURES",
-    "BENCHMARKS",
-    "CPT_LEVELS",
-    "DEFAULT_ROUTERS",
-    "EMBEDDING_CACHE_FILE",
-    "IN_DOMAIN_NOTE",
+    "LEARNED_SKIP",
     "LEXICAL_DIM",
     "LEXICAL_STATS",
-    "LEARNED_SKIP",
+    "MIN_CALLS_PER_TIER",
     "POLICY_FORMAT",
     "POLICY_SCHEMA_VERSION",
-    "REFERENCE",
-    "ROUTERS",
-    "STRONG_MODEL",
-    "WEAK_MODEL",
-    "BenchmarkReport",
+    "TIER_POLICY_FORMAT",
+    "TIER_POLICY_SCHEMA_VERSION",
     "KNNModel",
     "LearnedStartTier",
     "LedgerExamples",
@@ -112,34 +56,14 @@ __all__ = [
     "LogisticModel",
     "MLPModel",
     "RidgeModel",
-    "RouteLLMData",
-    "RouterMetrics",
-    "RouterResult",
-    "RouterSpec",
-    "RoutingCurve",
     "RoutingPolicy",
-    "answer_feature_vector",
-    "answer_features",
-    "answer_matrix",
-    "apgr",
-    "arithmetic_errors",
-    "bootstrap_metrics",
-    "cpt",
-    "cross_val_scores",
-    "default_data_dir",
-    "default_embedding_cache",
-    "embed_texts",
-    "evaluate_benchmark",
-    "evaluate_scores",
-    "final_answer",
-    "heuristic_risk",
-    "kfold_indices",
+    "TierPolicy",
+    "TierStats",
+    "fit_pass_model",
     "ledger_examples",
-    "load_routellm",
-    "load_router_embedder",
-    "oracle_curve",
-    "random_scores",
-    "routing_curve",
+    "load_policy",
+    "router_feature_spec",
+    "tier_summary",
     "train_from_ledger",
-    "train_from_routellm",
+    "train_tier_policy",
 ]

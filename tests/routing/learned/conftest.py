@@ -1,27 +1,5 @@
-"""Shared fixtures: the RouteLLM data folder (../shared/data/routellm beside the project) and isolated state."""
+"""The same fixtures as the offline route evaluation's tests: the RouteLLM data folder and isolated state."""
 
-from __future__ import annotations
+from tests.evals.routing.conftest import isolated_state, routellm_dir
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
-from promptkit.routing.learned import default_data_dir
-
-
-@pytest.fixture(scope="session")
-def routellm_dir() -> Path:
-    """The recorded data lives beside the repository, not in it: without it these tests skip, saying where."""
-    folder = default_data_dir()
-    if not (folder / "gsm8k" / "gsm8k_responses.csv").is_file():
-        pytest.skip(f"RouteLLM data not found at {folder} (shared/data is not beside the repository)")
-    return folder
-
-
-@pytest.fixture(autouse=True)
-def isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    home = tmp_path / "home"
-    monkeypatch.setenv("PROMPTKIT_HOME", str(home))
-    monkeypatch.chdir(tmp_path)
-    yield home
+__all__ = ["isolated_state", "routellm_dir"]

@@ -148,6 +148,6 @@ def test_embedding_policies_are_refused_by_the_router():
 
 
 def _fixed_policy(p: float) -> RoutingPolicy:
-    from promptkit.routing.learned._policy import _constant_model
+    from promptkit.routing.learned._skip_policy import _constant_model
 
     return RoutingPolicy([{"type": "log1p", "field": "input_tokens"}], _constant_model(p, 1))

@@ -14,18 +14,10 @@ import numpy as np
 import pytest
 
 from promptkit.errors import ConfigError, RoutingError
+from promptkit.evals.routing import RouteLLMData, evaluate_benchmark, load_routellm, train_from_routellm
 from promptkit.ledger import Ledger
 from promptkit.routing import RouteFeatures
-from promptkit.routing.learned import (
-    LEXICAL_STATS,
-    LearnedStartTier,
-    LexicalFeaturizer,
-    RoutingPolicy,
-    evaluate_benchmark,
-    load_routellm,
-    train_from_routellm,
-)
-from promptkit.routing.learned._data import RouteLLMData
+from promptkit.routing.learned import LEXICAL_STATS, LearnedStartTier, LexicalFeaturizer, RoutingPolicy
 from promptkit.routing.learned._lexical import prompt_stats
 from tests.routing.learned.workload import make_router, run_workload
 

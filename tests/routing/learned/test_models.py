@@ -9,7 +9,7 @@ import pytest
 
 from promptkit.errors import RoutingError
 from promptkit.routing.learned import KNNModel, LogisticModel, RidgeModel
-from promptkit.routing.learned._models import model_from_dict
+from promptkit.routing.learned._learners import model_from_dict
 
 
 def _data(n=400, d=6, seed=0):

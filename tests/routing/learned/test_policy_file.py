@@ -9,14 +9,9 @@ import numpy as np
 import pytest
 
 from promptkit.errors import RoutingError
+from promptkit.evals.routing import RouteLLMData, train_from_routellm
 from promptkit.ledger import LedgerEntry
-from promptkit.routing.learned import (
-    POLICY_SCHEMA_VERSION,
-    RoutingPolicy,
-    train_from_ledger,
-    train_from_routellm,
-)
-from promptkit.routing.learned._data import RouteLLMData
+from promptkit.routing.learned import POLICY_SCHEMA_VERSION, RoutingPolicy, train_from_ledger
 
 
 def _entries() -> list[LedgerEntry]:
