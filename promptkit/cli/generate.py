@@ -15,9 +15,12 @@ __all__ = ["command"]
 
 
 def _answer_text(output: Any) -> str:
-    if hasattr(output, "model_dump"):
-        return json.dumps(output.model_dump(mode="json"), indent=2, ensure_ascii=False)
-    return str(output)
+    """Free text as it is; a typed answer (a model, a list of models, an enum, a number) as JSON."""
+    if isinstance(output, str):
+        return output
+    from pydantic_core import to_jsonable_python
+
+    return json.dumps(to_jsonable_python(output), indent=2, ensure_ascii=False)
 
 
 @click.command("generate")

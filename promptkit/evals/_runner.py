@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
-
 import promptkit.tracing as tracing
 from promptkit.backends import Backend, run_sync
 from promptkit.errors import ConfigError, EvalError, InputValidationError, PromptkitError
@@ -123,9 +121,12 @@ def _attempts(attempts: Sequence[Any], output: str | None) -> list[AttemptInfo]:
 
 
 def _jsonable(output: Any) -> Any:
-    if isinstance(output, BaseModel):
-        return output.model_dump(mode="json")
-    return output
+    """A typed answer as JSON data for scorers and the log: models, lists of models, enums, dates."""
+    if output is None or isinstance(output, (str, int, float, bool)):
+        return output
+    from pydantic_core import to_jsonable_python
+
+    return to_jsonable_python(output)
 
 
 class _Runner:

@@ -163,3 +163,26 @@ def test_a_missing_api_key_fails_at_once_naming_the_variable(capsys, project, mo
         assert "OPENAI_API_KEY" in err and "transport" not in err and len(err.strip().splitlines()) == 1
         assert "tier 'remote', model 'openai/stub'" in err
         assert server.request_count == 0
+
+
+def test_typed_answers_print_as_json_lists_and_enums_too() -> None:
+    import enum
+    import json as _json
+
+    from pydantic import BaseModel
+
+    from promptkit.cli.generate import _answer_text
+    from promptkit.evals._runner import _jsonable
+
+    class Colour(enum.Enum):
+        RED = "red"
+
+    class Item(BaseModel):
+        n: int
+        colour: Colour
+
+    answer = [Item(n=1, colour=Colour.RED), Item(n=2, colour=Colour.RED)]
+    assert _json.loads(_answer_text(answer)) == [{"n": 1, "colour": "red"}, {"n": 2, "colour": "red"}]
+    assert _answer_text(Colour.RED) == '"red"' and _answer_text("free text") == "free text"
+    assert _jsonable(answer) == [{"n": 1, "colour": "red"}, {"n": 2, "colour": "red"}]
+    assert _jsonable(Colour.RED) == "red" and _jsonable(3) == 3
