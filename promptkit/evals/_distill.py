@@ -107,8 +107,9 @@ def distill(
         state_dir=state_dir,
     )
     items = {item.id: item for item in dev_suite.items()}
+    position = {item_id: i for i, item_id in enumerate(items)}  # the bank keeps the dataset's order
     rows = []
-    for result in sorted(log.results, key=lambda r: _order(dev_suite, r.item_id)):
+    for result in sorted(log.results, key=lambda r: position[r.item_id]):
         if not result.passed or result.output is None:
             continue
         item = items[result.item_id]
@@ -140,19 +141,14 @@ def _variant(suite: Suite, name: str | None) -> Any:
     raise EvalError(f"the suite has no variant {name!r} (it has: {names})", location="--variant")
 
 
-def _order(suite: Suite, item_id: str) -> int:
-    return next(i for i, item in enumerate(suite.items()) if item.id == item_id)
-
-
-def _prefill(template: Any, inputs: dict[str, Any]) -> str:
-    """The text a template puts at the start of the answer (a prefilled last assistant turn), or ''."""
-    messages = template.render(inputs, examples="first_k:0").messages
-    return messages[-1].content if messages and messages[-1].role == "assistant" else ""
+def _prefill(messages: Any) -> str:
+    """The text a rendered prompt puts at the start of the answer (a prefilled last assistant turn), or ''."""
+    return messages[-1].content if messages and messages[-1].role == "assistant" else ""  # type: ignore[no-any-return]
 
 
 def _continuation(template: Any, inputs: dict[str, Any], output: str) -> str:
     """What the model wrote after the prefill: what an example's answer turn adds to the same prefill."""
-    prefill = _prefill(template, inputs)
+    prefill = _prefill(template.render(inputs, examples="first_k:0").messages)
     text = output[len(prefill) :] if prefill and output.startswith(prefill) else output
     stripped = text.rstrip()
     if stripped.endswith("```") and "```" in prefill:  # the prefill opened the fence; the example closes it
@@ -178,7 +174,7 @@ def _reference_backend(suite: Suite, column: str) -> Any:
                 f"the item has no field {column!r}", location=f"{item.location}: {column}"
             ) from None
         messages = template.render(inputs, examples=variant.examples).messages
-        by_prompt[_key(messages)] = _prefill(template, inputs) + str(answer)
+        by_prompt[_key(messages)] = _prefill(messages) + str(answer)
 
     def answer(request: Any) -> str:
         found = by_prompt.get(_key(request.messages))
