@@ -7,8 +7,11 @@ the answer should be the plain one, token for token.
 
 The files are small modules of this Python's standard library (fixed for a given interpreter), each with one
 small edit asked for (rename its first function and update the callers), answered as the whole file.
+`--task write` measures the other side: answers that copy little (the first HumanEval problems, each function
+written from its docstring), where drafts are rarely accepted and only their cost shows.
 
     .venv/bin/python bench/prompt_lookup.py --model qwen2.5-coder-0.5b --draft 10
+    .venv/bin/python bench/prompt_lookup.py --task write --files 8
 
 Run it on a quiet machine; the two setups alternate per file so that a change of load hits both.
 """
@@ -39,7 +42,10 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--model", default="qwen2.5-coder-0.5b")
     parser.add_argument("--draft", type=int, nargs="+", default=[10])
-    parser.add_argument("--files", type=int, default=4, help="how many of the standard-library files")
+    parser.add_argument("--task", choices=("rewrite", "write"), default="rewrite")
+    parser.add_argument(
+        "--files", type=int, default=4, help="how many files (or HumanEval problems) to answer"
+    )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--max-tokens", type=int, default=1200)
     return parser.parse_args()
@@ -56,6 +62,24 @@ def task(path: Path) -> str:
     )
 
 
+def write_tasks(count: int) -> list[tuple[str, str]]:
+    """(name, prompt) for the first ``count`` HumanEval problems: write the function from its docstring."""
+    import gzip
+    import json
+
+    data = ROOT.parent / "shared" / "data" / "humaneval" / "HumanEval.jsonl.gz"
+    with gzip.open(data, "rt", encoding="utf-8") as handle:
+        problems = [json.loads(line) for line in handle][:count]
+    return [
+        (
+            p["task_id"].replace("HumanEval/", "HE/"),
+            "Complete this function. Answer with the whole function in one Python code block.\n\n"
+            f"```python\n{p['prompt']}```",
+        )
+        for p in problems
+    ]
+
+
 async def answer(backend: LlamaBackend, prompt: str, max_tokens: int) -> tuple[str, int, float]:
     request = GenerateRequest(
         messages=[Message(role="user", content=prompt)], temperature=0, max_tokens=max_tokens
@@ -68,7 +92,11 @@ async def answer(backend: LlamaBackend, prompt: str, max_tokens: int) -> tuple[s
 async def main() -> int:
     args = parse_args()
     stdlib = Path(sysconfig.get_paths()["stdlib"])
-    paths = [stdlib / name for name in FILES if (stdlib / name).is_file()][: args.files]
+    if args.task == "write":
+        tasks = write_tasks(args.files)
+    else:
+        paths = [stdlib / name for name in FILES if (stdlib / name).is_file()][: args.files]
+        tasks = [(path.name, task(path)) for path in paths]
     setups = {"plain": LlamaBackend(args.model, n_threads=args.threads, prefix_cache=False, n_ctx=4096)}
     for n in args.draft:
         setups[f"lookup {n}"] = LlamaBackend(
@@ -77,13 +105,13 @@ async def main() -> int:
     for backend in setups.values():
         backend.load()
     print(
-        f"model {args.model}, {len(paths)} whole-file rewrites, greedy, {args.threads} threads; "
+        f"model {args.model}, {len(tasks)} {'whole-file rewrites' if args.task == 'rewrite' else 'functions written'}, "
+        f"greedy, {args.threads} threads; "
         f"load average before: {os.getloadavg()[0]:.2f}"
     )
     totals = {name: [0, 0.0] for name in setups}
     same = {name: 0 for name in setups}
-    for path in paths:
-        prompt = task(path)
+    for label, prompt in tasks:
         texts = {}
         for name, backend in setups.items():
             text, tokens, seconds = await answer(backend, prompt, args.max_tokens)
@@ -92,14 +120,14 @@ async def main() -> int:
             totals[name][1] += seconds
             same[name] += text == texts["plain"]
             print(
-                f"  {path.name:<12} {name:<10} {tokens:>5} tokens {seconds:>6.1f} s {tokens / seconds:>6.1f} tokens/s"
+                f"  {label:<12} {name:<10} {tokens:>5} tokens {seconds:>6.1f} s {tokens / seconds:>6.1f} tokens/s"
             )
     base = totals["plain"][0] / totals["plain"][1]
     print(f"{'setup':<10} {'tokens':>7} {'seconds':>8} {'tokens/s':>9} {'ratio':>6} {'same output':>11}")
     for name, (tokens, seconds) in totals.items():
         rate = tokens / seconds
         print(
-            f"{name:<10} {tokens:>7} {seconds:>8.1f} {rate:>9.1f} {rate / base:>6.2f} {same[name]:>5}/{len(paths)}"
+            f"{name:<10} {tokens:>7} {seconds:>8.1f} {rate:>9.1f} {rate / base:>6.2f} {same[name]:>5}/{len(tasks)}"
         )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     for backend in setups.values():

@@ -3,8 +3,8 @@
 #  1. the model catalog, and `debug` rendered for a real bug;
 #  2. `promptkit init`: a promptkit.toml whose router tiers are the two local models;
 #  3. `promptkit scaffold` of the todo-API example: the deterministic steps, then each feature's tests
-#     (written first by the 1.5B, refused unless they fail before the feature exists) and its code (by the
-#     0.5B, escalated to the 1.5B when the tests still fail), every step verified in the sandbox;
+#     (rendered from the spec's examples, refused unless they fail before the feature exists) and its code (by
+#     the 0.5B, escalated to the 1.5B when the tests still fail), every step verified in the sandbox;
 #     then the generated app's whole test suite runs, sandboxed.
 set -euo pipefail
 cd "$(dirname "$0")/.."

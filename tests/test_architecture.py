@@ -271,7 +271,9 @@ def test_public_functions_show_their_real_arguments():
 
     from promptkit.evals import assert_suite, run_suite
 
-    assert {"model", "router", "accept", "max_attempts"} <= set(inspect.signature(promptkit.generate).parameters)
+    assert {"model", "router", "accept", "max_attempts"} <= set(
+        inspect.signature(promptkit.generate).parameters
+    )
     for function in (run_suite, assert_suite):
         parameters = inspect.signature(function).parameters
         assert {"backends", "cache", "overrides"} <= set(parameters), function

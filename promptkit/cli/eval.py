@@ -4,7 +4,7 @@ Exit code: 0 when every CI gate in the suite's ``thresholds`` passes, 1 when one
 3 when the run is not a clean one (errors outnumber the successful results, or a variant has no successful
 result): its scores say nothing about the prompts, whatever the gates say.
 ``--resume RUN_ID`` continues an interrupted run without redoing any finished result: it finds the run log
-where ``--out`` put it and reuses the run's ``--model``/``--limit``/``--data`` and ``--out``.
+where ``--out`` put it and reuses the run's ``--model``/``--limit``/``--data``/``--variant`` and ``--out``.
 ``--ray [ADDRESS]`` runs the items on a Ray cluster (a local one without ADDRESS); see docs/ray.md.
 """
 
@@ -99,14 +99,21 @@ def _written(log: EvalLog) -> Path | None:
     "--resume",
     default=None,
     metavar="RUN_ID",
-    help="Continue this run (a run id or its .sqlite file), with the --model/--limit/--data and --out it "
-    "was started with.",
+    help="Continue this run (a run id or its .sqlite file), with the --model/--limit/--data/--variant and "
+    "--out it was started with.",
 )
 @click.option(
     "--run-id", default=None, help="Name the new run (default: suite name, time and a random suffix)."
 )
 @model_option("models", multiple=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N dataset items.")
+@click.option(
+    "--variant",
+    "variants",
+    multiple=True,
+    metavar="NAME",
+    help="Run only this variant of the suite (repeat it for several).",
+)
 @click.option(
     "--data",
     type=click.Path(exists=True, dir_okay=False),
@@ -138,6 +145,7 @@ def command(
     run_id: str | None,
     models: tuple[str, ...],
     limit: int | None,
+    variants: tuple[str, ...],
     data: str | None,
     ray_address: str | None,
     ray_replicas: int | None,
@@ -149,7 +157,7 @@ def command(
     from promptkit.evals import describe_gate, failed_gates, load_suite, run_suite
     from promptkit.evals._ab import run_problems
 
-    given = {"models": list(models), "limit": limit, "data": data}
+    given = {"models": list(models), "limit": limit, "data": data, "variants": list(variants)}
     ray = None
     if ray_address is not None:
         from promptkit.evals import RayOptions

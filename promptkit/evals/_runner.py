@@ -511,11 +511,16 @@ def _recorded_overrides(suite: Suite, overrides: Mapping[str, Any] | None) -> di
     """The overrides as the run log keeps them: only those given, the data file made absolute."""
     out: dict[str, Any] = {}
     for key, value in (overrides or {}).items():
-        if key not in ("models", "limit", "data"):
-            raise EvalError(f"unknown suite override {key!r} (models, limit, data)", location=suite.name)
-        if value is None or (key == "models" and not value):
+        if key not in ("models", "limit", "data", "variants"):
+            raise EvalError(
+                f"unknown suite override {key!r} (models, limit, data, variants)", location=suite.name
+            )
+        if value is None or (key in ("models", "variants") and not value):
             continue
-        out[key] = list(value) if key == "models" else str(Path(value).resolve()) if key == "data" else value
+        if key in ("models", "variants"):
+            out[key] = list(value)
+        else:
+            out[key] = str(Path(value).resolve()) if key == "data" else value
     return out
 
 
@@ -539,7 +544,8 @@ async def arun_suite(
     reuses the ``overrides`` and ``out`` it was started with unless new ones are given.
     ``backends`` maps a model name of the suite to a ready Backend (scripted, function, a shared server).
     ``cache``: None follows the suite's ``cache:``; True/False or an ExactCache override it.
-    ``overrides``: ``models``, ``limit``, ``data`` for :meth:`Suite.with_overrides`, recorded in the run log.
+    ``overrides``: ``models``, ``limit``, ``data``, ``variants`` for :meth:`Suite.with_overrides`, recorded in the
+    run log.
     ``ray``: run the items on a Ray cluster (True or "" for a local one, an address, or a ``RayOptions``);
     the run log, the results and the report are the same as a local run's.
     The run log is ``<state_dir>/evals/<run_id>.sqlite``, or next to ``out`` (noted in the state dir).

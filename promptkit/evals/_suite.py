@@ -119,13 +119,27 @@ class Suite:
         return self.spec.name
 
     def with_overrides(
-        self, *, models: Sequence[str] | None = None, limit: int | None = None, data: str | None = None
+        self,
+        *,
+        models: Sequence[str] | None = None,
+        limit: int | None = None,
+        data: str | None = None,
+        variants: Sequence[str] | None = None,
     ) -> Suite:
-        """This suite run on other models, on the first ``limit`` items, or on the dataset file ``data``; the
-        hash changes with them."""
+        """This suite run on other models, on the first ``limit`` items, on the dataset file ``data``, or with
+        only the named ``variants`` (in the suite's order); the hash changes with them."""
         update: dict[str, Any] = {}
         if models:
             update.update(models=list(models), router=None)
+        if variants:
+            known = [v.name for v in self.spec.variants]
+            unknown = [name for name in variants if name not in known]
+            if unknown:
+                raise EvalError(
+                    f"no variant {unknown[0]!r} in this suite; its variants: {', '.join(known)}",
+                    location=self.where("variants"),
+                )
+            update["variants"] = [v for v in self.spec.variants if v.name in variants]
         dataset: dict[str, Any] = {}
         if limit is not None:
             dataset["limit"] = limit

@@ -66,6 +66,27 @@ async def verify(ex: RunContext, run: StepRun) -> list[VerifierResult]:
     return results
 
 
+def _drop_off_list(
+    ex: RunContext, run: StepRun, edits: Sequence[FileEdit], attempt: int
+) -> Sequence[FileEdit]:
+    """The edits inside the step's allow-list, when there are any: a small model often adds a file it was not
+    asked for (the tests it should pass, a placeholder copied from the format's instructions). Those are not
+    written, and the answer's own file is still tried. An answer with no allowed edit is refused whole."""
+    kept, dropped = [], []
+    for edit in edits:
+        try:
+            ex.workspace.check(edit.path, run.step.files, step=run.step.id)
+        except WorkspaceError as exc:
+            dropped.append(str(exc))
+        else:
+            kept.append(edit)
+    if not kept or not dropped:
+        return edits
+    for error in dropped:
+        ex.log("edit_ignored", run.step.id, attempt=attempt, error=error)
+    return kept
+
+
 async def apply_and_verify(
     ex: RunContext, run: StepRun, edits: Sequence[FileEdit], *, attempt: int
 ) -> str | None:
@@ -76,6 +97,7 @@ async def apply_and_verify(
         clock = time.perf_counter()
         # Check everything before writing anything: a refused edit leaves the workspace untouched.
         planned: dict[str, tuple[str | None, str | None]] = {}
+        edits = _drop_off_list(ex, run, edits, attempt)
         try:
             for edit in edits:
                 ex.workspace.check(edit.path, step.files, step=step.id)

@@ -76,9 +76,12 @@ def step_inputs(
         inputs["files"] = context_files(ex, run)
     if "prefix" in declared and step.files:
         # A prefilled completion (complete_file): the answer starts inside the step's file as it stands
-        # before the step (failed attempts are rolled back), at its first `...` body.
+        # before the step (failed attempts are rolled back), at its first `...` body; or, for a file that
+        # does not exist yet (tests written first), inside the skeleton the step gives as its `prefix`.
         inputs.setdefault("path", step.files[0])
-        inputs["prefix"] = stub_prefix(ex.workspace.read(inputs["path"]) or "")
+        given = inputs.get("prefix")
+        source = given if isinstance(given, str) else ex.workspace.read(inputs["path"]) or ""
+        inputs["prefix"] = stub_prefix(source)
     if "errors" in declared:
         inputs["errors"] = errors or "(no errors yet)"
     if "attempt" in declared:

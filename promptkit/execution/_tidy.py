@@ -14,7 +14,7 @@ from pathlib import Path
 
 from promptkit.execution._verifiers import Ruff
 
-__all__ = ["tidy_python", "ruff_fix", "add_missing_imports"]
+__all__ = ["tidy_python", "ruff_fix", "add_missing_imports", "assert_bare_comparisons"]
 
 # Names a model uses without importing them, and where they come from (first match wins: the project's own
 # modules come before this table).
@@ -181,6 +181,34 @@ def ruff_fix(source: str, path: str, cwd: Path) -> str:
     return source
 
 
+def assert_bare_comparisons(source: str, path: str) -> str:
+    """In a test file, a comparison written as a statement of its own (``run(...) == (0, "", "")``, ruff's
+    B015) gets the ``assert`` the model left out: as written it checks nothing, so the test passes on anything
+    (and red-first tests are refused for it). Other files are returned unchanged."""
+    name = path.rsplit("/", 1)[-1]
+    if not (name.startswith("test_") or path.startswith("tests/")):
+        return source
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    starts = sorted(
+        (node.lineno, node.col_offset)
+        for function in ast.walk(tree)
+        if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)) and function.name.startswith("test")
+        for node in ast.walk(function)
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Compare)
+    )
+    if not starts:
+        return source
+    lines = source.splitlines(keepends=True)
+    for lineno, col in reversed(starts):
+        line = lines[lineno - 1]
+        lines[lineno - 1] = line[:col] + "assert " + line[col:]
+    return "".join(lines)
+
+
 def tidy_python(source: str, path: str, root: Path) -> str:
-    """Missing imports added, then ruff's safe fixes (which also sort the imports just added)."""
-    return ruff_fix(add_missing_imports(source, path, root), path, root)
+    """Missing imports added, bare comparisons in tests asserted, then ruff's safe fixes (which also sort the
+    imports just added)."""
+    return ruff_fix(assert_bare_comparisons(add_missing_imports(source, path, root), path), path, root)

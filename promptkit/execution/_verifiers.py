@@ -462,6 +462,37 @@ _PYTEST_SUMMARY = re.compile(
 _PYTEST_EXIT = {2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests collected"}
 
 
+# A frame of pytest's --tb=short listing: "path:line: in function", then its indented source lines.
+_FRAME = re.compile(r"^(?P<path>\S[^:]*):\d+: in \S+$")
+
+
+def hide_library_frames(output: str) -> str:
+    """pytest's output with the traceback frames of installed code (absolute paths: the standard library,
+    site-packages) folded into one line each run. A failing request through a web framework is ~40 such
+    frames; the repair prompt keeps only its first few thousand characters, which they would fill before the
+    error itself. The project's own frames are relative to its root and stay."""
+    out: list[str] = []
+    hidden = 0
+    skipping = False
+    for line in output.splitlines():
+        frame = _FRAME.match(line)
+        if frame is not None:
+            skipping = frame["path"].startswith("/") or "site-packages" in frame["path"]
+            if skipping:
+                hidden += 1
+                continue
+        elif skipping and line.startswith((" ", "\t")) and not line.lstrip().startswith("E "):
+            continue
+        if hidden:
+            out.append(f"[… {hidden} frame(s) in installed libraries …]")
+            hidden = 0
+        skipping = False
+        out.append(line)
+    if hidden:
+        out.append(f"[… {hidden} frame(s) in installed libraries …]")
+    return "\n".join(out)
+
+
 class Pytest(_Sandboxed):
     """``python -m pytest -q -x -p no:cacheprovider [args] [tests]`` passes; the counts are parsed.
 
@@ -514,9 +545,14 @@ class Pytest(_Sandboxed):
             return self._result(False, f"pytest: not installed ({TOOLS_HINT}); nothing was checked", "", 0.0)
         # Red first runs every test (not -x) and lists each outcome (-rA): every one must fail.
         mode = ["-rA"] if self.expect == "fail" else ["-x"]
-        cmd = [sys.executable, "-m", "pytest", "-q", *mode, "-p", "no:cacheprovider", *self.args, *self.tests]
+        cmd = [
+            sys.executable, "-m", "pytest", "-q", *mode, "--tb=short", "-p", "no:cacheprovider",
+            *self.args, *self.tests,
+        ]  # fmt: skip
         result, duration = await self._run(workspace, cmd)
-        details = _output(result)
+        details = "\n".join(
+            part for part in (hide_library_frames(result.stdout).rstrip(), result.stderr.rstrip()) if part
+        )
         counts = self.parse_counts(result.stdout)
         if result.killed_reason:
             return self._result(False, _killed(self.name, result, self.limits), details, duration, **counts)

@@ -114,8 +114,14 @@ def _context_window(deployment: Any) -> int | None:
     return window if isinstance(window, int) and window > 0 else None
 
 
-def _feedback_turns(feedback: Sequence[Feedback], output_model: type[BaseModel] | None) -> list[Any]:
-    """The repair turns for ``feedback``, restating the answer format ``output_model`` asks for."""
+def _feedback_turns(
+    feedback: Sequence[Feedback], output_model: type[BaseModel] | None, messages: Sequence[Any] = ()
+) -> list[Any]:
+    """The repair turns for ``feedback``, restating the answer format ``output_model`` asks for, unless the
+    prompt prefills the answer's start (the format is then fixed, and a small model copies the instructions'
+    placeholder file into its answer)."""
+    if messages and messages[-1].role == "assistant":
+        return feedback_messages(feedback, structured=False)
     text_format = output_model if output_model is not None and issubclass(output_model, TextFormat) else None
     return feedback_messages(feedback, structured=output_model is not None, text_format=text_format)
 
@@ -198,7 +204,9 @@ class _Call:
     async def call(self, attempt: Try) -> Answer:
         request = self.request
         if attempt.feedback:
-            messages = _with_turns(request.messages, _feedback_turns(attempt.feedback, self.output_model))
+            messages = _with_turns(
+                request.messages, _feedback_turns(attempt.feedback, self.output_model, request.messages)
+            )
             request = request.model_copy(update={"messages": messages})
         return await self.router.call(request, attempt.route, self.ctx, attempt.reason)
 
@@ -578,7 +586,7 @@ async def agenerate(
     )
 
     request = _request(rendered, temperature, max_tokens, kw)
-    turns = _feedback_turns(feedback, tpl.output_model) if feedback else []
+    turns = _feedback_turns(feedback, tpl.output_model, request.messages) if feedback else []
     if turns:
         request = request.model_copy(update={"messages": _with_turns(request.messages, turns)})
 

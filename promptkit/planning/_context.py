@@ -6,7 +6,9 @@ generated code and its test data are correct by construction (types, constraints
 
 from __future__ import annotations
 
+import ast
 import math
+import re
 from typing import Any
 
 from promptkit.planning._naming import kebab_case, pluralize, snake_case
@@ -18,6 +20,7 @@ from promptkit.planning._spec import (
     FeatureExample,
     TaskSpec,
     parse_http_call,
+    split_command,
 )
 
 __all__ = ["spec_context", "sample_value"]
@@ -234,11 +237,29 @@ def _call_context(text: str) -> dict[str, Any]:
 
 
 def _example_context(example: FeatureExample, index: int) -> dict[str, Any]:
-    """A feature example as playbooks render it into a test: calls and the expected answer as Python literals."""
-    name = example.name or example.request
+    """A feature example as playbooks render it into a test: calls and the expected answer as Python literals
+    (an HTTP call's ``request``, or a command line's ``argv``)."""
+    name = example.name or example.request or example.run or "example"
+    test_name = f"test_example_{index}_" + (snake_case(name)[:40].strip("_") or "case")
+    if example.run is not None:
+
+        def literal(text: str | None) -> str | None:
+            return None if text is None else repr(text.strip())
+
+        return {
+            "name": name,
+            "test_name": test_name,
+            "given": [repr(split_command(call)) for call in example.given],
+            "argv": repr(split_command(example.run)),
+            "exit": example.exit,
+            "stdout": literal(example.stdout),
+            "stderr": literal(example.stderr),
+            "stdout_json": None if example.stdout_json is None else repr(example.stdout_json),
+        }
+    assert example.request is not None
     return {
         "name": name,
-        "test_name": f"test_example_{index}_" + (snake_case(name)[:40].strip("_") or "case"),
+        "test_name": test_name,
         "given": [_call_context(call) for call in example.given],
         "request": _call_context(example.request),
         "status": example.status,
@@ -246,11 +267,28 @@ def _example_context(example: FeatureExample, index: int) -> dict[str, Any]:
     }
 
 
-def _feature_routes(feature: Feature, crud: set[str]) -> list[dict[str, Any]]:
+def _response_model(response: Any, entities: list[dict[str, Any]]) -> str | None:
+    """``E`` or ``list[E]`` when an example's response is an entity E (its fields and ``id``) or a list of them:
+    declared as the route's ``response_model``, FastAPI turns SQLite rows (0/1, ISO text) into E's JSON."""
+    rows = response if isinstance(response, list) else [response]
+    if not rows or not all(isinstance(row, dict) for row in rows):
+        return None
+    for entity in entities:
+        if all(set(row) == {"id", *entity["field_names"]} for row in rows):
+            return f"list[{entity['name']}]" if isinstance(response, list) else entity["name"]
+    return None
+
+
+def _feature_routes(
+    feature: Feature, crud: set[str], entities: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """The HTTP routes a feature's examples call that the CRUD routes (``crud``: their paths with ``{id}``)
-    do not provide: method, path, a function name and the query parameters, for a skeleton to complete."""
+    do not provide: method, path, a function name, the query parameters and the entity the route returns
+    (when the examples show one), for a skeleton to complete."""
     routes: dict[tuple[str, str], dict[str, Any]] = {}
     for example in feature.examples:
+        if example.request is None:
+            continue  # a command-line example
         for call in [*example.given, example.request]:
             method, path, _ = parse_http_call(call)
             route, _, query = path.partition("?")
@@ -263,18 +301,110 @@ def _feature_routes(feature: Feature, crud: set[str]) -> list[dict[str, Any]]:
                     "method": method.lower(),
                     "path": route,
                     "func": snake_case(route.rstrip("/").rsplit("/", 1)[-1]),
-                    "params": [],
+                    "params": {},
+                    "response_model": None,
                 },
             )
+            if call is example.request and entry["response_model"] is None:
+                entry["response_model"] = _response_model(example.response, entities or [])
             for pair in filter(None, query.split("&")):
-                name = pair.split("=", 1)[0]
-                if name.isidentifier() and name not in entry["params"]:
-                    entry["params"].append(name)
+                name, _, value = pair.partition("=")
+                if name.isidentifier():
+                    entry["params"].setdefault(name, []).append(value)
+    for entry in routes.values():
+        entry["params"] = [{"name": n, "type": _query_type(values)} for n, values in entry["params"].items()]
     return list(routes.values())
 
 
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _query_type(values: list[str]) -> str:
+    """The Python type of a query parameter from the values the examples send: FastAPI then parses it, so
+    the model compares dates with dates (a `str` here had small models compare `date < str`)."""
+    if all(re.fullmatch(r"-?\d+", v) for v in values):
+        return "int"
+    if all(_ISO_DATE.match(v) for v in values):
+        return "date"
+    if all(v.lower() in ("true", "false") for v in values):
+        return "bool"
+    return "str"
+
+
+_SIGNATURE_START = re.compile(r"^\s*`?(?P<name>[A-Za-z_]\w*)\(")
+
+
+def _balanced(text: str, start: int) -> int | None:
+    """The index just past the bracket that closes the one at ``start``."""
+    depth = 0
+    for index in range(start, len(text)):
+        if text[index] in "([":
+            depth += 1
+        elif text[index] in ")]":
+            depth -= 1
+            if depth == 0:
+                return index + 1
+    return None
+
+
+def _feature_signature(description: str, entity_names: list[str]) -> dict[str, Any] | None:
+    """The function a library feature's description starts with (``name(params) -> type``), checked by
+    parsing it as a Python declaration, and the entities it names (to import): a skeleton to complete.
+    None when the description starts otherwise."""
+    match = _SIGNATURE_START.match(description)
+    if match is None:
+        return None
+    end = _balanced(description, match.end() - 1)
+    if end is None:
+        return None
+    rest = description[end:]
+    arrow = re.match(r"\s*->\s*", rest)
+    returns = ""
+    if arrow is not None:
+        type_match = re.match(r"[\w.]+", rest[arrow.end() :])
+        if type_match is not None:
+            stop = arrow.end() + type_match.end()
+            if rest[stop : stop + 1] == "[":
+                closed = _balanced(rest, stop)
+                stop = closed if closed is not None else stop
+            returns = rest[arrow.end() : stop]
+    declaration = description[match.start("name") : end] + (f" -> {returns}" if returns else "")
+    try:
+        ast.parse(f"def {declaration}: ...")
+    except SyntaxError:
+        return None
+    used = set(re.findall(r"[A-Za-z_]\w*", declaration))
+    return {
+        "name": match["name"],
+        "declaration": declaration,
+        "imports": [name for name in entity_names if name in used],
+    }
+
+
+def _feature_command(feature: Feature) -> str:
+    match = re.match(r"\s*`[\w.-]+\s+(?P<command>[a-z][\w-]*)", feature.description)
+    return match["command"] if match else feature.id
+
+
+def _python_check(text: str) -> str | None:
+    """An acceptance check that is already a Python comparison on a call (``f("b a b", top=1) == [("b", 2)]``),
+    ready to assert; None for prose."""
+    candidate = text.strip().rstrip(".").strip().strip("`")
+    try:
+        node = ast.parse(candidate, mode="eval").body
+    except SyntaxError:
+        return None
+    if isinstance(node, ast.Compare) and any(isinstance(n, ast.Call) for n in ast.walk(node)):
+        return candidate
+    return None
+
+
 def _feature_context(
-    feature: Feature, package: str, stack: str, crud: set[str] | None = None
+    feature: Feature,
+    package: str,
+    stack: str,
+    crud: set[str] | None = None,
+    entities: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     snake = snake_case(feature.id)
     # Library features are public modules of the package; app features plug into features/.
@@ -284,11 +414,18 @@ def _feature_context(
     return {
         "id": feature.id,
         "examples": [_example_context(e, i) for i, e in enumerate(feature.examples, 1)],
-        "routes": _feature_routes(feature, crud or set()),
+        "routes": _feature_routes(feature, crud or set(), entities),
         "snake": snake,
         "title": title,
         "description": feature.description.strip(),
         "acceptance": list(feature.acceptance),
+        # Each check with its assertion, when the spec wrote it as Python (rendered into the tests as is).
+        "checks": [{"text": a, "python": _python_check(a)} for a in feature.acceptance],
+        # A command-line feature's sub-command: the word after the program's name in its description.
+        "command": _feature_command(feature) if stack == "python-cli" else None,
+        "signature": _feature_signature(feature.description, [e["name"] for e in entities or []])
+        if stack == "python-library"
+        else None,
         "module": module,
         "module_name": module.removesuffix(".py").replace("/", "."),
         "test_path": f"tests/test_feature_{snake}.py",
@@ -333,7 +470,8 @@ def spec_context(spec: AppSpec | TaskSpec) -> dict[str, Any]:
         "env_prefix": spec.package.upper(),
         "entities": entities,
         "features": [
-            _feature_context(f, spec.package, spec.stack, _crud_paths(entities)) for f in spec.features
+            _feature_context(f, spec.package, spec.stack, _crud_paths(entities), entities)
+            for f in spec.features
         ],
         "uses_date": any(e["uses_date"] for e in entities),
         "uses_datetime": any(e["uses_datetime"] for e in entities),

@@ -7,8 +7,9 @@ How the executor runs a :class:`Plan` (this is the contract):
 - Every other kind: render ``template`` with ``inputs`` plus the runtime inputs in :data:`RUNTIME_INPUTS`
   that the template declares (``files``: the current content of ``files`` and ``reads`` as
   ``### FILE: <path>`` blocks; ``errors``/``attempt`` for repairs; ``path``/``prefix`` for a prefilled
-  completion: the step's first file and its text up to its first ``...`` body), call ``generate()`` and write the
-  answer's ``files`` (each ``{path, content}``).
+  completion: the step's first file and its text up to its first ``...`` body; a step may give ``prefix``
+  itself, the skeleton of a file that does not exist yet, which is cut the same way), call ``generate()`` and
+  write the answer's ``files`` (each ``{path, content}``).
 - A step may create or change only paths matched by its ``files`` allow-list (exact paths or globs, see
   :func:`path_allowed`); ``reads`` are shown to the model but must not change.
 - After applying a step, run its ``verifiers`` (``promptkit.execution.verifier_from_spec`` specs) in the
@@ -174,7 +175,7 @@ class Step(BaseModel):
         for index, dep in enumerate(self.depends_on):
             if dep == self.id:
                 out.append((f"depends_on[{index}]", "a step cannot depend on itself"))
-        bad = sorted(k for k in self.inputs if k in RUNTIME_INPUTS)
+        bad = sorted(k for k in self.inputs if k in RUNTIME_INPUTS and k != "prefix")
         if bad:
             out.append(("inputs", f"{', '.join(bad)} are filled in by the executor at run time"))
         return out

@@ -25,6 +25,7 @@ A task spec (for the ``fix_failing_test`` and ``refactor_module`` playbooks) has
 from __future__ import annotations
 
 import datetime as dt
+import shlex
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
@@ -37,6 +38,7 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -159,34 +161,78 @@ def parse_http_call(text: str) -> tuple[str, str, Any]:
 
 class FeatureExample(BaseModel):
     """A concrete acceptance check, turned into a test without a model: the calls that set the scene
-    (``given``), the call under test, and the answer it must give. For HTTP apps each call is
-    ``"METHOD /path {json body}"``."""
+    (``given``), the call under test, and the answer it must give. For HTTP apps (``request:``) each call is
+    ``"METHOD /path {json body}"`` and the answer a ``status`` and a JSON ``response``; for command lines
+    (``run:``) each call is the command's arguments as a shell splits them (``link add --code gh``) and the
+    answer an ``exit`` status and ``stdout``/``stderr`` (compared without surrounding whitespace) or
+    ``stdout_json`` (stdout parsed as JSON)."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = None
+    request: str | None = None
+    run: str | None = None
     given: list[str] = Field(default_factory=list)
-    request: str
     status: int = Field(default=200, ge=100, le=599)
     response: Any = None
-
-    @field_validator("given")
-    @classmethod
-    def _given(cls, value: list[str]) -> list[str]:
-        for call in value:
-            parse_http_call(call)
-        return value
+    exit: int = Field(default=0, ge=0, le=255)
+    stdout: str | None = None
+    stderr: str | None = None
+    stdout_json: Any = None
 
     @field_validator("request")
     @classmethod
-    def _request(cls, value: str) -> str:
-        parse_http_call(value)
+    def _request(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_http_call(value)
         return value
+
+    @field_validator("run")
+    @classmethod
+    def _run(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_command(value)
+        return value
+
+    @field_validator("given")
+    @classmethod
+    def _given(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        for call in value:
+            if info.data.get("run") is not None:
+                split_command(call)
+            else:
+                parse_http_call(call)
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> FeatureExample:
+        if (self.request is None) == (self.run is None):
+            raise ValueError("an example has either `request:` (an HTTP call) or `run:` (a command line)")
+        # By value, not by the keys given: a plan's JSON carries every field with its default.
+        command = (self.exit, self.stdout, self.stderr, self.stdout_json) != (0, None, None, None)
+        if self.request is not None and command:
+            raise ValueError("exit, stdout, stderr and stdout_json belong to `run:` examples")
+        if self.run is not None and (self.status, self.response) != (200, None):
+            raise ValueError(
+                "status and response belong to `request:` examples; a command has exit and stdout"
+            )
+        return self
+
+
+def split_command(text: str) -> list[str]:
+    """A command line's arguments, split as a shell would; ValueError for unbalanced quotes or none."""
+    try:
+        argv = shlex.split(text)
+    except ValueError as exc:
+        raise ValueError(f"{text!r}: {exc}") from None
+    if not argv:
+        raise ValueError("a command needs at least one argument")
+    return argv
 
 
 class Feature(BaseModel):
     """A behaviour in natural language; a model implements it, tests prove it. ``examples`` are acceptance
-    checks concrete enough to become tests without a model (HTTP apps)."""
+    checks concrete enough to become tests without a model (HTTP apps and command lines)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -99,3 +99,21 @@ def test_model_and_limit_override_the_suite(project: Path, capsys: pytest.Captur
     assert sorted(r.item_id for r in log.results) == ["i0", "i1"]
     # Without the override the same suite fails its gate: the override really replaced the model.
     assert main(["eval", str(path), "--json", "--no-cache"]) == 1
+
+
+def test_variant_runs_only_the_named_variants(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = suite(project, "evalcli:right")
+    text = path.read_text().replace(
+        "variants:\n",
+        "variants:\n  - {name: terse, template: few_shot, examples: {strategy: first_k, k: 0}, "
+        "inputs: {instruction: Sum.}}\n",
+    )
+    path.write_text(text)
+    assert main(["eval", str(path), "--variant", "plain", "--run-id", "v1", "--json", "--no-cache"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [row["variant"] for row in out["summary"]] == ["plain"]
+    # A resume keeps the variants the run was started with.
+    assert main(["eval", str(path), "--resume", "v1", "--json", "--no-cache"]) == 0
+    assert [row["variant"] for row in json.loads(capsys.readouterr().out)["summary"]] == ["plain"]
+    assert main(["eval", str(path), "--variant", "plian", "--no-cache"]) == 2
+    assert "no variant 'plian' in this suite; its variants: terse, plain" in capsys.readouterr().err

@@ -202,7 +202,7 @@ def test_escaping_writes_are_refused_reported_and_fed_back(tmp_path: Path, evil:
     assert not Path("/tmp/promptkit-pwned.py").exists()
 
 
-def test_files_off_the_allow_list_are_refused_and_nothing_is_written(tmp_path: Path) -> None:
+def test_files_off_the_allow_list_are_not_written_and_the_allowed_file_is_still_tried(tmp_path: Path) -> None:
     backend = ScriptedBackend(
         [
             {
@@ -211,13 +211,22 @@ def test_files_off_the_allow_list_are_refused_and_nothing_is_written(tmp_path: P
             }
         ]
     )
-    report = run(
-        plan_of(model_step("code", ["lib/double.py"], max_attempts=1)), tmp_path / "out", model=backend
-    )
+    out = tmp_path / "out"
+    report = run(plan_of(model_step("code", ["lib/double.py"], max_attempts=1)), out, model=backend)
+    assert report.steps[0].status == "passed", report.steps[0].errors
+    assert (out / "lib/double.py").read_text() == GOOD
+    assert not (out / "setup.py").exists()
+    log = (next((out / ".promptkit/runs").iterdir()) / "log.jsonl").read_text()
+    assert '"edit_ignored"' in log and "setup.py" in log
+
+
+def test_an_answer_with_only_files_off_the_allow_list_is_refused(tmp_path: Path) -> None:
+    backend = ScriptedBackend([{"files": [{"path": "setup.py", "content": "x"}], "notes": ""}])
+    out = tmp_path / "out"
+    report = run(plan_of(model_step("code", ["lib/double.py"], max_attempts=1)), out, model=backend)
     assert report.steps[0].status == "failed"
     assert "'setup.py'" in report.steps[0].errors[-1] and "allow-list" in report.steps[0].errors[-1]
-    # The allowed file of the same answer was not written either: edits are checked before any write.
-    assert not (tmp_path / "out/lib/double.py").exists()
+    assert not (out / "setup.py").exists()
 
 
 # --- unified diffs through the executor ----------------------------------------------------------------------

@@ -72,3 +72,20 @@ def test_a_module_imported_by_name_decides_an_ambiguous_name(project: Path) -> N
     source = "from app import db\n\n\ndef f(conn: db.Connection):\n    return list_items(conn)\n"
     fixed = add_missing_imports(source, "app/feature.py", project)
     assert "from app.db import list_items\n" in fixed
+
+
+def test_a_bare_comparison_in_a_test_gets_its_assert() -> None:
+    from promptkit.execution._tidy import assert_bare_comparisons
+
+    source = (
+        "def helper():\n    1 == 1\n\n\n"
+        "def test_x():\n    run('a') == (0, '', '')\n    value = 2\n    if value:\n        value == (\n"
+        "            2)\n"
+    )
+    fixed = assert_bare_comparisons(source, "tests/test_x.py")
+    assert fixed == source.replace("    run('a')", "    assert run('a')").replace(
+        "        value == (", "        assert value == ("
+    )
+    assert "    1 == 1\n" in fixed  # not a test function
+    compile(fixed, "test_x.py", "exec")
+    assert assert_bare_comparisons(source, "pkg/module.py") == source  # not a test file

@@ -130,6 +130,45 @@ async def test_pytest_fails_with_counts_and_first_failure(workspace: Path) -> No
     assert not (workspace / ".pytest_cache").exists()
 
 
+# The failure goes through installed code (json's encoder) before it reaches the project's own function, as a
+# request through a web framework does: the repair prompt must show the project's frames and the error.
+TESTS_THROUGH_A_LIBRARY = """import json
+
+def broken(value):
+    return value < 0
+
+def test_through_json():
+    json.dumps({"a": object()}, default=broken)
+"""
+
+
+async def test_pytest_details_fold_library_frames_and_keep_the_error(workspace: Path) -> None:
+    write(workspace, {"test_lib.py": TESTS_THROUGH_A_LIBRARY})
+    result = await Pytest(env=FAST_PYTEST)(workspace)
+    assert not result.ok
+    assert "frame(s) in installed libraries" in result.details
+    assert "json/encoder.py" not in result.details and "json/__init__.py" not in result.details
+    assert "test_lib.py:4: in broken" in result.details
+    assert "E   TypeError: '<' not supported" in result.details
+
+
+def test_hide_library_frames_keeps_project_frames() -> None:
+    output = (
+        "tests/test_a.py:3: in test_a\n    f()\n"
+        "/usr/lib/python3.11/json/__init__.py:231: in dumps\n    return x\n    ^^^^\n"
+        "/venv/lib/site-packages/x.py:1: in g\n    g()\n"
+        "pkg/mod.py:9: in f\n    return 1 / 0\nE   ZeroDivisionError: division by zero\n"
+    )
+    assert _verifiers.hide_library_frames(output).splitlines() == [
+        "tests/test_a.py:3: in test_a",
+        "    f()",
+        "[… 2 frame(s) in installed libraries …]",
+        "pkg/mod.py:9: in f",
+        "    return 1 / 0",
+        "E   ZeroDivisionError: division by zero",
+    ]
+
+
 async def test_pytest_with_no_tests_fails(workspace: Path) -> None:
     write(workspace, {"mod.py": "x = 1\n"})
     result = await Pytest(env=FAST_PYTEST)(workspace)

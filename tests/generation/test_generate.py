@@ -328,6 +328,44 @@ async def test_a_prefilled_answer_is_repaired_with_the_prefill_kept_last() -> No
     ]
 
 
+async def test_a_prefilled_files_answer_is_repaired_without_restating_the_format() -> None:
+    # The prefill fixes the answer's format; restated, its placeholder ("<the whole file>") was copied by a
+    # small model into its repair as an extra file.
+    from promptkit.prompts import Template
+
+    template = Template.from_dict(
+        {
+            "name": "prefilled_files",
+            "version": "1.0.0",
+            "description": "A file, prefilled.",
+            "tags": {"technique": ["prefill"], "task": ["coding"]},
+            "inputs": {"task": {"type": "string"}},
+            "output": {"format": "files"},
+            "messages": [
+                {"role": "user", "content": "{{ task }}"},
+                {"role": "assistant", "content": "a.py\n```python\n"},
+            ],
+        }
+    )
+    answers = iter(["a.py\n```python\nx = 1\n```", "a.py\n```python\nx = 2\n```"])
+    backend = FunctionBackend(lambda request: next(answers), capabilities=Capabilities(prefill=True))
+    result = await agenerate(
+        template,
+        {"task": "Set x."},
+        model=backend,
+        accept=lambda out: True if "x = 2" in out.files[0].content else "x must be 2",
+        cache=False,
+        ledger=False,
+    )
+    assert "x = 2" in result.text
+    repair = backend.history[1].messages
+    assert repair[-2].role == "user" and repair[-2].content.endswith(
+        "x must be 2\n\nAnswer again, correctly."
+    )
+    assert "<the whole file>" not in repair[-2].content
+    assert repair[-1].content == "a.py\n```python\n"
+
+
 async def test_a_backend_that_cannot_continue_is_asked_to_start_with_the_prefill() -> None:
     template = _prefilled_template()
     backend = FunctionBackend(lambda request: "```python\nx = 1\n```")  # no prefill capability

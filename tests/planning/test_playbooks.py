@@ -67,9 +67,6 @@ def test_missing_or_empty_builtin_playbooks_are_an_error_not_no_match(
     assert f"{tmp_path / 'elsewhere'}, {tmp_path / 'playbooks'}" in str(info.value)
 
 
-TESTS_FIRST = {"fastapi_sqlite_crud"}
-
-
 @pytest.mark.parametrize(
     ("path", "playbook"),
     [
@@ -81,7 +78,6 @@ TESTS_FIRST = {"fastapi_sqlite_crud"}
 def test_examples_pick_the_playbook_of_their_stack(path: str, playbook: str):
     plan = PlaybookPlanner().plan(load_spec(REPO / "examples" / path))
     assert plan.playbook == playbook and plan.planner == "playbook"
-    tests_first = playbook in TESTS_FIRST
     spec = plan.spec
     assert isinstance(spec, AppSpec)
     ids = [s.id for s in plan.steps]
@@ -94,19 +90,16 @@ def test_examples_pick_the_playbook_of_their_stack(path: str, playbook: str):
         if feature.examples:  # concrete examples become tests without a model
             assert (tests.kind, tests.template) == ("render", None) and tests.render_files
         else:
-            assert (tests.kind, tests.template) == ("write-tests", "write_tests")
+            # Written by a model: from nothing (web), or completing a prefilled skeleton (command line, library).
+            assert tests.kind == "write-tests" and tests.template in ("write_tests", "complete_file")
         module = code.files[0]
         test_file = f"tests/test_feature_{feature.id.replace('-', '_')}.py"
         assert code.files == [module] and module.endswith(".py")
-        if tests_first:  # red, then green: the tests are refused unless they fail before the code exists
-            assert ids.index(tests.id) < ids.index(code.id) and tests.id in code.depends_on
-            assert tests.files == [test_file]
-            assert {"pytest": {"tests": [test_file], "expect": "fail"}} in tests.verifiers
-            assert {"pytest": {"tests": [test_file]}} in code.verifiers
-        else:
-            assert ids.index(code.id) < ids.index(tests.id) and code.id in tests.depends_on
-            assert sorted(tests.files) == sorted([test_file, module])
-            assert {"pytest": {"tests": [tests.files[0]]}} in tests.verifiers
+        # Red, then green: the tests are refused unless they fail before the code exists; the code must pass them.
+        assert ids.index(tests.id) < ids.index(code.id) and tests.id in code.depends_on
+        assert tests.files == [test_file]
+        assert {"pytest": {"tests": [test_file], "expect": "fail"}} in tests.verifiers
+        assert {"pytest": {"tests": [test_file]}} in code.verifiers
         assert "ruff" in tests.verifiers
         assert {"python-compile": {"paths": [module]}} in code.verifiers
         assert code.inputs["step"]["acceptance"] == feature.acceptance
@@ -327,7 +320,8 @@ def test_feature_examples_give_the_routes_to_complete_and_red_first_tests():
     skeleton = plan.step("feature-overdue-skeleton").render_files["todo_api/features/overdue.py"]
     # The route the examples call (not a CRUD route), with its query parameter, for the model to complete.
     assert (
-        '@router.get("/todos/overdue")\ndef overdue(conn: db.Connection, today: str | None = None):\n'
+        '@router.get("/todos/overdue", response_model=list[Todo])\n'
+        "def overdue(conn: db.Connection, today: date | None = None):\n"
         '    """GET /todos/overdue?today=YYYY-MM-DD lists the todos that are not done' in skeleton
     )
     # The docstring names the repository functions a body may call, and the body is left to write.
@@ -337,3 +331,100 @@ def test_feature_examples_give_the_routes_to_complete_and_red_first_tests():
     tests = plan.step("feature-overdue-tests").render_files["tests/test_feature_overdue.py"]
     assert 'client.request("GET", "/todos/overdue?today=2024-01-02")' in tests
     assert "assert response.json() == [{'id': 2, 'title': 'later'" in tests
+
+
+def test_feature_skeletons_import_what_their_declarations_use():
+    plan = PlaybookPlanner().plan(load_spec(REPO / "examples" / "todo_api.yaml"))
+    overdue = plan.step("feature-overdue-skeleton").render_files["todo_api/features/overdue.py"]
+    assert "from datetime import date\n" in overdue and "from todo_api.models import Todo\n" in overdue
+    done = plan.step("feature-mark-all-done-skeleton").render_files["todo_api/features/mark_all_done.py"]
+    # {"updated": N} is no entity: no response_model, nothing more to import.
+    assert (
+        '@router.post("/todos/mark-all-done")\n' in done and "models" not in done and "datetime" not in done
+    )
+    for source in (overdue, done):
+        compile(source, "skeleton.py", "exec")
+
+
+def test_library_features_declare_their_function_and_python_checks_become_assertions():
+    plan = PlaybookPlanner().plan(load_spec(REPO / "examples" / "textstats_library.yaml"))
+    words = plan.step("feature-word-frequencies-skeleton").render_files["textstats/word_frequencies.py"]
+    assert "\ndef word_frequencies(text: str, top: int = 10) -> list[tuple[str, int]]:\n" in words
+    analyze = plan.step("feature-analyze-skeleton").render_files["textstats/analyze.py"]
+    assert "from textstats.models import TextReport\n" in analyze and words.count("import") == 0
+    for source in (words, analyze):
+        compile(source, "skeleton.py", "exec")
+    prefix = plan.step("feature-word-frequencies-tests").inputs["prefix"]
+    # The check the spec wrote as Python is asserted as written; the prose check is left to the model, whose
+    # answer starts at its body.
+    assert '    assert word_frequencies("b a b", top=1) == [("b", 2)]\n' in prefix
+    assert prefix.endswith(
+        'def test_acceptance_2() -> None:\n    """Ties are alphabetical; top=0 returns []."""\n    ...\n'
+    )
+    assert plan.step("feature-word-frequencies-tests").template == "complete_file"
+    assert plan.step("feature-word-frequencies").template == "complete_file"
+    assert plan.step("feature-word-frequencies-tests").route.tier == "strongest"
+
+
+def test_cli_features_declare_register_and_run_for_their_command():
+    spec = load_spec(REPO / "examples" / "url_shortener.yaml")
+    assert isinstance(spec, AppSpec)
+    # Without examples, the feature's tests are a model's, prefilled up to the first test's body.
+    spec = spec.model_copy(
+        update={"features": [f.model_copy(update={"examples": []}) for f in spec.features]}
+    )
+    plan = PlaybookPlanner().plan(spec)
+    skeleton = plan.step("feature-resolve-skeleton").render_files["url_shortener/features/resolve.py"]
+    compile(skeleton, "skeleton.py", "exec")
+    assert "def register(commands: argparse._SubParsersAction) -> None:" in skeleton
+    assert "Add the `resolve` sub-command" in skeleton
+    assert "def run(args: argparse.Namespace, store: Store) -> int:" in skeleton
+    tests = plan.step("feature-resolve-tests")
+    assert 'run(capsys, *db, "link", "add", *[' in tests.inputs["step"]["description"]
+    assert "from url_shortener.cli import main" in tests.inputs["prefix"]
+    assert tests.inputs["prefix"].rstrip().endswith("...") and tests.template == "complete_file"
+
+
+@pytest.mark.parametrize(
+    ("description", "declaration"),
+    [
+        ("f(x: int) -> int doubles x.", "f(x: int) -> int"),
+        (
+            "`g(a: dict[str, int] = {}) -> list[tuple[int, str]]` sorts.",
+            "g(a: dict[str, int] = {}) -> list[tuple[int, str]]",
+        ),
+        ("h(items) returns nothing useful.", "h(items)"),
+        ("Counts words (runs of letters).", None),
+        ("f(x: int -> int", None),
+        ("f(x y) -> int is not Python.", None),
+    ],
+)
+def test_feature_signature_is_parsed_as_python(description: str, declaration: str | None):
+    from promptkit.planning._context import _feature_signature
+
+    found = _feature_signature(description, ["Report"])
+    assert (found["declaration"] if found else None) == declaration
+
+
+def test_command_examples_become_red_first_tests_without_a_model():
+    plan = PlaybookPlanner().plan(load_spec(REPO / "examples" / "url_shortener.yaml"))
+    tests = plan.step("feature-resolve-tests")
+    assert tests.kind == "render" and tests.template is None
+    text = tests.render_files["tests/test_feature_resolve.py"]
+    compile(text, "test.py", "exec")
+    assert (
+        "    assert run(capsys, *db, *['link', 'add', '--code', 'gh', '--url', 'https://github.com'])[0] == 0\n"
+        in text
+    )
+    assert "    code, out, err = run(capsys, *db, *['resolve', 'nope'])\n    assert code == 1, err\n" in text
+    assert "    assert err.strip() == 'error: unknown code nope'\n" in text
+    assert "assert json.loads(out) == {'id': 1, 'code': 'gh'" in text and "\nimport json\n" in text
+    assert {"pytest": {"tests": ["tests/test_feature_resolve.py"], "expect": "fail"}} in tests.verifiers
+
+
+@pytest.mark.parametrize("name", ["todo_api", "url_shortener", "textstats_library"])
+def test_plans_with_each_kind_of_example_round_trip_through_json(name: str):
+    from promptkit.planning import Plan
+
+    plan = PlaybookPlanner().plan(load_spec(REPO / "examples" / f"{name}.yaml"))
+    assert Plan.from_json(plan.to_json()).to_json() == plan.to_json()

@@ -114,6 +114,26 @@ def test_explicit_package_is_kept(write: Write):
             ":18: features[0].examples[0].given",
             "the body is not JSON",
         ),
+        (
+            "    description: GET /totals sums the quantities.\n",
+            '    description: GET /totals sums the quantities.\n    examples:\n      - run: "totals \'x"\n',
+            ":17: features[0].examples[0].run",
+            "No closing quotation",
+        ),
+        (
+            "    description: GET /totals sums the quantities.\n",
+            "    description: GET /totals sums the quantities.\n    examples:\n      - run: totals\n"
+            "        request: GET /totals\n",
+            ":17: features[0].examples[0]",
+            "either `request:` (an HTTP call) or `run:` (a command line)",
+        ),
+        (
+            "    description: GET /totals sums the quantities.\n",
+            "    description: GET /totals sums the quantities.\n    examples:\n      - run: totals\n"
+            "        status: 404\n",
+            ":17: features[0].examples[0]",
+            "status and response belong to `request:` examples",
+        ),
     ],
 )
 def test_errors_name_file_line_and_field(write: Write, old: str, new: str, where: str, words: str):
