@@ -366,6 +366,20 @@ def _problems(spec: AppSpec) -> Iterator[tuple[tuple[Any, ...], str]]:
                 f"{entity.name!r} clashes with entities[{snakes[key]}] once snake_cased",
             )
         snakes[key] = i
+    # An example's kind must be the one the stack's playbook renders into tests.
+    wanted = {"python-fastapi-sqlite": "request", "python-cli": "run"}.get(spec.stack)
+    for i, feature in enumerate(spec.features):
+        for j, example in enumerate(feature.examples):
+            kind = "request" if example.request is not None else "run"
+            if wanted is None:
+                yield (
+                    ("features", i, "examples", j),
+                    f"a {spec.stack} feature has no examples; write checks as Python in acceptance, "
+                    "e.g. 'f(2) == 4'",
+                )
+            elif kind != wanted:
+                what = "HTTP calls (`request:`)" if wanted == "request" else "command lines (`run:`)"
+                yield ("features", i, "examples", j, kind), f"a {spec.stack} app's examples are {what}"
     ids: dict[str, int] = {}
     modules: dict[str, int] = {}
     for i, feature in enumerate(spec.features):

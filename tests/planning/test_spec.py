@@ -134,6 +134,12 @@ def test_explicit_package_is_kept(write: Write):
             ":17: features[0].examples[0]",
             "status and response belong to `request:` examples",
         ),
+        (
+            "    description: GET /totals sums the quantities.\n",
+            "    description: GET /totals sums the quantities.\n    examples:\n      - run: totals\n",
+            ":17: features[0].examples[0].run",
+            "a python-fastapi-sqlite app's examples are HTTP calls (`request:`)",
+        ),
     ],
 )
 def test_errors_name_file_line_and_field(write: Write, old: str, new: str, where: str, words: str):
@@ -247,3 +253,18 @@ def test_parse_spec_from_text_and_dict():
         parse_spec(GOOD.replace("python-fastapi-sqlite", "php"), source="inline.yaml")
     with pytest.raises(SpecError, match=r"^spec: name: "):
         parse_spec({"name": "Bad Name", "summary": "s", "stack": "python-cli"})
+
+
+def test_a_library_feature_with_examples_is_told_to_write_python_checks():
+    from promptkit.planning import parse_spec
+
+    data = {
+        "name": "lib",
+        "summary": "A library.",
+        "stack": "python-library",
+        "features": [{"id": "f", "description": "f(x) doubles x.", "examples": [{"run": "f 2"}]}],
+    }
+    with pytest.raises(
+        SpecError, match=r"features\[0\]\.examples\[0\]: a python-library feature has no examples"
+    ):
+        parse_spec(data)
