@@ -213,21 +213,24 @@ class RoutingPolicy:
     def load(cls, path: str | os.PathLike[str]) -> RoutingPolicy:
         """Read a policy file; a missing, unreadable or corrupt file raises ``RoutingError`` naming it."""
         source = Path(path)
-        try:
-            text = source.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise RoutingError(
-                "routing policy file not found (train one with `promptkit route train`)", location=str(source)
-            ) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RoutingError(f"cannot read the routing policy: {exc}", location=str(source)) from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise RoutingError(
-                f"corrupt routing policy: {exc.msg}", location=f"{source}:{exc.lineno}"
-            ) from None
+        data = read_policy_json(source)
         return cls.from_dict(data, where=str(source))
+
+
+def read_policy_json(source: Path) -> Any:
+    """A policy file's JSON; a missing, unreadable or corrupt file raises ``RoutingError`` naming it."""
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RoutingError(
+            "routing policy file not found (train one with `promptkit route train`)", location=str(source)
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RoutingError(f"cannot read the routing policy: {exc}", location=str(source)) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RoutingError(f"corrupt routing policy: {exc.msg}", location=f"{source}:{exc.lineno}") from None
 
 
 def _embedding_dim(features: list[dict[str, Any]]) -> int:

@@ -19,7 +19,6 @@ pessimistic bias toward them); ``explore`` keeps cheap tiers sampled.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -34,6 +33,7 @@ from promptkit.routing.learned._skip_policy import (
     RoutingPolicy,
     _constant_model,
     fit_pass_model,
+    read_policy_json,
     router_feature_spec,
     save_policy,
 )
@@ -194,16 +194,7 @@ class TierPolicy:
 def load_policy(path: str | os.PathLike[str]) -> RoutingPolicy | TierPolicy:
     """Read a policy file of either kind (a tier policy, or a cheap-tier skip policy)."""
     source = Path(path)
-    try:
-        data = json.loads(source.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RoutingError(
-            "routing policy file not found (train one with `promptkit route train`)", location=str(source)
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RoutingError(f"cannot read the routing policy: {exc}", location=str(source)) from None
-    except json.JSONDecodeError as exc:
-        raise RoutingError(f"corrupt routing policy: {exc.msg}", location=f"{source}:{exc.lineno}") from None
+    data = read_policy_json(source)
     if isinstance(data, dict) and data.get("format") == TIER_POLICY_FORMAT:
         return TierPolicy.from_dict(data, where=str(source))
     return RoutingPolicy.from_dict(data, where=str(source))
