@@ -311,22 +311,10 @@ def evaluate_benchmark(
                 scores = np.asarray(
                     [heuristic_risk(a, q) for a, q in zip(data.weak_answers, data.prompts, strict=True)]
                 )
+            elif name.startswith("lexical-"):
+                with single_threaded_blas():
+                    scores, _ = cross_val_scores(_lexical(name, data, seed), n, k=folds, seed=seed)
             else:
-                if name.startswith("lexical-"):
-                    with single_threaded_blas():
-                        scores, _ = cross_val_scores(_lexical(name, data, seed), n, k=folds, seed=seed)
-                    metrics = bootstrap_metrics(scores, w, s, n_boot=bootstrap, seed=seed)
-                    results.append(
-                        RouterResult(
-                            name,
-                            spec.kind,
-                            spec.description,
-                            metrics,
-                            curve=_curve_points(routing_curve(scores, w, s)),
-                            seconds=time.perf_counter() - started,
-                        )
-                    )
-                    continue
                 if spec.needs_answers and answers is None:
                     answers = answer_matrix(data)
                 if name == "cascade":
