@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from promptkit.evals.routing._cost_eval import CostReport
-from promptkit.evals.routing._report import save_plot
+from promptkit.evals.routing._report import markdown_table, save_plot
 
 __all__ = ["COST_HEADERS", "CROSS_DOMAIN_NOTE", "cost_rows", "markdown_cost_report", "plot_cost_report"]
 
@@ -64,10 +64,7 @@ def markdown_cost_report(reports: Sequence[CostReport]) -> str:
             f"Costs: {d['cost_note']}."
         )
         lines.append("")
-        lines.append("| " + " | ".join(COST_HEADERS) + " |")
-        lines.append("|" + "---|" * len(COST_HEADERS))
-        for row in cost_rows(report):
-            lines.append("| " + " | ".join(row) + " |")
+        lines.extend(markdown_table(COST_HEADERS, cost_rows(report)))
         for name, why in report.skipped.items():
             lines.append(f"\n- `{name}` not run: {why}")
         lines.append("")

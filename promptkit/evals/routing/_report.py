@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from promptkit.errors import EvalError
 from promptkit.evals.routing._evaluate import IN_DOMAIN_NOTE, BenchmarkReport, RouterResult
 
-__all__ = ["format_pct", "markdown_report", "report_rows", "write_json", "plot_report"]
+__all__ = ["format_pct", "markdown_report", "markdown_table", "report_rows", "write_json", "plot_report"]
+
+
+def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """A Markdown table's lines: the header, its rule, one line per row."""
+    return [
+        "| " + " | ".join(headers) + " |",
+        "|" + "---|" * len(headers),
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
 
 
 def format_pct(value: float | None, ci: Sequence[float | None] | None = None) -> str:
@@ -84,10 +93,7 @@ def markdown_report(reports: Sequence[BenchmarkReport]) -> str:
             f"{report.folds}-fold CV, {report.bootstrap} bootstrap resamples, seed {report.seed}."
         )
         lines.append("")
-        lines.append("| " + " | ".join(HEADERS) + " |")
-        lines.append("|" + "---|" * len(HEADERS))
-        for row in report_rows(report):
-            lines.append("| " + " | ".join(row) + " |")
+        lines.extend(markdown_table(HEADERS, report_rows(report)))
         if report.skipped:
             lines.append("")
             for name, why in report.skipped.items():
