@@ -79,6 +79,17 @@ _V1_FEATURES = 13
 _SUFFIX = re.compile(r"(?:ing|ed|es|s|ly)$")
 
 
+def _checked_weights(value: tuple[float, ...], names: Sequence[str], which: str = "") -> tuple[float, ...]:
+    """``value`` when it holds one finite weight per feature in ``names``; else ValueError saying why."""
+    if len(value) != len(names):
+        raise ValueError(
+            f"expected {len(names)} weights{which} (one per feature {list(names)}), got {len(value)}"
+        )
+    if not all(math.isfinite(v) for v in value):
+        raise ValueError("weights must be finite numbers")
+    return value
+
+
 class PairScorer(BaseModel):
     """Weights of the learned scorer, one per name in ``FEATURES`` (``[cache.semantic] scorer`` in the config).
 
@@ -95,13 +106,7 @@ class PairScorer(BaseModel):
     def _one_per_feature(cls, value: tuple[float, ...], info: ValidationInfo) -> tuple[float, ...]:
         version = info.data.get("version", "pair-v2")  # validated first: it is declared first
         names = FEATURES if version == "pair-v2" else FEATURES[:_V1_FEATURES]
-        if len(value) != len(names):
-            raise ValueError(
-                f"expected {len(names)} weights for {version} (one per feature {list(names)}), got {len(value)}"
-            )
-        if not all(math.isfinite(v) for v in value):
-            raise ValueError("weights must be finite numbers")
-        return value
+        return _checked_weights(value, names, f" for {version}")
 
     def vector(self) -> np.ndarray:
         """The weights over every feature in ``FEATURES`` (a pair-v1 scorer gives the newer ones no weight)."""
@@ -402,13 +407,7 @@ class PairClassifier(BaseModel):
     @field_validator("weights")
     @classmethod
     def _one_per_feature(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if len(value) != len(MATCH_FEATURES):
-            raise ValueError(
-                f"expected {len(MATCH_FEATURES)} weights (one per feature {list(MATCH_FEATURES)}), got {len(value)}"
-            )
-        if not all(math.isfinite(v) for v in value):
-            raise ValueError("weights must be finite numbers")
-        return value
+        return _checked_weights(value, MATCH_FEATURES)
 
     def probability(self, features: np.ndarray) -> np.ndarray:
         """P(same question) for each row of ``match_features``."""
