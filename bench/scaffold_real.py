@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -39,8 +40,7 @@ def run_example(spec: Path, out: Path, env: dict[str, str]) -> dict[str, Any]:
     config = out / "promptkit.toml"
     if not config.exists():
         subprocess.run([*_promptkit(), "init", "--dir", str(out)], check=True, env=env, capture_output=True)
-    if project.exists():
-        subprocess.run(["rm", "-rf", str(project)], check=True)
+    shutil.rmtree(project, ignore_errors=True)  # a fresh project each run
     started = time.perf_counter()
     done = subprocess.run(
         [

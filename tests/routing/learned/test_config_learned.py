@@ -11,20 +11,7 @@ from promptkit.errors import ConfigError, RoutingError
 from promptkit.ledger import Ledger
 from promptkit.routing import Router
 from promptkit.routing.learned import LearnedStartTier, train_from_ledger
-from tests.routing.learned.workload import make_router, run_workload
-
-CONFIG = """\
-[models.cheap]
-model = "litellm:openai/cheap"
-tier = 0
-[models.strong]
-model = "litellm:openai/strong"
-tier = 1
-[router]
-tiers = ["cheap", "strong"]
-[router.learned]
-{learned}
-"""
+from tests.routing.learned.workload import CONFIG, make_router, run_workload
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from promptkit.routing.learned import (
     load_policy,
     train_tier_policy,
 )
-from tests.routing.learned.workload import WORKLOAD, make_router, run_workload
+from tests.routing.learned.workload import CONFIG, WORKLOAD, make_router, run_workload
 
 
 @pytest.fixture
@@ -107,20 +107,6 @@ def test_file_round_trip_and_errors(ledger: Ledger, tmp_path: Path) -> None:
         LearnedStartTier(policy, threshold=0.2)
     with pytest.raises(ConfigError, match="cost_weight must be >= 0"):
         LearnedStartTier(policy, cost_weight=-1.0)
-
-
-CONFIG = """\
-[models.cheap]
-model = "litellm:openai/cheap"
-tier = 0
-[models.strong]
-model = "litellm:openai/strong"
-tier = 1
-[router]
-tiers = ["cheap", "strong"]
-[router.learned]
-{learned}
-"""
 
 
 def test_router_config_reads_a_tier_policy(ledger: Ledger, tmp_path: Path) -> None:

@@ -8,6 +8,20 @@ from promptkit.ledger import Ledger
 from promptkit.prompts import Template
 from promptkit.routing import Deployment, Router, StartTierPolicy, Tier
 
+# A promptkit.toml with two tiers and a [router.learned] table to fill in.
+CONFIG = """\
+[models.cheap]
+model = "litellm:openai/cheap"
+tier = 0
+[models.strong]
+model = "litellm:openai/strong"
+tier = 1
+[router]
+tiers = ["cheap", "strong"]
+[router.learned]
+{learned}
+"""
+
 TEMPLATE = Template.from_dict(
     {
         "name": "solve",
