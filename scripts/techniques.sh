@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every figure of docs/techniques.md, rerun on this machine: the few-shot banks (HumanEval's reference
 # solutions and the 1.5B's own verified answers, both from the development items only), the technique suite
-# on both models (report items only), and the A/B tables with paired statistics.
+# on both models (report items only), the bug suite (22 real bugs) on both models, and the A/B tables with
+# paired statistics.
 # Resumable: a killed run picks up where it stopped when the script runs again.
 #   bash scripts/techniques.sh            # both models (about an hour on 2 cores)
 #   MODELS=small bash scripts/techniques.sh
@@ -13,15 +14,18 @@ mkdir -p "$OUT"
 "$PK" distill humaneval.yaml --variant plain --reference canonical_solution --out "$OUT/bank-reference.jsonl"
 "$PK" distill humaneval.yaml --variant plain -m large --out "$OUT/bank-large.jsonl"
 for model in ${MODELS:-small large}; do
-  log="$OUT/humaneval-$model.json"
-  if [ ! -s "$log" ]; then
-    run_id="techniques-$model"
-    if ls "$OUT/$run_id.sqlite" >/dev/null 2>&1; then
-      "$PK" eval humaneval.yaml --resume "$run_id" || true
-    else
-      "$PK" eval humaneval.yaml -m "$model" --run-id "$run_id" --out "$log" || true
+  for suite in humaneval debug; do
+    name="$suite-$model"
+    log="$OUT/$name.json"
+    if [ ! -s "$log" ]; then
+      run_id="techniques-$name"
+      if ls "$OUT/$run_id.sqlite" >/dev/null 2>&1; then
+        "$PK" eval "$suite.yaml" --resume "$run_id" || true
+      else
+        "$PK" eval "$suite.yaml" -m "$model" --run-id "$run_id" --out "$log" || true
+      fi
     fi
-  fi
-  # exit 1 only means a CI gate failed; the tables are still written.
-  "$PK" ab "$log" --baseline plain --markdown "$OUT/ab-$model.md" --html "$OUT/ab-$model.html" || true
+    # exit 1 only means a CI gate failed; the tables are still written.
+    "$PK" ab "$log" --baseline plain --markdown "$OUT/ab-$name.md" --html "$OUT/ab-$name.html" || true
+  done
 done

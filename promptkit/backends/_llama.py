@@ -581,9 +581,11 @@ class LlamaBackend(BaseBackend):
     the capacity in bytes; ``False`` or ``0`` turns it off. ``parallel``: decode up to this many answers at once
     in one batch (continuous batching, :mod:`promptkit.backends._llama_batch`; each gets ``n_ctx`` tokens),
     for callers that send several requests concurrently, such as an eval suite with ``concurrency:``;
-    grammar-constrained calls still run one at a time. ``prompt_lookup``: draft this many tokens per step by
-    copying from the prompt (llama-cpp-python's prompt-lookup decoding), for answers that mostly copy their
-    input, such as whole-file edits; 0 (default) turns it off. Other keyword arguments go to ``llama_cpp.Llama``.
+    grammar-constrained calls still run one at a time; with ``prefix_cache`` on, a batched prompt copies the
+    start it shares with any sequence still in the batch's KV cache instead of evaluating it again.
+    ``prompt_lookup``: draft this many tokens per step by copying from the prompt (llama-cpp-python's
+    prompt-lookup decoding), for answers that mostly copy their input, such as whole-file edits; 0 (default)
+    turns it off. Other keyword arguments go to ``llama_cpp.Llama``.
     The model loads on first use (or on :meth:`load`) and is shared with other backends for the same file
     and parameters; :meth:`aclose` gives it back, and the last backend to close it frees it.
     """
@@ -910,6 +912,7 @@ class LlamaBackend(BaseBackend):
                     slots=self.parallel,
                     ctx_per_slot=self.context_window,
                     n_threads=model.llama.n_threads,
+                    share_prefixes=self._capacity > 0,
                 )
             return self._engine
 

@@ -11,6 +11,11 @@ stop string, end-of-text token, ``max_tokens`` or when its caller gives up.
 Greedy answers are the same tokens as the sequential path's up to floating-point differences: llama.cpp's
 matrix kernels sum in a different order for a batch of several rows, so a near-tie between two tokens can
 go the other way (measured in bench/batched_decoding.py). Grammar-constrained calls stay sequential.
+
+Prompts that start alike (one system prompt and instructions, the same few-shot examples, a repair that
+continues an earlier conversation) share their common start: a new request copies the longest matching
+prefix from any sequence still in the KV cache, running or finished, instead of evaluating it again. A finished
+slot keeps its tokens until the slot is reused, so a follow-up call finds them.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class BatchResult:
     prompt_tokens: int
     completion_tokens: int
     compute_s: float
+    reused_tokens: int = 0  # prompt tokens copied from another sequence's KV cache, not evaluated
 
 
 @dataclass
@@ -56,6 +62,7 @@ class _Slot:
     seq: int
     request: _Request
     fed: int = 0  # prompt tokens already in the KV cache
+    reused: int = 0  # of which copied from another sequence
     generated: list[int] = field(default_factory=list)
     compute_s: float = 0.0  # this answer's share of each forward pass it took part in
     rng: Any = None
@@ -68,7 +75,9 @@ class _Slot:
 class BatchEngine:
     """Decode up to ``slots`` requests at once on ``llama`` (a loaded ``llama_cpp.Llama``)."""
 
-    def __init__(self, llama: Any, *, slots: int, ctx_per_slot: int, n_threads: int | None) -> None:
+    def __init__(
+        self, llama: Any, *, slots: int, ctx_per_slot: int, n_threads: int | None, share_prefixes: bool = True
+    ) -> None:
         import llama_cpp
 
         self._lib = llama_cpp
@@ -93,6 +102,11 @@ class BatchEngine:
         self._batch = llama_cpp.llama_batch_init(_STEP_TOKENS, 0, 1)
         self._waiting: deque[_Request] = deque()
         self._active: dict[int, _Slot] = {}
+        # The tokens each sequence holds in the KV cache, in position order (running and finished ones).
+        self._resident: dict[int, list[int]] = {}
+        self.share_prefixes = share_prefixes
+        self.prompt_tokens = 0  # admitted prompts' tokens, and how many of them were copied, not evaluated
+        self.reused_tokens = 0
         self._wake = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="promptkit-batch", daemon=True)
@@ -168,13 +182,60 @@ class BatchEngine:
             request = self._waiting.popleft()
             if request.cancelled.is_set() or not request.future.set_running_or_notify_cancel():
                 continue
-            seq = free.pop(0)
+            seq = self._pick_slot(free, request.tokens)
+            free.remove(seq)
             slot = _Slot(seq=seq, request=request)
+            self._reuse_prefix(slot)
             if request.temperature > 0:
                 import numpy as np
 
                 slot.rng = np.random.default_rng(request.seed)
             self._active[seq] = slot
+
+    def _common(self, seq: int, tokens: list[int]) -> int:
+        held = self._resident.get(seq, ())
+        n = 0
+        for a, b in zip(held, tokens, strict=False):
+            if a != b:
+                break
+            n += 1
+        return n
+
+    def _evict_finished(self) -> bool:
+        finished = [seq for seq in self._resident if seq not in self._active]
+        for seq in finished:
+            self._lib.llama_memory_seq_rm(self._memory, seq, -1, -1)
+            del self._resident[seq]
+        return bool(finished)
+
+    def _pick_slot(self, free: list[int], tokens: list[int]) -> int:
+        # A free slot whose finished sequence shares the most with this prompt, else one holding nothing.
+        if self.share_prefixes:
+            best = max(free, key=lambda seq: (self._common(seq, tokens), seq not in self._resident))
+            if self._common(best, tokens):
+                return best
+        return next((seq for seq in free if seq not in self._resident), free[0])
+
+    def _reuse_prefix(self, slot: _Slot) -> None:
+        """Start ``slot`` from the longest prefix of its prompt that some sequence already holds."""
+        lib, tokens = self._lib, slot.request.tokens
+        best_seq, best = slot.seq, 0
+        if self.share_prefixes:
+            for seq in self._resident:
+                n = self._common(seq, tokens)
+                if n > best:
+                    best_seq, best = seq, n
+        # The last prompt token is always evaluated: its logits start the answer.
+        best = min(best, len(tokens) - 1)
+        if best_seq == slot.seq:
+            lib.llama_memory_seq_rm(self._memory, slot.seq, best, -1)
+        else:
+            lib.llama_memory_seq_rm(self._memory, slot.seq, -1, -1)
+            lib.llama_memory_seq_cp(self._memory, best_seq, slot.seq, 0, best)
+        slot.fed = slot.reused = best
+        self.prompt_tokens += len(tokens)
+        self.reused_tokens += best
+        self._resident[slot.seq] = list(tokens[:best])
 
     def _step(self) -> None:
         lib, batch = self._lib, self._batch
@@ -189,6 +250,7 @@ class BatchEngine:
         def add(slot: _Slot, token: int, pos: int, logits: bool) -> None:
             nonlocal n
             fed[slot] = fed.get(slot, 0) + 1
+            self._resident[slot.seq].append(token)
             batch.token[n] = token
             batch.pos[n] = pos
             batch.n_seq_id[n] = 1
@@ -215,11 +277,18 @@ class BatchEngine:
         batch.n_tokens = n
         started = time.perf_counter()
         code = lib.llama_decode(self._ctx, batch)
+        if code == 1 and self._evict_finished():
+            # No room in the KV cache (code 1 leaves it unchanged): finished sequences kept for their
+            # prefixes give theirs up, and the same batch goes again.
+            code = lib.llama_decode(self._ctx, batch)
         # The pass costs its time once, whatever the batch holds: each answer in it is charged by its tokens.
         per_token = (time.perf_counter() - started) / max(n, 1)
         for slot, count in fed.items():
             slot.compute_s += per_token * count
         if code != 0:
+            # What this batch would have added is not in the cache: forget every sequence's tokens.
+            lib.llama_memory_seq_rm(self._memory, -1, -1, -1)
+            self._resident.clear()
             raise RuntimeError(
                 f"llama_decode failed ({code}): the shared context of {self.slots} slots is full"
             )
@@ -280,7 +349,10 @@ class BatchEngine:
         error: BaseException | None = None,
     ) -> None:
         self._active.pop(slot.seq, None)
-        self._lib.llama_memory_seq_rm(self._memory, slot.seq, -1, -1)
+        if not self.share_prefixes or error is not None:
+            self._lib.llama_memory_seq_rm(self._memory, slot.seq, -1, -1)
+            self._resident.pop(slot.seq, None)
+        # else the sequence stays in the cache until its slot is reused: a later prompt may share its start
         future = slot.request.future
         if future.done():
             return
@@ -294,5 +366,6 @@ class BatchEngine:
                 prompt_tokens=len(slot.request.tokens),
                 completion_tokens=len(slot.generated),
                 compute_s=slot.compute_s,
+                reused_tokens=slot.reused,
             )
         )

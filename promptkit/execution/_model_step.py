@@ -12,6 +12,7 @@ tier starts afresh.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -139,8 +140,11 @@ class _ModelStep:
         answers = [f.raw_output.strip() for f in feedback]
         if len(answers) != len(set(answers)):
             # The model copied its failed answer: shown it again, a small model copies it again. Ask afresh
-            # instead (sampled, below): an independent try.
-            return self.template, self.first_inputs, ()
+            # instead (sampled, below): an independent try, told what failed where the template takes it.
+            fresh = dict(self.first_inputs)
+            if "earlier_errors" in (getattr(self.template, "inputs", {}) or {}):
+                fresh["earlier_errors"] = feedback[-1].error
+            return self.template, fresh, ()
         return self.template, self.first_inputs, feedback
 
     async def call(self, attempt: Try) -> _Outcome:
@@ -234,8 +238,47 @@ async def run_model_step(ex: RunContext, run: StepRun) -> None:
         errors = outcome.last.errors if outcome.last is not None else []
         state.status = "failed"
         state.errors.extend(errors[-2:] or ["no tier could carry out the step"])
+        state.reason = suspect_tests(ex, step, state.errors[-1]) or state.reason
         return
     state.status = "passed"
     state.tier = outcome.route.index
     state.tier_name = outcome.route.tier.name
     state.model = outcome.value.model
+
+
+# "tests/test_x.py:12: in test_name" then the frame's source line, in pytest's --tb=short listing.
+_TEST_FRAME = re.compile(r"^(?P<path>[\w./-]+\.py):\d+: in \w+\n\s+(?P<line>.+)$", re.MULTILINE)
+
+
+def suspect_tests(ex: RunContext, step: Step, error: str) -> str | None:
+    """When every tier failed against tests that a model wrote, the tests may be the wrong party (a model
+    can assert a value it worked out wrongly, which no code can meet): say which file, by which tier, and
+    the assertion that failed, so the user knows where to look."""
+    tests = {
+        path
+        for spec in step.verifiers
+        if isinstance(spec, dict) and isinstance(spec.get("pytest"), dict)
+        for path in spec["pytest"].get("tests", [])
+    }
+    failing = next((m for m in _TEST_FRAME.finditer(error) if m["path"] in tests), None)
+    if failing is None:
+        return None
+    states = ex.state.steps(ex.run_id)  # steps of earlier processes too, when the run was resumed
+    writer = next(
+        (
+            other
+            for other in ex.plan.steps
+            if other.uses_model
+            and failing["path"] in other.files
+            and other.id in states
+            and states[other.id].status == "passed"
+        ),
+        None,
+    )
+    if writer is None:
+        return None
+    # The assertion first: the run table shows the first 160 characters of a reason.
+    return (
+        f"`{failing['line'].strip()}` failed; {failing['path']} was written by a model ({writer.id}, tier "
+        f"{states[writer.id].tier_name}): if the code looks right, the test may be wrong"
+    )

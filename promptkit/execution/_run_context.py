@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from promptkit.execution._runstate import RunState, StepState
 from promptkit.execution._workspace import Workspace
-from promptkit.planning import Step
+from promptkit.planning import Plan, Step
 
 if TYPE_CHECKING:
     from promptkit.cache import ExactCache
@@ -39,6 +39,7 @@ class RunContext(Protocol):
     """The run a step belongs to: its workspace and checkpoints, the lock that serializes apply + verify,
     the model settings, and the run's log."""
 
+    plan: Plan
     workspace: Workspace
     state: RunState
     run_id: str

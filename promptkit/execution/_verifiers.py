@@ -493,6 +493,59 @@ def hide_library_frames(output: str) -> str:
     return "\n".join(out)
 
 
+# A warning that installed code raised, as Python prints it on stderr: the "file:line: XWarning: text" line,
+# its text, and the source line, ending in the `warnings.warn(...)` call.
+_LIBRARY_WARNING = re.compile(
+    r"^\S*(?:site-packages|/lib/python3)\S*:\d+: \w*Warning: .*?^\s+warnings\.warn\([^\n]*\n?",
+    re.MULTILINE | re.DOTALL,
+)
+
+
+def hide_library_warnings(stderr: str) -> str:
+    """stderr without the warnings that installed libraries print (pytest-asyncio's deprecation notice is
+    600 characters of every failing run): they say nothing about the code under test."""
+    return _LIBRARY_WARNING.sub("", stderr)
+
+
+# One line of pytest's string diff: "E     - expected line" / "E     + actual line".
+_DIFF_LINE = re.compile(r"^E\s+(?P<sign>[-+]) (?P<text>.*)$")
+
+
+def point_out_spacing(output: str) -> str:
+    """pytest's output with a note under each pair of diff lines that differ only in their spacing. pytest
+    marks such a difference with ``?   - -`` under the line, which small models do not read: they repeat
+    the one-space answer when the spec asks for two."""
+    lines = output.splitlines()
+    notes: dict[int, str] = {}
+    for index, line in enumerate(lines):
+        first = _DIFF_LINE.match(line)
+        if first is None:
+            continue
+        # The other half of the pair, after pytest's "?" marker line when it has one.
+        after = index + 1
+        if after < len(lines) and lines[after][1:].lstrip().startswith("?"):
+            after += 1
+        second = _DIFF_LINE.match(lines[after]) if after < len(lines) else None
+        if second is None or second["sign"] == first["sign"]:
+            continue
+        a, b = first["text"], second["text"]
+        if a != b and a.split() == b.split() and a.strip():
+            runs = {
+                m["sign"]: ", ".join(str(len(r)) for r in re.findall(r"\s+", m["text"].strip())) or "no"
+                for m in (first, second)
+            }
+            notes[after] = (
+                f"E     (only the spacing differs: the - line, right of ==, has runs of {runs['-']} spaces; "
+                f"the + line, left of ==, {runs['+']})"
+            )
+    out: list[str] = []
+    for index, line in enumerate(lines):
+        out.append(line)
+        if index in notes:
+            out.append(notes[index])
+    return "\n".join(out)
+
+
 class Pytest(_Sandboxed):
     """``python -m pytest -q -x -p no:cacheprovider [args] [tests]`` passes; the counts are parsed.
 
@@ -551,7 +604,12 @@ class Pytest(_Sandboxed):
         ]  # fmt: skip
         result, duration = await self._run(workspace, cmd)
         details = "\n".join(
-            part for part in (hide_library_frames(result.stdout).rstrip(), result.stderr.rstrip()) if part
+            part
+            for part in (
+                point_out_spacing(hide_library_frames(result.stdout)).rstrip(),
+                hide_library_warnings(result.stderr).strip(),
+            )
+            if part
         )
         counts = self.parse_counts(result.stdout)
         if result.killed_reason:

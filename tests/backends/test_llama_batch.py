@@ -98,3 +98,31 @@ def test_grammar_calls_still_run_and_validate(backends) -> None:  # type: ignore
 def test_parallel_must_be_a_positive_number(tiny_gguf: Path) -> None:
     with pytest.raises(ConfigError, match="parallel"):
         LlamaBackend(tiny_gguf, parallel=0)
+
+
+def test_prompts_that_start_alike_share_their_start_in_the_kv_cache(tiny_gguf: Path, backends) -> None:  # type: ignore[no-untyped-def]
+    _, plain = backends  # the same engine without sharing: every prompt evaluated whole
+    shared = LlamaBackend(tiny_gguf, n_ctx=512, n_threads=1, parallel=2)
+    preamble = "You are a careful assistant. Answer in one short sentence, then stop. " * 3
+    prompts = [preamble + p for p in PROMPTS[:4]]
+
+    async def run(backend: LlamaBackend) -> list[str]:
+        first = await backend.generate(request(prompts[0], max_tokens=10))
+        rest = await asyncio.gather(*(backend.generate(request(p, max_tokens=10)) for p in prompts[1:]))
+        again = await backend.generate(request(prompts[0], max_tokens=10))
+        return [first.text, *(r.text for r in rest), again.text]
+
+    try:
+        expected = asyncio.run(run(plain))
+        got = asyncio.run(run(shared))
+        engine = shared._engine
+        # The later prompts copied the preamble (and the repeat all but its last token) instead of evaluating it.
+        assert engine is not None and engine.share_prefixes
+        assert engine.reused_tokens >= 4 * 30, (engine.reused_tokens, engine.prompt_tokens)
+        assert engine.reused_tokens < engine.prompt_tokens
+        # Same greedy answers as evaluating every prompt whole, up to a floating-point near-tie.
+        assert sum(a == b for a, b in zip(expected, got, strict=True)) >= len(got) - 1
+        assert got[0] == got[-1]
+    finally:
+        shared.close()
+    assert plain._engine is not None and plain._engine.reused_tokens == 0

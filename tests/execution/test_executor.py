@@ -166,6 +166,39 @@ def test_exhausted_attempts_give_a_clear_failure_and_skip_dependents(tmp_path: P
     assert kept.read_text() == BAD
 
 
+def test_a_step_failing_against_model_written_tests_names_the_assertion_to_check(tmp_path: Path) -> None:
+    # The model's test expects double(2) == 5, which no correct code meets: the failure says so.
+    wrong_test = "from lib.double import double\n\n\ndef test_double():\n    assert double(2) == 5\n"
+
+    def answers(request: GenerateRequest) -> dict[str, Any]:
+        wanted = "tests/test_double.py" if "Step tests" in request.messages[-1].content else "lib/double.py"
+        return answer(wanted, wrong_test if wanted.startswith("tests") else GOOD)
+
+    pytest_check = {"pytest": {"tests": ["tests/test_double.py"]}}
+    plan = plan_of(
+        render_step("layout", {"lib/__init__.py": ""}),
+        model_step("tests", ["tests/test_double.py"], depends_on=["layout"], kind="write-tests"),
+        model_step("code", ["lib/double.py"], depends_on=["tests"], max_attempts=1, verifiers=[pytest_check]),
+    )
+    report = run(plan, tmp_path / "out", model=FunctionBackend(answers))
+    tests, code = report.steps[1:]
+    assert tests.status == "passed" and code.status == "failed"
+    assert code.reason is not None
+    assert code.reason.startswith(
+        "`assert double(2) == 5` failed; tests/test_double.py was written by a model"
+    )
+    assert "(tests, tier " in code.reason and code.reason.endswith("the test may be wrong")
+    # Tests that no model wrote are not suspected.
+    rendered = plan_of(
+        render_step("layout", {"lib/__init__.py": "", "tests/test_double.py": wrong_test}),
+        model_step(
+            "code", ["lib/double.py"], depends_on=["layout"], max_attempts=1, verifiers=[pytest_check]
+        ),
+    )
+    report = run(rendered, tmp_path / "other", model=FunctionBackend(answers))
+    assert report.steps[1].status == "failed" and report.steps[1].reason is None
+
+
 def test_schema_failures_go_through_the_same_repair_loop(tmp_path: Path) -> None:
     backend = ScriptedBackend(["this is not json", answer("lib/double.py", GOOD)])
     report = run(plan_of(model_step("code", ["lib/double.py"])), tmp_path / "out", model=backend)
@@ -533,6 +566,33 @@ def test_complete_file_prefills_the_answer_with_the_file_up_to_its_first_body(tm
     assert (tmp_path / "out/lib/double.py").read_text() == (
         'def double(x: int) -> int:\n    """Twice x."""\n    return 2 * x\n'
     )
+
+
+def test_a_prefilled_step_asked_afresh_after_a_copied_answer_is_told_what_failed(tmp_path: Path) -> None:
+    from promptkit.backends import Capabilities
+
+    skeleton = 'def double(x: int) -> int:\n    """Twice x."""\n    ...\n'
+    seen: list[GenerateRequest] = []
+
+    def continue_it(request: GenerateRequest) -> str:  # wrong twice (the same answer), then right
+        seen.append(request)
+        body = "    return 2 * x\n" if len(seen) == 3 else "    return x +\n"
+        return request.messages[-1].content + body + "```\n"
+
+    step = model_step("code", ["lib/double.py"], depends_on=["layout"], verifiers=["python-compile"])
+    step = step.model_copy(update={"template": "complete_file", "max_attempts": 3})
+    plan = plan_of(render_step("layout", {"lib/__init__.py": "", "lib/double.py": skeleton}), step)
+    backend = FunctionBackend(continue_it, capabilities=Capabilities(prefill=True))
+    report = run(plan, tmp_path / "out", model=backend)
+    assert report.steps[1].status == "passed" and report.steps[1].attempts == 3
+    first, second, third = seen
+    assert "An earlier attempt failed" not in first.messages[-2].content
+    assert len(second.messages) == len(first.messages) + 2, "the first repair continues the conversation"
+    # Afresh: the prompt alone, with what failed before (not the copied answer, which a model copies again).
+    assert len(third.messages) == len(first.messages)
+    told = third.messages[-2].content
+    assert "An earlier attempt failed these checks" in told and "SyntaxError" in told
+    assert "lib/double.py:3" in told
 
 
 def test_stub_prefix_stops_at_the_first_declared_body() -> None:

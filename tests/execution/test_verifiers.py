@@ -169,6 +169,44 @@ def test_hide_library_frames_keeps_project_frames() -> None:
     ]
 
 
+async def test_pytest_details_point_out_a_difference_in_spacing_only(workspace: Path) -> None:
+    write(
+        workspace,
+        {
+            "test_table.py": (
+                "def test_table():\n"
+                "    out = 'b 5 https://b.example\\na 3 https://a.example'\n"
+                "    assert out == 'b  5  https://b.example\\na  3  https://a.example'\n"
+                "\n\ndef test_words():\n    assert 'a b' == 'a c'\n"
+            )
+        },
+    )
+    result = await Pytest(env=FAST_PYTEST, args=["-vv"])(workspace)
+    assert not result.ok
+    notes = [ln for ln in result.details.splitlines() if "only the spacing differs" in ln]
+    assert (
+        notes
+        == [
+            "E     (only the spacing differs: the - line, right of ==, has runs of 2, 2 spaces; the + line, "
+            "left of ==, 1, 1)"
+        ]
+        * 2
+    ), result.details
+    # A real difference in the words gets no such note (the second test is not run: -x stops first).
+    assert _verifiers.point_out_spacing("E     - a c\nE     + a b") == "E     - a c\nE     + a b"
+
+
+def test_hide_library_warnings_keeps_the_projects_own() -> None:
+    stderr = (
+        "/venv/lib/python3.11/site-packages/pytest_asyncio/plugin.py:306: PytestDeprecationWarning: The option\n"
+        "is unset. More text.\n\n  warnings.warn(PytestDeprecationWarning(_UNSET))\n"
+        "app/models.py:3: UserWarning: the project's own\n  warnings.warn('x')\n"
+    )
+    assert _verifiers.hide_library_warnings(stderr) == (
+        "app/models.py:3: UserWarning: the project's own\n  warnings.warn('x')\n"
+    )
+
+
 async def test_pytest_with_no_tests_fails(workspace: Path) -> None:
     write(workspace, {"mod.py": "x = 1\n"})
     result = await Pytest(env=FAST_PYTEST)(workspace)
