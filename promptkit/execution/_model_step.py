@@ -177,6 +177,7 @@ class _ModelStep:
                 temperature=ex.repair_temperature if feedback else ex.temperature,
                 max_tokens=ex.max_tokens,
                 feedback=turns,
+                reason=attempt.reason,
                 **({"seed": state.attempts} if feedback else {}),
             )
         except AttemptsExhausted as exc:

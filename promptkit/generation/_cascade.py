@@ -137,15 +137,20 @@ def _next_reason(error: Exception) -> Reason:
     return "fallback" if isinstance(error, (TransportError, RoutingError)) else "escalation"
 
 
-async def run_cascade(steps: CascadeSteps[A, V], routes: Sequence[Route]) -> Passed[A, V] | Failed:
+async def run_cascade(
+    steps: CascadeSteps[A, V], routes: Sequence[Route], *, first: Reason | None = None
+) -> Passed[A, V] | Failed:
     """Try ``routes`` in order until one gives an answer that passes ``steps.check``.
+
+    ``first`` is why the first attempt happens when this cascade is itself one attempt of an outer one (the
+    executor calls generate() once per attempt): "escalation" or "reask", as the ledger records it.
 
     On each tier the repair loop runs up to ``steps.attempts(route)`` attempts, each failed check fed back
     to the next; a tier whose attempts are spent, or that raises one of ``steps.ends``, or that ``enter``
     skips, hands over to the next tier. Any other error propagates at once.
     """
     ended: list[TierEnded] = []
-    reason: Reason | None = None
+    reason: Reason | None = first
     for route in routes:
         entered = await steps.enter(route, reason)
         if isinstance(entered, Served):

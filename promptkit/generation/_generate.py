@@ -223,8 +223,8 @@ class _Call:
     def ended(self, end: TierEnded) -> None:
         pass  # every attempt is already in the ledger; failure() tells the story if no tier passes
 
-    async def run(self, routes: Sequence[Route]) -> GenerateResult:
-        outcome = await run_cascade(self, routes)
+    async def run(self, routes: Sequence[Route], first: Reason | None = None) -> GenerateResult:
+        outcome = await run_cascade(self, routes, first=first)
         if isinstance(outcome, Failed):
             raise self.failure(routes, outcome)
         if outcome.answer is not None:
@@ -454,6 +454,7 @@ async def agenerate(
     semantic_cache: SemanticCache | bool | None = None,
     feedback: Sequence[Feedback] = (),
     routes: Sequence[Route] | None = None,
+    reason: Reason | None = None,
     **kw: Any,
 ) -> GenerateResult[T]: ...
 @overload
@@ -477,6 +478,7 @@ async def agenerate(
     semantic_cache: SemanticCache | bool | None = None,
     feedback: Sequence[Feedback] = (),
     routes: Sequence[Route] | None = None,
+    reason: Reason | None = None,
     **kw: Any,
 ) -> GenerateResult[T]: ...
 @overload
@@ -500,6 +502,7 @@ async def agenerate(
     semantic_cache: SemanticCache | bool | None = None,
     feedback: Sequence[Feedback] = (),
     routes: Sequence[Route] | None = None,
+    reason: Reason | None = None,
     **kw: Any,
 ) -> GenerateResult[Any]: ...
 @traced_generate  # a promptkit.generate span when OpenTelemetry tracing is on (promptkit.tracing)
@@ -523,6 +526,7 @@ async def agenerate(
     semantic_cache: SemanticCache | bool | None = None,
     feedback: Sequence[Feedback] = (),
     routes: Sequence[Route] | None = None,
+    reason: Reason | None = None,
     **kw: Any,
 ) -> GenerateResult[Any]:
     """Render ``template`` with ``inputs``, get an answer that validates and passes ``accept``, and return it.
@@ -545,7 +549,9 @@ async def agenerate(
     appended to the prompt as conversation turns, for a caller that checks answers itself (the executor's
     verifiers): the prompt's prefix stays the same, so a local model reuses its cached state. ``routes``: the
     tiers to try, in order, for a caller that chose them from ``router`` itself (the executor runs its own
-    cascade and makes each attempt a call on one tier); by default ``router.route()`` picks them.
+    cascade and makes each attempt a call on one tier); by default ``router.route()`` picks them. ``reason``:
+    why such a caller makes this call ("escalation", "reask"), recorded in the ledger with its first attempt,
+    so the ledger counts the caller's escalations and repairs.
 
     Raises ``AttemptsExhausted`` (every attempt's raw output and the summed usage) when no tier produced an
     acceptable answer, ``RoutingError`` when every route failed with transport errors, ``BudgetExceeded``
@@ -607,7 +613,7 @@ async def agenerate(
         max_attempts=per_tier,
         semantic=_Semantic.build(semantic_cache, tpl, inputs or {}),
     )
-    return await call.run(router.route(features) if routes is None else routes)
+    return await call.run(router.route(features) if routes is None else routes, first=reason)
 
 
 # --- semantic cache ----------------------------------------------------------------------------------------

@@ -138,6 +138,25 @@ def test_escalates_to_the_next_tier_when_a_tier_is_spent(tmp_path: Path) -> None
     assert not is_repair(strong.history[0])
 
 
+def test_the_ledger_counts_the_steps_repairs_and_escalations(tmp_path: Path) -> None:
+    from promptkit.ledger import Ledger
+
+    cheap = FunctionBackend(lambda r: answer("lib/double.py", BAD), name="cheap")
+    strong = FunctionBackend(lambda r: answer("lib/double.py", GOOD), name="strong")
+    router = Router([Tier("cheap", [cheap]), Tier("strong", [strong])])
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    report = run(
+        plan_of(model_step("code", ["lib/double.py"], max_attempts=2)),
+        tmp_path / "out",
+        router=router,
+        ledger=ledger,
+    )
+    # Each attempt is its own generate() call: cheap, a repair on cheap, then the escalation to strong.
+    assert report.ledger is not None
+    assert (report.ledger["calls"], report.ledger["retries"], report.ledger["escalations"]) == (3, 1, 1)
+    assert ledger.totals(report.run_id).escalations == report.totals.escalations == 1
+
+
 def test_route_hint_starts_the_cascade_at_the_hinted_tier(tmp_path: Path) -> None:
     cheap = FunctionBackend(lambda r: answer("lib/double.py", GOOD), name="cheap")
     strong = FunctionBackend(lambda r: answer("lib/double.py", GOOD), name="strong")
