@@ -23,7 +23,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -99,10 +99,40 @@ class _ModelTable(_Table):
     headers: dict[str, str] | None = None
 
 
+class _SemanticTable(BaseModel):
+    """[cache.semantic]'s keys: promptkit.cache.SemanticSettings' fields (a test keeps the two equal; the cache
+    layer sits above this module). The settings check the values when the semantic cache is used."""
+
+    model_config = ConfigDict(extra="forbid")
+    threshold: Any = None
+    margin: Any = None
+    lexical_weight: Any = None
+    scorer: Any = None
+    classifier: Any = None
+    confidence: Any = None
+    guards: Any = None
+    candidates: Any = None
+    index: Any = None
+    ttl_s: Any = None
+    templates: Any = None
+    namespaces: Any = None
+
+
 class _CacheTable(_Table):
     ttl_s: float | None = Field(default=None, gt=0)
     namespace: str | None = Field(default=None, min_length=1)
-    semantic: dict[str, Any] | None = None
+    # Values are checked by the semantic cache's settings when it is used; a misspelt key would otherwise be
+    # ignored without a word (`treshold = 0.95` leaves the default threshold).
+    semantic: _SemanticTable | None = None
+
+
+class _TracingTable(BaseModel):
+    # Every key is known here (tracing.setup reads them), so a misspelt one is an error, not a silent no-op.
+    model_config = ConfigDict(extra="forbid", strict=True)
+    otlp_endpoint: str | None = None
+    enabled: bool = True
+    service_name: str | None = None
+    record_content: bool = False
 
 
 class _PlaybooksTable(_Table):
@@ -116,6 +146,7 @@ class _ConfigFile(_Table):
     router: dict[str, Any] = {}
     cache: _CacheTable = _CacheTable()
     playbooks: _PlaybooksTable = _PlaybooksTable()
+    tracing: _TracingTable = _TracingTable()
 
 
 _PROBLEMS = {
@@ -128,6 +159,7 @@ _PROBLEMS = {
     "model_type": "must be a table",
     "model_attributes_type": "must be a table",
     "missing": "is required",
+    "extra_forbidden": "unknown key; expected one of {known}",
 }
 _KEY = re.compile(
     r"""\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*="""
@@ -157,6 +189,17 @@ def _line_of(text: str, path: list[str]) -> int | None:
     return best[1] if best else None
 
 
+def _table_model(loc: tuple[Any, ...]) -> type[BaseModel]:
+    """The schema model of the table at ``loc`` (for the keys an unknown one could have been)."""
+    model: type[BaseModel] = _ConfigFile
+    for part in loc:
+        annotation = model.model_fields[str(part)].annotation
+        for candidate in (annotation, *get_args(annotation)):  # `Table | None` too
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                model = candidate
+    return model
+
+
 def _config_error(exc: ValidationError, source: Path | None, prefix: list[str]) -> ConfigError:
     """``file:LINE: field: problem`` for the first problem (and how many more there are)."""
     err = exc.errors()[0]
@@ -165,7 +208,9 @@ def _config_error(exc: ValidationError, source: Path | None, prefix: list[str]) 
     for part in err["loc"]:
         field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
     problem = _PROBLEMS.get(err["type"], err["msg"])
-    if err["type"] != "missing":
+    if err["type"] == "extra_forbidden":
+        problem = problem.format(known=", ".join(_table_model(err["loc"][:-1]).model_fields))
+    if err["type"] not in ("missing", "extra_forbidden"):
         got = repr(err["input"])
         problem += f", got {got if len(got) <= 80 else got[:77] + '...'}"
     if exc.error_count() > 1:

@@ -28,6 +28,16 @@ from promptkit.errors import ConfigError
         ('[cache]\nttl_s = "soon"\n', "promptkit.toml:2: cache.ttl_s: must be a number, got 'soon'"),
         ("templates = []\n", "promptkit.toml:1: templates: must be a table"),
         ('[playbooks]\npaths = "mine"\n', "promptkit.toml:2: playbooks.paths: must be a list"),
+        (
+            '[tracing]\notlp_endpont = "http://localhost:4318"\n',
+            "promptkit.toml:2: tracing.otlp_endpont: unknown key; expected one of otlp_endpoint, enabled,"
+            " service_name, record_content",
+        ),
+        ('[tracing]\nenabled = "no"\n', "promptkit.toml:2: tracing.enabled: must be true or false"),
+        (
+            "[cache.semantic]\nthreshold = 0.9\ntreshold = 0.95\n",
+            "promptkit.toml:3: cache.semantic.treshold: unknown key; expected one of threshold, margin,",
+        ),
     ],
 )
 def test_wrong_types_name_the_line_and_field(tmp_path: Path, text: str, expected: str) -> None:
@@ -59,3 +69,20 @@ def test_a_valid_file_still_loads_with_its_backend_options(
     assert alias.input_cost_per_token == 0.0
     assert alias.options == {"timeout_s": 30, "n_ctx": 4096, "n_threads": 2}
     assert config.router == {"strategy": "cascade"}
+
+
+def test_the_semantic_table_knows_exactly_the_settings_keys() -> None:
+    from promptkit.cache import SemanticSettings
+    from promptkit.config import _SemanticTable
+
+    assert list(_SemanticTable.model_fields) == list(SemanticSettings.model_fields)
+
+
+def test_known_tracing_and_semantic_keys_load(tmp_path: Path) -> None:
+    text = (
+        '[tracing]\notlp_endpoint = "http://localhost:4318"\nenabled = false\nservice_name = "x"\n'
+        "record_content = true\n\n[cache.semantic]\nthreshold = 0.9\ntemplates = ['faq']\n"
+    )
+    (tmp_path / "promptkit.toml").write_text(text, encoding="utf-8")
+    config = load_config(tmp_path)
+    assert config.cache["semantic"]["templates"] == ["faq"] and config.raw["tracing"]["enabled"] is False

@@ -598,4 +598,4 @@ def test_the_cli_reads_the_tracing_table_first(tmp_path: Path, capsys: pytest.Ca
     from promptkit.cli import main
 
     assert main(["templates", "list"]) != 0
-    assert "otlp_endpoint must be a URL string" in capsys.readouterr().err
+    assert "promptkit.toml:2: tracing.otlp_endpoint: must be a string, got 5" in capsys.readouterr().err
