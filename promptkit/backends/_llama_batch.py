@@ -182,10 +182,15 @@ class BatchEngine:
             request = self._waiting.popleft()
             if request.cancelled.is_set() or not request.future.set_running_or_notify_cancel():
                 continue
-            seq = self._pick_slot(free, request.tokens)
+            source, shared = self._longest_prefix(request.tokens)
+            # The slot of the finished sequence it shares most with, when that is free; else one holding nothing.
+            if source in free:
+                seq = source
+            else:
+                seq = next((s for s in free if s not in self._resident), free[0])
             free.remove(seq)
             slot = _Slot(seq=seq, request=request)
-            self._reuse_prefix(slot)
+            self._start_from(slot, source if shared else seq, shared)
             if request.temperature > 0:
                 import numpy as np
 
@@ -208,34 +213,30 @@ class BatchEngine:
             del self._resident[seq]
         return bool(finished)
 
-    def _pick_slot(self, free: list[int], tokens: list[int]) -> int:
-        # A free slot whose finished sequence shares the most with this prompt, else one holding nothing.
-        if self.share_prefixes:
-            best = max(free, key=lambda seq: (self._common(seq, tokens), seq not in self._resident))
-            if self._common(best, tokens):
-                return best
-        return next((seq for seq in free if seq not in self._resident), free[0])
-
-    def _reuse_prefix(self, slot: _Slot) -> None:
-        """Start ``slot`` from the longest prefix of its prompt that some sequence already holds."""
-        lib, tokens = self._lib, slot.request.tokens
-        best_seq, best = slot.seq, 0
+    def _longest_prefix(self, tokens: list[int]) -> tuple[int | None, int]:
+        """The sequence (running or finished) whose tokens share the longest start with ``tokens``, and how many."""
+        best_seq, best = None, 0
         if self.share_prefixes:
             for seq in self._resident:
                 n = self._common(seq, tokens)
                 if n > best:
                     best_seq, best = seq, n
+        return best_seq, best
+
+    def _start_from(self, slot: _Slot, source: int | None, shared: int) -> None:
+        """Start ``slot`` from the first ``shared`` tokens that ``source`` holds (copied, not evaluated)."""
+        lib, tokens = self._lib, slot.request.tokens
         # The last prompt token is always evaluated: its logits start the answer.
-        best = min(best, len(tokens) - 1)
-        if best_seq == slot.seq:
-            lib.llama_memory_seq_rm(self._memory, slot.seq, best, -1)
+        shared = min(shared, len(tokens) - 1)
+        if source == slot.seq:
+            lib.llama_memory_seq_rm(self._memory, slot.seq, shared, -1)
         else:
             lib.llama_memory_seq_rm(self._memory, slot.seq, -1, -1)
-            lib.llama_memory_seq_cp(self._memory, best_seq, slot.seq, 0, best)
-        slot.fed = slot.reused = best
+            lib.llama_memory_seq_cp(self._memory, source, slot.seq, 0, shared)
+        slot.fed = slot.reused = shared
         self.prompt_tokens += len(tokens)
-        self.reused_tokens += best
-        self._resident[slot.seq] = list(tokens[:best])
+        self.reused_tokens += shared
+        self._resident[slot.seq] = list(tokens[:shared])
 
     def _step(self) -> None:
         lib, batch = self._lib, self._batch
