@@ -13,6 +13,7 @@ held-out curve: precision at a given hit rate, and hit rate at a given precision
 >= 50% hit rate).
 
     nice -n 19 python bench/cache_qqp.py [--threads 1] [--held-out 0.3] [--targets 0.005 0.01 0.02] [--explore]
+    python bench/cache_qqp.py --embedder build/minilm-qqp     # MiniLM fine-tuned by bench/tune_embedder.py
 
 ``--explore`` (needs scikit-learn, not a promptkit dependency) also measures levers that promptkit does not ship,
 on the same split, their thresholds calibrated on out-of-fold scores of the calibration part: gradient-boosted
@@ -109,6 +110,11 @@ def main() -> None:
     parser.add_argument("--held-out", type=float, default=0.3)
     parser.add_argument("--targets", type=float, nargs="+", default=[0.005, 0.01, 0.02])
     parser.add_argument("--explore", action="store_true", help="also the scikit-learn levers (slow)")
+    parser.add_argument(
+        "--embedder",
+        type=Path,
+        help="a sentence-transformers folder to use instead of MiniLM (bench/tune_embedder.py)",
+    )
     args = parser.parse_args()
     if not args.data.is_file():
         raise SystemExit(f"{args.data} is missing (shared/data is not beside the repository)")
@@ -121,8 +127,11 @@ def main() -> None:
         f" calibration part {len(fit.a):,}, held out {len(held.a):,} ({sum(held.labels):,} duplicates)"
     )
     tmp = Path(tempfile.mkdtemp(prefix="pk-qqp-bench-"))
+    # The embedding cache's model id is the file's name and hash: keep the name to reuse cached vectors.
+    gguf_name = f"{args.embedder.resolve().name}.gguf" if args.embedder else "minilm.gguf"
+    print(f"embedder: {args.embedder or 'all-MiniLM-L6-v2'}")
     embedder = LlamaEmbedder(
-        convert_minilm_to_gguf(tmp / "minilm.gguf"),  # the file name is part of the cache's model id
+        convert_minilm_to_gguf(tmp / gguf_name, source=args.embedder),
         n_threads=args.threads,
         cache=EmbeddingCache(Path(tempfile.gettempdir()) / "promptkit-test-embeddings.sqlite"),
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from promptkit.execution._sandbox import Limits, arun_sandboxed
+from promptkit.planning._context import closing_bracket
 
 __all__ = ["DocExample", "DocstringExamples", "build_program", "docstring_examples", "extract_code"]
 
@@ -78,7 +79,7 @@ _ARROW = re.compile(r"\s*(?:==|➞|->|=>|⟶|→|,?\s*(?:should\s+)?returns?)\s*
 def _split_call(line: str) -> tuple[str, list[str]]:
     """``f(1) 2`` -> (``f(1)``, [``2``]) when a call is followed by a literal on the same line."""
     opened = line.find("(")
-    end = _call_end(line, opened) if opened > 0 else None
+    end = closing_bracket(line, opened) if opened > 0 else None
     rest = line[end:].strip().removeprefix("==").strip() if end else ""
     if end and rest and _literal(rest) is not None and _literal_call(line[:end]):
         return line[:end], [rest]
@@ -93,25 +94,6 @@ def _is_expression(text: str) -> bool:
     return True
 
 
-def _call_end(text: str, start: int) -> int | None:
-    """Where the call opened at ``text[start] == '('`` closes (bracket depth; quotes respected), or None."""
-    depth, quote = 0, ""
-    for i in range(start, len(text)):
-        ch = text[i]
-        if quote:
-            if ch == quote and text[i - 1] != "\\":
-                quote = ""
-        elif ch in "'\"":
-            quote = ch
-        elif ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-    return None
-
-
 def _arrow_examples(docstring: str, entry_point: str, first_line: int) -> list[DocExample]:
     found = []
     name = re.compile(rf"(?<![\w.]){re.escape(entry_point)}\s*\(")
@@ -119,7 +101,7 @@ def _arrow_examples(docstring: str, entry_point: str, first_line: int) -> list[D
         if line.lstrip().startswith((">>>", "...")):
             continue
         for match in name.finditer(line):
-            end = _call_end(line, match.end() - 1)
+            end = closing_bracket(line, match.end() - 1)
             if end is None:
                 continue
             arrow = _ARROW.match(line[end:])

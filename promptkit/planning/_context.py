@@ -7,6 +7,7 @@ generated code and its test data are correct by construction (types, constraints
 from __future__ import annotations
 
 import ast
+import json
 import math
 import re
 from typing import Any
@@ -255,6 +256,7 @@ def _example_context(example: FeatureExample, index: int) -> dict[str, Any]:
             "stdout": literal(example.stdout),
             "stderr": literal(example.stderr),
             "stdout_json": None if example.stdout_json is None else repr(example.stdout_json),
+            "shown": _example_shown(example),
         }
     assert example.request is not None
     return {
@@ -265,6 +267,26 @@ def _example_context(example: FeatureExample, index: int) -> dict[str, Any]:
         "status": example.status,
         "response": None if example.response is None else repr(example.response),
     }
+
+
+def _example_shown(example: FeatureExample) -> list[str]:
+    """A command-line example as plain-text lines for a docstring, its output verbatim: small models copy a
+    spacing they see beside the code more readily than one described in words."""
+    assert example.run is not None
+    scene = " and ".join(f"`{call}`" for call in example.given)
+    head = (f"after {scene}, " if scene else "") + f"`{example.run}` exits {example.exit}"
+    lines = []
+    if example.stdout_json is not None:
+        lines.append(f"{head} and prints JSON: {json.dumps(example.stdout_json)}")
+    elif example.stdout is not None and example.stdout.strip():
+        lines += [f"{head} and prints:", *(f"    {line}" for line in example.stdout.strip().splitlines())]
+    elif example.stdout is not None:
+        lines.append(f"{head} and prints nothing")
+    else:
+        lines.append(head)
+    if example.stderr is not None:
+        lines.append(f"    (stderr: {example.stderr.strip()})")
+    return [line.replace("\\", "\\\\").replace('"""', "'''") for line in lines]
 
 
 def _response_model(response: Any, entities: list[dict[str, Any]]) -> str | None:
@@ -334,13 +356,19 @@ def _query_type(values: list[str]) -> str:
 _SIGNATURE_START = re.compile(r"^\s*`?(?P<name>[A-Za-z_]\w*)\(")
 
 
-def _balanced(text: str, start: int) -> int | None:
-    """The index just past the bracket that closes the one at ``start``."""
-    depth = 0
+def closing_bracket(text: str, start: int) -> int | None:
+    """The index just past the bracket that closes the one at ``text[start]`` (quotes respected), or None."""
+    depth, quote = 0, ""
     for index in range(start, len(text)):
-        if text[index] in "([":
+        char = text[index]
+        if quote:
+            if char == quote and text[index - 1] != "\\":
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char in "([{":
             depth += 1
-        elif text[index] in ")]":
+        elif char in ")]}":
             depth -= 1
             if depth == 0:
                 return index + 1
@@ -354,7 +382,7 @@ def _feature_signature(description: str, entity_names: list[str]) -> dict[str, A
     match = _SIGNATURE_START.match(description)
     if match is None:
         return None
-    end = _balanced(description, match.end() - 1)
+    end = closing_bracket(description, match.end() - 1)
     if end is None:
         return None
     rest = description[end:]
@@ -365,7 +393,7 @@ def _feature_signature(description: str, entity_names: list[str]) -> dict[str, A
         if type_match is not None:
             stop = arrow.end() + type_match.end()
             if rest[stop : stop + 1] == "[":
-                closed = _balanced(rest, stop)
+                closed = closing_bracket(rest, stop)
                 stop = closed if closed is not None else stop
             returns = rest[arrow.end() : stop]
     declaration = description[match.start("name") : end] + (f" -> {returns}" if returns else "")
@@ -384,6 +412,67 @@ def _feature_signature(description: str, entity_names: list[str]) -> dict[str, A
 def _feature_command(feature: Feature) -> str:
     match = re.match(r"\s*`[\w.-]+\s+(?P<command>[a-z][\w-]*)", feature.description)
     return match["command"] if match else feature.id
+
+
+def _command_arguments(feature: Feature, command: str) -> list[dict[str, Any]] | None:
+    """The sub-command's arguments, read off the spec: positionals named by the usage in the description
+    (`` `prog resolve CODE` ``), options as the examples' command lines use them (``--json`` alone is a flag,
+    ``--top 3`` takes an int). None when the examples never run the command or disagree with each other or
+    the usage; the model then declares the arguments itself."""
+    usage = re.search(rf"`[\w.-]+\s+{re.escape(command)}((?:\s+[A-Z][A-Z0-9_]*)*)\b", feature.description)
+    names = usage[1].split() if usage else []
+    lines = [
+        argv[1:]
+        for example in feature.examples
+        for call in ([*example.given, example.run] if example.run is not None else [])
+        if (argv := split_command(call))[0] == command
+    ]
+    if not lines:
+        return None
+    options: dict[str, list[str | None]] = {}
+    given: list[list[str]] = [[] for _ in names]  # each positional's values
+    for argv in lines:
+        positionals = 0
+        index = 0
+        while index < len(argv):
+            token = argv[index]
+            if token.startswith("--") and len(token) > 2:
+                value = (
+                    argv[index + 1]
+                    if index + 1 < len(argv) and not argv[index + 1].startswith("--")
+                    else None
+                )
+                # A value after a flag and a positional look alike: the usage's count of positionals decides.
+                if value is not None and positionals + (len(argv) - index - 2) < len(names):
+                    value = None
+                options.setdefault(token, []).append(value)
+                index += 1 if value is None else 2
+            else:
+                if positionals < len(names):
+                    given[positionals].append(token)
+                positionals += 1
+                index += 1
+        if positionals != len(names):
+            return None
+
+    def kind(values: list[Any]) -> str:
+        return "int" if values and all(re.fullmatch(r"-?\d+", str(v)) for v in values) else "str"
+
+    arguments: list[dict[str, Any]] = [
+        {"flag": name.lower(), "dest": name.lower(), "type": kind(values), "action": None}
+        for name, values in zip(names, given, strict=True)
+    ]
+    for flag, values in options.items():
+        dest = flag[2:].replace("-", "_")
+        if not dest.isidentifier():
+            return None
+        if all(v is None for v in values):
+            arguments.append({"flag": flag, "dest": dest, "type": "bool", "action": "store_true"})
+        elif all(v is not None for v in values):
+            arguments.append({"flag": flag, "dest": dest, "type": kind(values), "action": None})
+        else:
+            return None
+    return arguments
 
 
 def _python_check(text: str) -> str | None:
@@ -423,6 +512,9 @@ def _feature_context(
         "checks": [{"text": a, "python": _python_check(a)} for a in feature.acceptance],
         # A command-line feature's sub-command: the word after the program's name in its description.
         "command": _feature_command(feature) if stack == "python-cli" else None,
+        "arguments": _command_arguments(feature, _feature_command(feature))
+        if stack == "python-cli"
+        else None,
         "signature": _feature_signature(feature.description, [e["name"] for e in entities or []])
         if stack == "python-library"
         else None,

