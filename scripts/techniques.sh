@@ -4,7 +4,7 @@
 # on both models (report items only), the bug suite (22 real bugs) on both models, and the A/B tables with
 # paired statistics.
 # Resumable: a killed run picks up where it stopped when the script runs again.
-#   bash scripts/techniques.sh            # both models (about an hour on 2 cores)
+#   bash scripts/techniques.sh            # both models: about 4.5 hours on 2 cores (the 1.5B alone ~2.5 h)
 #   MODELS=small bash scripts/techniques.sh
 set -euo pipefail
 cd "$(dirname "$0")/../evals/techniques"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import json
+import keyword
 import math
 import re
 from typing import Any
@@ -464,14 +465,16 @@ def _command_arguments(feature: Feature, command: str) -> list[dict[str, Any]] |
     ]
     for flag, values in options.items():
         dest = flag[2:].replace("-", "_")
-        if not dest.isidentifier():
-            return None
+        arguments.append({"flag": flag, "dest": dest, "type": "str", "action": None})
         if all(v is None for v in values):
-            arguments.append({"flag": flag, "dest": dest, "type": "bool", "action": "store_true"})
+            arguments[-1].update(type="bool", action="store_true")
         elif all(v is not None for v in values):
-            arguments.append({"flag": flag, "dest": dest, "type": kind(values), "action": None})
+            arguments[-1]["type"] = kind(values)
         else:
             return None
+    # `args.in` would not even parse: such names are left to the model (argparse needs a `dest=` then).
+    if not all(a["dest"].isidentifier() and not keyword.iskeyword(a["dest"]) for a in arguments):
+        return None
     return arguments
 
 

@@ -430,8 +430,10 @@ def test_cli_features_with_examples_get_their_arguments_declared():
             ["find --exact bob"],
             [("name", "str", None), ("--exact", "bool", "store_true")],
         ),
-        ("`app find NAME` finds.", ["find --in notes bob"], [("name", "str", None), ("--in", "str", None)]),
-        # The examples disagree (a value once, none once), or with the usage, or never run the command.
+        ("`app find NAME` finds.", ["find --tag notes bob"], [("name", "str", None), ("--tag", "str", None)]),
+        # The examples disagree (a value once, none once), or with the usage, or never run the command; or a
+        # name is a Python keyword (`args.in` would not parse).
+        ("`app find NAME` finds.", ["find --in notes bob"], None),
         ("`app top` lists.", ["top --limit 3", "top --limit"], None),
         ("`app top N` lists.", ["top"], None),
         ("`app top` lists.", ["other"], None),
