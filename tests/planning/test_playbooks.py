@@ -416,6 +416,21 @@ def test_cli_features_with_examples_get_their_arguments_declared():
     assert "    `resolve nope` exits 1\n        (stderr: error: unknown code nope)\n" in resolve
 
 
+def test_command_examples_in_the_docstring_survive_backslashes_and_quotes():
+    spec = load_spec(REPO / "examples" / "url_shortener.yaml")
+    assert isinstance(spec, AppSpec)
+    stats = next(f for f in spec.features if f.id == "stats")
+    odd = stats.examples[0].model_copy(update={"stdout": 'b  5  C:\\temp\\n """x"""'})
+    spec.features[spec.features.index(stats)] = stats.model_copy(update={"examples": [odd]})
+    plan = PlaybookPlanner().plan(spec)
+    skeleton = plan.step("feature-stats-skeleton").render_files["url_shortener/features/stats.py"]
+    namespace: dict[str, object] = {}
+    source = skeleton.replace("from url_shortener.store import Store", "Store = object")
+    exec(compile(source, "s.py", "exec"), namespace)
+    # The docstring shows the output as written, but for the triple quotes that would end it.
+    assert "        b  5  C:\\temp\\n '''x'''\n" in namespace["run"].__doc__  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize(
     ("description", "runs", "arguments"),
     [
