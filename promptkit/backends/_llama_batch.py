@@ -197,15 +197,6 @@ class BatchEngine:
                 slot.rng = np.random.default_rng(request.seed)
             self._active[seq] = slot
 
-    def _common(self, seq: int, tokens: list[int]) -> int:
-        held = self._resident.get(seq, ())
-        n = 0
-        for a, b in zip(held, tokens, strict=False):
-            if a != b:
-                break
-            n += 1
-        return n
-
     def _evict_finished(self) -> bool:
         finished = [seq for seq in self._resident if seq not in self._active]
         for seq in finished:
@@ -217,8 +208,8 @@ class BatchEngine:
         """The sequence (running or finished) whose tokens share the longest start with ``tokens``, and how many."""
         best_seq, best = None, 0
         if self.share_prefixes:
-            for seq in self._resident:
-                n = self._common(seq, tokens)
+            for seq, held in self._resident.items():
+                n = self._lib.Llama.longest_token_prefix(held, tokens)
                 if n > best:
                     best_seq, best = seq, n
         return best_seq, best

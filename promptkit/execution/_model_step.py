@@ -12,7 +12,6 @@ tier starts afresh.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,6 +28,7 @@ from promptkit.execution._apply import apply_and_verify, verifier_text, verify
 from promptkit.execution._edits import parse_edits
 from promptkit.execution._run_context import RunContext, StepRun
 from promptkit.execution._step_prompt import step_inputs
+from promptkit.execution._verifiers import pytest_frames
 from promptkit.generation import (
     Failed,
     Feedback,
@@ -247,10 +247,6 @@ async def run_model_step(ex: RunContext, run: StepRun) -> None:
     state.model = outcome.value.model
 
 
-# "tests/test_x.py:12: in test_name" then the frame's source line, in pytest's --tb=short listing.
-_TEST_FRAME = re.compile(r"^(?P<path>[\w./-]+\.py):\d+: in \w+\n\s+(?P<line>.+)$", re.MULTILINE)
-
-
 def suspect_tests(ex: RunContext, step: Step, error: str) -> str | None:
     """When every tier failed against tests that a model wrote, the tests may be the wrong party (a model
     can assert a value it worked out wrongly, which no code can meet): say which file, by which tier, and
@@ -261,16 +257,17 @@ def suspect_tests(ex: RunContext, step: Step, error: str) -> str | None:
         if isinstance(spec, dict) and isinstance(spec.get("pytest"), dict)
         for path in spec["pytest"].get("tests", [])
     }
-    failing = next((m for m in _TEST_FRAME.finditer(error) if m["path"] in tests), None)
+    failing = next(((path, line) for path, line in pytest_frames(error) if path in tests), None)
     if failing is None:
         return None
+    path, line = failing
     states = ex.state.steps(ex.run_id)  # steps of earlier processes too, when the run was resumed
     writer = next(
         (
             other
             for other in ex.plan.steps
             if other.uses_model
-            and failing["path"] in other.files
+            and path in other.files
             and other.id in states
             and states[other.id].status == "passed"
         ),
@@ -280,6 +277,6 @@ def suspect_tests(ex: RunContext, step: Step, error: str) -> str | None:
         return None
     # The assertion first: the run table shows the first 160 characters of a reason.
     return (
-        f"`{failing['line'].strip()}` failed; {failing['path']} was written by a model ({writer.id}, tier "
+        f"`{line}` failed; {path} was written by a model ({writer.id}, tier "
         f"{states[writer.id].tier_name}): if the code looks right, the test may be wrong"
     )

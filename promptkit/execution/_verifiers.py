@@ -466,6 +466,16 @@ _PYTEST_EXIT = {2: "interrupted", 3: "internal error", 4: "usage error", 5: "no 
 _FRAME = re.compile(r"^(?P<path>\S[^:]*):\d+: in \S+$")
 
 
+def pytest_frames(output: str) -> list[tuple[str, str]]:
+    """Each frame of pytest's --tb=short listing in ``output``: its path and its first source line."""
+    lines = output.splitlines()
+    return [
+        (frame["path"], lines[index + 1].strip())
+        for index, line in enumerate(lines[:-1])
+        if (frame := _FRAME.match(line)) is not None
+    ]
+
+
 def hide_library_frames(output: str) -> str:
     """pytest's output with the traceback frames of installed code (absolute paths: the standard library,
     site-packages) folded into one line each run. A failing request through a web framework is ~40 such

@@ -271,8 +271,9 @@ def _example_context(example: FeatureExample, index: int) -> dict[str, Any]:
 
 
 def _example_shown(example: FeatureExample) -> list[str]:
-    """A command-line example as plain-text lines for a docstring, its output verbatim: small models copy a
-    spacing they see beside the code more readily than one described in words."""
+    """A command-line example as plain-text lines for a docstring (the playbook escapes them with ``doc``),
+    its output verbatim: small models copy a spacing they see beside the code more readily than one described
+    in words."""
     assert example.run is not None
     scene = " and ".join(f"`{call}`" for call in example.given)
     head = (f"after {scene}, " if scene else "") + f"`{example.run}` exits {example.exit}"
@@ -287,7 +288,7 @@ def _example_shown(example: FeatureExample) -> list[str]:
         lines.append(head)
     if example.stderr is not None:
         lines.append(f"    (stderr: {example.stderr.strip()})")
-    return [line.replace("\\", "\\\\").replace('"""', "'''") for line in lines]
+    return lines
 
 
 def _response_model(response: Any, entities: list[dict[str, Any]]) -> str | None:
@@ -501,6 +502,7 @@ def _feature_context(
     snake = snake_case(feature.id)
     # Library features are public modules of the package; app features plug into features/.
     module = f"{package}/{snake}.py" if stack == "python-library" else f"{package}/features/{snake}.py"
+    command = _feature_command(feature) if stack == "python-cli" else None
     first = feature.description.strip().split("\n", 1)[0]
     title = first if len(first) <= 80 else first[:77].rstrip() + "..."
     return {
@@ -514,10 +516,8 @@ def _feature_context(
         # Each check with its assertion, when the spec wrote it as Python (rendered into the tests as is).
         "checks": [{"text": a, "python": _python_check(a)} for a in feature.acceptance],
         # A command-line feature's sub-command: the word after the program's name in its description.
-        "command": _feature_command(feature) if stack == "python-cli" else None,
-        "arguments": _command_arguments(feature, _feature_command(feature))
-        if stack == "python-cli"
-        else None,
+        "command": command,
+        "arguments": _command_arguments(feature, command) if command is not None else None,
         "signature": _feature_signature(feature.description, [e["name"] for e in entities or []])
         if stack == "python-library"
         else None,

@@ -427,8 +427,8 @@ def test_command_examples_in_the_docstring_survive_backslashes_and_quotes():
     namespace: dict[str, object] = {}
     source = skeleton.replace("from url_shortener.store import Store", "Store = object")
     exec(compile(source, "s.py", "exec"), namespace)
-    # The docstring shows the output as written, but for the triple quotes that would end it.
-    assert "        b  5  C:\\temp\\n '''x'''\n" in namespace["run"].__doc__  # type: ignore[attr-defined]
+    # The docstring shows the output exactly as written, backslashes and triple quotes included.
+    assert '        b  5  C:\\temp\\n """x"""\n' in namespace["run"].__doc__  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
