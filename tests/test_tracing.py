@@ -239,18 +239,32 @@ def test_transport_retry_and_cache_hit_spans(spans: Any, tmp_path: Path) -> None
     assert hit.parent.span_id == root.context.span_id
 
 
-def test_an_attempt_left_open_by_a_crashing_check_is_ended_with_its_call(spans: Any) -> None:
+def test_an_attempt_whose_check_crashes_is_ended_as_an_error_without_the_message(
+    spans: Any, tmp_path: Any
+) -> None:
+    from promptkit.ledger import Ledger
+
     def broken(out: Any) -> bool:
         raise RuntimeError(f"bug in the check {out.answer}")
 
     backend = ScriptedBackend([reply(GOOD)], name="only")
+    ledger = Ledger(tmp_path / "ledger.sqlite")
     with pytest.raises(RuntimeError):
         generate(
-            Template.from_dict(QA), {"question": "q"}, model=backend, accept=broken, cache=False, ledger=False
+            Template.from_dict(QA),
+            {"question": "q"},
+            model=backend,
+            accept=broken,
+            cache=False,
+            ledger=ledger,
         )
+    # The tokens were spent: the attempt is in the ledger, unjudged, its error naming only the exception type.
+    (row,) = ledger.entries()
+    assert (row.outcome, row.accepted, row.output_tokens > 0) == ("error", None, True)
+    assert row.error == "the acceptance check raised RuntimeError"
     finished = spans.get_finished_spans()
     (attempt,) = by_start(finished, "chat ")
-    assert attempt.attributes["promptkit.outcome"] == "abandoned"
+    assert attempt.attributes["promptkit.outcome"] == "error"
     (root,) = [s for s in finished if s.parent is None]
     assert root.attributes["error.type"] == "RuntimeError"
     assert root.status.description == "RuntimeError"  # the message (which quotes the answer) stays out
@@ -375,7 +389,9 @@ def test_executor_steps_attempts_and_verifiers(spans: Any, tmp_path: Path) -> No
     generates = by_start(finished, "promptkit.generate ")
     verifies = [s for s in by_start(finished, "promptkit.verify") if s.name == "promptkit.verify"]
     assert len(generates) == 2 and len(verifies) == 2
-    assert all(s.parent.span_id == step_span.context.span_id for s in generates + verifies)
+    assert all(s.parent.span_id == step_span.context.span_id for s in generates)
+    # Each answer is verified as its generate() call's acceptance check: inside that call's span.
+    assert [s.parent.span_id for s in verifies] == [s.context.span_id for s in generates]
     assert generates[1].attributes["promptkit.feedback_turns"] == 1  # the repair continues the conversation
     assert [s.attributes["promptkit.verify.ok"] for s in verifies] == [False, True]
     verifiers = by_start(finished, "promptkit.verifier ")

@@ -4,7 +4,8 @@ running the step's verifiers.
 The cascade is :func:`promptkit.generation.run_cascade`, the one ``generate()`` runs too. Here an attempt is
 one ``generate()`` call on one tier: the step's prompt, continued after a failure with the failed answer and
 its errors (or, with ``repair="template"``, a fresh ``fix_step`` prompt); the check parses the answer into
-file edits, applies them inside the step's allow-list and runs the verifiers. A schema error, a refused
+file edits, applies them inside the step's allow-list and runs the verifiers. It runs as that generate() call's
+acceptance check, so the ledger records each answer as the verifiers judged it. A schema error, a refused
 path, a diff that does not apply and a failing verifier are all the same to the cascade: an error fed back
 to the next attempt. When a tier's attempts are spent (its own ``max_attempts``, else the step's), the next
 tier starts afresh.
@@ -44,7 +45,7 @@ from promptkit.planning import Step
 from promptkit.routing import Route, Router
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Awaitable, Sequence
 
     from promptkit.execution._runstate import StepState
     from promptkit.routing._attempts import Reason
@@ -83,6 +84,24 @@ def step_routes(router: Router, step: Step, template: Any) -> list[Route]:
         hinted = [r for r in routes if r.index is not None and r.index >= step.route.tier]
         return hinted or routes[-1:]
     return routes
+
+
+class _Verification:
+    """Times one attempt's acceptance check (verifier time is not model time) and keeps its rejection."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.error: str | None = None
+
+    async def __call__(self, check: Awaitable[None]) -> None:
+        started = time.perf_counter()
+        try:
+            await check
+        except OutputValidationError as exc:
+            self.error = exc.message
+            raise
+        finally:
+            self.seconds += time.perf_counter() - started
 
 
 def _account(state: StepState, attempts: Sequence[Any]) -> None:
@@ -157,6 +176,7 @@ class _ModelStep:
         feedback = attempt.feedback
         template, inputs, turns = self._prompt(feedback)
         ex.log("attempt", step.id, attempt=state.attempts, template=template.name, tier=tier_name)
+        checked = _Verification()
         clock = time.perf_counter()
         try:
             # Each attempt is its own generate() call on this tier (its own ledger call), fitted to the
@@ -178,6 +198,9 @@ class _ModelStep:
                 max_tokens=ex.max_tokens,
                 feedback=turns,
                 reason=attempt.reason,
+                # The step's check is generate()'s acceptance check, so the ledger records each answer as
+                # the verifiers judged it: what a router trained on the ledger learns from.
+                accept=lambda output: checked(self._apply_and_verify(output)),
                 **({"seed": state.attempts} if feedback else {}),
             )
         except AttemptsExhausted as exc:
@@ -185,24 +208,30 @@ class _ModelStep:
             _account(state, exc.attempts)
             raw = getattr(last, "raw_output", "") or ""
             ex.keep_answer(step.id, state.attempts, tier_name, raw)
-            return _Outcome(error=getattr(last, "error", None) or exc.message, raw=raw)
+            # The verifiers' own text (the ledger's copy is scrubbed of anything that looks like a secret).
+            error = checked.error or getattr(last, "error", None) or exc.message
+            return _Outcome(error=error, raw=raw)
         finally:
-            ex.timings["model_s"] += time.perf_counter() - clock
+            ex.timings["model_s"] += time.perf_counter() - clock - checked.seconds
         _account(state, result.attempts)
         ex.keep_answer(step.id, state.attempts, tier_name, result.text)
         return _Outcome(result=result)
 
-    async def check(self, attempt: Try, outcome: _Outcome) -> GenerateResult:
+    async def _apply_and_verify(self, output: Any) -> None:
+        """Apply the answer's edits inside the step's allow-list and run the verifiers; rejects with why."""
         step, state = self.run.step, self.run.state
-        if outcome.result is None:
-            raise OutputValidationError(outcome.error or "no answer", raw_output=outcome.raw)
         try:
-            edits = parse_edits(outcome.result.output, allowed=step.files)
+            edits = parse_edits(output, allowed=step.files)
         except WorkspaceError as exc:
-            raise OutputValidationError(str(exc), raw_output=outcome.result.text) from None
+            raise OutputValidationError(str(exc)) from None
         error = await apply_and_verify(self.ex, self.run, edits, attempt=state.attempts)
         if error is not None:
-            raise OutputValidationError(error, raw_output=outcome.result.text)
+            raise OutputValidationError(error)
+
+    async def check(self, attempt: Try, outcome: _Outcome) -> GenerateResult:
+        # The answer was applied and verified inside generate() (its acceptance check, above).
+        if outcome.result is None:
+            raise OutputValidationError(outcome.error or "no answer", raw_output=outcome.raw)
         return outcome.result
 
     def ended(self, end: TierEnded) -> None:

@@ -217,6 +217,12 @@ class _Call:
         except OutputValidationError as exc:
             answer.record(self.ctx, outcome="invalid", error=exc.message, accepted=False)
             raise
+        except Exception as exc:
+            # The acceptance check itself broke (a verifier's sandbox, a bug in accept=): the answer is not
+            # judged, but its tokens were spent and stay in the ledger. The type only: the message may quote
+            # the answer.
+            answer.record(self.ctx, outcome="error", error=f"the acceptance check raised {type(exc).__name__}")
+            raise
         answer.record(self.ctx, outcome="ok", accepted=True)
         return self.result(output, answer.text, answer.deployment.name, attempt.route, cached=False)
 
@@ -546,8 +552,9 @@ async def agenerate(
     a semantic hit is served only if it validates and passes ``accept`` for this request. ``kind`` is a hint for routing rules; ``budget_tokens`` fits
     the render into that many tokens; other keyword arguments (``top_p``, ``stop``, ``seed``, ``timeout_s``,
     provider parameters) go into the request. ``feedback``: earlier answers and what was wrong with each,
-    appended to the prompt as conversation turns, for a caller that checks answers itself (the executor's
-    verifiers): the prompt's prefix stays the same, so a local model reuses its cached state. ``routes``: the
+    appended to the prompt as conversation turns, for a caller that runs its own repair loop (the executor,
+    whose verifiers are each call's ``accept``): the prompt's prefix stays the same, so a local model reuses
+    its cached state. ``routes``: the
     tiers to try, in order, for a caller that chose them from ``router`` itself (the executor runs its own
     cascade and makes each attempt a call on one tier); by default ``router.route()`` picks them. ``reason``:
     why such a caller makes this call ("escalation", "reask"), recorded in the ledger with its first attempt,

@@ -157,6 +157,29 @@ def test_the_ledger_counts_the_steps_repairs_and_escalations(tmp_path: Path) -> 
     assert ledger.totals(report.run_id).escalations == report.totals.escalations == 1
 
 
+def test_the_ledger_records_the_verifiers_verdict_and_a_tier_policy_learns_it(tmp_path: Path) -> None:
+    # An answer that parses but fails its verifiers is rejected in the ledger, not "accepted": a router
+    # trained on scaffold runs must see that the cheap tier failed the step.
+    from promptkit.ledger import Ledger
+    from promptkit.routing.learned import train_tier_policy
+
+    cheap = FunctionBackend(lambda r: answer("lib/double.py", BAD), name="cheap")
+    strong = FunctionBackend(lambda r: answer("lib/double.py", GOOD), name="strong")
+    router = Router([Tier("cheap", [cheap], max_attempts=1), Tier("strong", [strong])])
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    report = run(
+        plan_of(model_step("code", ["lib/double.py"])), tmp_path / "out", router=router, ledger=ledger
+    )
+    assert report.ok
+    rows = ledger.entries(report.run_id)
+    assert [(r.tier, r.outcome, r.accepted) for r in rows] == [(0, "invalid", False), (1, "ok", True)]
+    assert "[python-compile] FAILED" in (rows[0].error or "") and "SyntaxError" in (rows[0].error or "")
+    policy, _ = train_tier_policy(rows, min_calls=1)
+    assert [(t.tier, t.calls, t.passed) for t in policy.tiers] == [(0, 1, 0), (1, 1, 1)]
+    # Local backends cost no dollars: the policy weighs compute seconds instead.
+    assert policy.cost_unit == "seconds" and all(t.seconds > 0 for t in policy.tiers)
+
+
 def test_route_hint_starts_the_cascade_at_the_hinted_tier(tmp_path: Path) -> None:
     cheap = FunctionBackend(lambda r: answer("lib/double.py", GOOD), name="cheap")
     strong = FunctionBackend(lambda r: answer("lib/double.py", GOOD), name="strong")
