@@ -50,6 +50,13 @@ sampling = { repeat_penalty = 1.05 }
 tiers = [{ model = "small", attempts = 1 }, "medium"]
 max_attempts_per_tier = 2
 
+# After a few runs, start each call where the ledger says it is worth it (the 0.5B is skipped for calls it
+# keeps failing; local tiers' cost is their compute seconds):
+#   promptkit route train --out tier-policy.json
+# [router.learned]
+# policy = "tier-policy.json"
+# explore = 0.05                       # still try the cheapest tier on 5% of the calls it would skip
+
 # [router.budget]
 # max_usd = 2.0
 

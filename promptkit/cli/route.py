@@ -241,7 +241,10 @@ def eval_command(
     "--cost-weight",
     type=float,
     default=None,
-    help="Tier policy: λ, the quality one dollar is worth (default: 1 / (2 x the dearest tier's mean cost)).",
+    help=(
+        "Tier policy: λ, the quality one dollar is worth, or one compute second when the ledger records no "
+        "dollars (local models) (default: 1 / (2 x the dearest tier's mean cost))."
+    ),
 )
 @click.option(
     "--min-calls",
@@ -337,9 +340,17 @@ def train_command(
     if kind == "tiers":
         info["cost_weight"] = policy.cost_weight
         info["tiers"] = [
-            {"tier": t.tier, "models": t.models, "calls": t.calls, "passed": t.passed, "cost_usd": t.cost_usd}
+            {
+                "tier": t.tier,
+                "models": t.models,
+                "calls": t.calls,
+                "passed": t.passed,
+                "cost_usd": t.cost_usd,
+                "seconds": t.seconds,
+            }
             for t in policy.tiers
         ]
+        info["cost_unit"] = policy.cost_unit
     else:
         info["threshold"] = policy.threshold
     for warning in warnings:
@@ -353,7 +364,8 @@ def train_command(
 
         click.echo(
             f"tier policy: {saved} ({info['bytes']} bytes) from {t.get('source')}: {t.get('calls')} judged "
-            f"tier outcomes; starts where P(accepted) - {policy.cost_weight:.4g} x cost peaks"
+            f"tier outcomes; starts where P(accepted) - {policy.cost_weight:.4g} x "
+            f"{'seconds' if policy.cost_unit == 'seconds' else 'dollars'} peaks"
         )
         for line in tier_summary(policy):
             click.echo(f"  {line}")

@@ -31,6 +31,33 @@ def test_init_writes_a_config_that_loads_with_the_local_models_as_tiers(tmp_path
     assert "# [models.remote]" in text and "api_key_env" in text, "a remote tier to uncomment"
 
 
+def test_the_commented_learned_router_works_once_uncommented(tmp_path: Path) -> None:
+    # What init's comment says to do: train a policy from the ledger, uncomment [router.learned].
+    from promptkit.ledger import LedgerEntry
+    from promptkit.routing.learned import LearnedStartTier, train_tier_policy
+
+    assert CliRunner().invoke(cli, ["init", "--dir", str(tmp_path)]).exit_code == 0
+    rows = [
+        LedgerEntry(
+            run_id="r", call_id="a", model="small", tier=0, outcome="invalid", accepted=False, latency_s=9
+        ),
+        LedgerEntry(
+            run_id="r", call_id="b", model="medium", tier=1, outcome="ok", accepted=True, latency_s=20
+        ),
+    ]
+    policy, _ = train_tier_policy(rows, min_calls=1)
+    policy.save(tmp_path / "tier-policy.json")
+    config_path = tmp_path / "promptkit.toml"
+    lines = config_path.read_text().splitlines()
+    start = lines.index("# [router.learned]")
+    for i in range(start, start + 3):
+        lines[i] = lines[i].removeprefix("# ")
+    config_path.write_text("\n".join(lines) + "\n")
+    router = Router.from_config(load_config(path=config_path))
+    assert isinstance(router.start_policy, LearnedStartTier)
+    assert router.start_policy.explore == 0.05
+
+
 def test_init_does_not_overwrite_without_force(tmp_path: Path) -> None:
     (tmp_path / "promptkit.toml").write_text("# mine\n")
     result = CliRunner().invoke(cli, ["init", "--dir", str(tmp_path)])

@@ -3,13 +3,15 @@
     {"schema_version": 1, "format": "promptkit.tier-policy",
      "features": [{"type": "onehot", "field": "kind", "values": ["easy", "hard"]}, ...],
      "tiers": [{"tier": 0, "models": ["cheap"], "calls": 40, "passed": 31, "cost_usd": 0.00002,
-                "model": {"kind": "logreg", ...}}, ...],
-     "cost_weight": 500.0, "trained": {...}}
+                "seconds": 1.2, "model": {"kind": "logreg", ...}}, ...],
+     "cost_weight": 500.0, "cost_unit": "usd", "trained": {...}}
 
 The same decision rule as ``route eval``'s cost-aware routers (``promptkit.evals.routing``): for a call with
 features x, start at the tier t maximising ``P(t passes | x) − λ · cost_t``, where ``cost_t`` is the mean dollars
 a call spent on that tier in the ledger and λ (``cost_weight``) is the quality one dollar is worth (1/λ is the
 willingness to pay for one more accepted answer). The cascade still escalates when the start tier fails.
+When the ledger records no dollars at all (local models only), the cost is the mean compute seconds a call spent
+on the tier instead (``cost_unit = "seconds"``): on a laptop, time is what a weak model's failures cost.
 
 Learned from the ledger's real outcomes and prices: every call that reached a tier and got a judged answer there
 is one example for that tier (accepted or not) and one cost sample. Upper tiers are reached mostly by calls the
@@ -70,6 +72,10 @@ class TierStats:
     passed: int
     cost_usd: float
     model: LogisticModel | KNNModel | RidgeModel
+    seconds: float = 0.0  # mean compute seconds per call (latency where the backend reports no compute time)
+
+    def cost(self, unit: str) -> float:
+        return self.seconds if unit == "seconds" else self.cost_usd
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +84,7 @@ class TierStats:
             "calls": self.calls,
             "passed": self.passed,
             "cost_usd": self.cost_usd,
+            "seconds": self.seconds,
             "model": self.model.to_dict(),
         }
 
@@ -90,6 +97,7 @@ class TierPolicy:
     tiers: list[TierStats]
     cost_weight: float
     trained: dict[str, Any] = field(default_factory=dict)
+    cost_unit: str = "usd"  # or "seconds": what λ trades quality against (see the module docstring)
     _vectorizer: RoutingPolicy | None = field(default=None, init=False, repr=False, compare=False)
 
     def _vector(self, features: Mapping[str, Any] | Any) -> list[float]:
@@ -112,7 +120,8 @@ class TierPolicy:
     ) -> list[float]:
         lam = self.cost_weight if cost_weight is None else cost_weight
         return [
-            p - lam * t.cost_usd for p, t in zip(self.pass_probabilities(features), self.tiers, strict=True)
+            p - lam * t.cost(self.cost_unit)
+            for p, t in zip(self.pass_probabilities(features), self.tiers, strict=True)
         ]
 
     def choose(
@@ -143,6 +152,7 @@ class TierPolicy:
             "features": self.features,
             "tiers": [t.to_dict() for t in self.tiers],
             "cost_weight": self.cost_weight,
+            "cost_unit": self.cost_unit,
             "trained": self.trained,
         }
 
@@ -168,13 +178,21 @@ class TierPolicy:
                     int(t["passed"]),
                     float(t["cost_usd"]),
                     model_from_dict(t["model"]),
+                    float(t.get("seconds", 0.0)),
                 )
                 for t in data["tiers"]
             ]
             if not tiers:
                 raise ValueError("no tiers")
+            unit = data.get("cost_unit", "usd")  # absent in files written before local costs were seconds
+            if unit not in ("usd", "seconds"):
+                raise ValueError(f"cost_unit must be 'usd' or 'seconds', got {unit!r}")
             policy = cls(
-                list(data["features"]), tiers, float(data["cost_weight"]), dict(data.get("trained", {}))
+                list(data["features"]),
+                tiers,
+                float(data["cost_weight"]),
+                dict(data.get("trained", {})),
+                unit,
             )
             width = len(RoutingPolicy(policy.features, tiers[0].model).vector({}, text=""))
         except (KeyError, TypeError, ValueError) as exc:
@@ -203,13 +221,23 @@ def load_policy(path: str | os.PathLike[str]) -> RoutingPolicy | TierPolicy:
 # -- training from the ledger ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Example:
+    """One call on one tier: its features, whether the tier's answer was accepted, what the tier spent."""
+
+    features: dict[str, Any]
+    passed: bool
+    cost_usd: float
+    seconds: float
+
+
 def _tier_examples(
     entries: Iterable[LedgerEntry],
-) -> tuple[dict[int, list[tuple[dict[str, Any], bool, float]]], dict[int, set[str]], int]:
+) -> tuple[dict[int, list[_Example]], dict[int, set[str]], int]:
     calls: dict[str, list[LedgerEntry]] = {}
     for entry in entries:
         calls.setdefault(entry.call_id, []).append(entry)
-    per_tier: dict[int, list[tuple[dict[str, Any], bool, float]]] = {}
+    per_tier: dict[int, list[_Example]] = {}
     models: dict[int, set[str]] = {}
     unusable = 0
     for attempts in calls.values():
@@ -223,8 +251,14 @@ def _tier_examples(
             if not judged:
                 continue
             used = True
-            cost = sum(a.cost_usd for a in on_tier)
-            per_tier.setdefault(tier, []).append((features, any(a.accepted is True for a in judged), cost))
+            per_tier.setdefault(tier, []).append(
+                _Example(
+                    features,
+                    any(a.accepted is True for a in judged),
+                    sum(a.cost_usd for a in on_tier),
+                    sum(a.compute_s if a.compute_s is not None else a.latency_s for a in on_tier),
+                )
+            )
             models.setdefault(tier, set()).update(a.model for a in on_tier)
         unusable += not used
     return per_tier, models, unusable
@@ -243,7 +277,8 @@ def train_tier_policy(
 
     Returns the policy and warnings (tiers with fewer than ``min_calls`` judged calls, which get a constant
     pass rate). ``cost_weight`` (λ) defaults to 1 / (2 × the dearest tier's mean cost): an accepted answer is
-    worth twice what the dearest tier charges for one.
+    worth twice what the dearest tier charges for one. The cost is in dollars, or in compute seconds when no
+    call in the ledger cost any (local models only).
     """
     import numpy as np
 
@@ -252,7 +287,7 @@ def train_tier_policy(
         raise RoutingError(
             "the ledger holds no call with a judged answer: nothing to learn from", location=source
         )
-    rows = [f for examples in per_tier.values() for f, _, _ in examples]
+    rows = [e.features for examples in per_tier.values() for e in examples]
     spec = router_feature_spec(rows)
     vectorizer = RoutingPolicy(spec, _constant_model(0.5, 1))
     warnings: list[str] = []
@@ -263,8 +298,8 @@ def train_tier_policy(
     stats: list[TierStats] = []
     for tier in sorted(per_tier):
         examples = per_tier[tier]
-        X = np.asarray([vectorizer.vector(f) for f, _, _ in examples], dtype=np.float64)
-        y = np.asarray([p for _, p, _ in examples], dtype=np.float64)
+        X = np.asarray([vectorizer.vector(e.features) for e in examples], dtype=np.float64)
+        y = np.asarray([e.passed for e in examples], dtype=np.float64)
         if len(y) < min_calls:
             warnings.append(
                 f"tier {tier}: only {len(y)} judged call(s), fewer than the {min_calls} needed to learn from "
@@ -273,9 +308,13 @@ def train_tier_policy(
             fitted: Any = _constant_model((float(y.sum()) + 0.5) / (len(y) + 1.0), X.shape[1])
         else:
             fitted = fit_pass_model(X, y, model, seed)
-        cost = float(np.mean([c for _, _, c in examples]))
-        stats.append(TierStats(tier, sorted(models.get(tier, ())), len(y), int(y.sum()), cost, fitted))
-    dearest = max(t.cost_usd for t in stats)
+        cost = float(np.mean([e.cost_usd for e in examples]))
+        seconds = float(np.mean([e.seconds for e in examples]))
+        stats.append(
+            TierStats(tier, sorted(models.get(tier, ())), len(y), int(y.sum()), cost, fitted, seconds)
+        )
+    unit = "usd" if max(t.cost_usd for t in stats) > 0 else "seconds"
+    dearest = max(t.cost(unit) for t in stats)
     if cost_weight is None:
         cost_weight = 1.0 / (2.0 * dearest) if dearest > 0 else 0.0
     if cost_weight < 0 or not math.isfinite(cost_weight):
@@ -286,7 +325,7 @@ def train_tier_policy(
         warnings.append(
             "the ledger records no cost on any tier: the policy starts at the tier most likely to pass"
         )
-    policy = TierPolicy(spec, stats, float(cost_weight))
+    policy = TierPolicy(spec, stats, float(cost_weight), cost_unit=unit)
     policy.trained = {
         "source": source,
         "calls": sum(t.calls for t in stats),
@@ -302,6 +341,6 @@ def train_tier_policy(
 def tier_summary(policy: TierPolicy) -> Sequence[str]:
     return [
         f"tier {t.tier} ({', '.join(t.models) or '?'}): {t.calls} calls, {t.passed} accepted, "
-        f"${t.cost_usd:.6f} per call"
+        + (f"{t.seconds:.1f} s per call" if policy.cost_unit == "seconds" else f"${t.cost_usd:.6f} per call")
         for t in policy.tiers
     ]

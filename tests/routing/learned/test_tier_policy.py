@@ -109,6 +109,60 @@ def test_file_round_trip_and_errors(ledger: Ledger, tmp_path: Path) -> None:
         LearnedStartTier(policy, cost_weight=-1.0)
 
 
+def test_local_models_cost_compute_seconds(tmp_path: Path) -> None:
+    # Two local tiers, no dollars: the small one takes 10 s and fails feature calls, the large one 30 s.
+    from promptkit.ledger import LedgerEntry
+
+    entries = []
+    for i in range(12):
+        kind = "feature" if i % 2 else "easy"
+        small_ok = kind == "easy"
+        entries.append(
+            LedgerEntry(
+                run_id="r",
+                call_id=f"c{i}",
+                model="small",
+                tier=0,
+                outcome="ok" if small_ok else "invalid",
+                accepted=small_ok,
+                compute_s=10.0,
+                latency_s=11.0,
+                features={"kind": kind},
+            )
+        )
+        if not small_ok:
+            entries.append(
+                LedgerEntry(
+                    run_id="r",
+                    call_id=f"e{i}",
+                    model="large",
+                    tier=1,
+                    outcome="ok",
+                    accepted=True,
+                    reason="escalation",
+                    latency_s=30.0,
+                    features={"kind": kind},  # no compute time: latency
+                )
+            )
+    policy, warnings = train_tier_policy(entries, min_calls=5)
+    assert policy.cost_unit == "seconds" and not any("no cost" in w for w in warnings)
+    assert [t.seconds for t in policy.tiers] == [10.0, 30.0]
+    assert policy.cost_weight == pytest.approx(1 / 60)  # an accepted answer is worth twice the 30 s
+    feature, easy = RouteFeatures(kind="feature"), RouteFeatures(kind="easy")
+    assert policy.choose(feature) == 1 and policy.choose(easy) == 0
+    loaded = load_policy(policy.save(tmp_path / "local.json"))
+    assert isinstance(loaded, TierPolicy) and loaded.cost_unit == "seconds"
+    assert loaded.choose(feature) == 1 and loaded.choose(easy) == 0
+    # A policy written before costs could be seconds has neither field: dollars, as it was trained.
+    doc = json.loads((tmp_path / "local.json").read_text())
+    del doc["cost_unit"]
+    for tier in doc["tiers"]:
+        del tier["seconds"]
+    (tmp_path / "old.json").write_text(json.dumps(doc))
+    old = load_policy(tmp_path / "old.json")
+    assert isinstance(old, TierPolicy) and old.cost_unit == "usd" and old.tiers[1].seconds == 0.0
+
+
 def test_router_config_reads_a_tier_policy(ledger: Ledger, tmp_path: Path) -> None:
     policy, _ = _trained(ledger, min_calls=5)
     policy.save(tmp_path / "tiers.json")
