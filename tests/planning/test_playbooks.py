@@ -431,6 +431,43 @@ def test_command_examples_in_the_docstring_survive_backslashes_and_quotes():
     assert '        b  5  C:\\temp\\n """x"""\n' in namespace["run"].__doc__  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("example", ["todo_api", "textstats_library", "url_shortener"])
+def test_feature_text_with_backslashes_and_quotes_renders_valid_python(example: str):
+    # Each playbook puts a feature's title, description and first acceptance check in docstrings.
+    import ast
+    import warnings
+
+    spec = load_spec(REPO / "examples" / f"{example}.yaml")
+    assert isinstance(spec, AppSpec)
+    odd = 'Paths like C:\\temp\\n, regexes like \\d+ and """quotes""" stay as written \\'
+    first = spec.features[0]
+    spec.features[0] = first.model_copy(
+        # The description keeps its start: a library feature's signature comes first.
+        update={
+            "title": odd,
+            "description": f"{first.description} {odd}",
+            "acceptance": [odd, *first.acceptance[1:]],
+        }
+    )
+    plan = PlaybookPlanner().plan(spec)
+    rendered = {
+        path: text
+        for step in plan.steps
+        for path, text in (step.render_files or {}).items()
+        if path.endswith(".py")
+    }
+    docstrings = []
+    for path, text in rendered.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # an invalid escape sequence warns: the text would not be verbatim
+            tree = ast.parse(text, path)
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                docstrings.append(" ".join((ast.get_docstring(node) or "").split()))
+    # Shown as written (descriptions are word-wrapped, so compare with the whitespace folded).
+    assert any("Paths like C:\\temp\\n, regexes like \\d+ and" in d for d in docstrings)
+
+
 @pytest.mark.parametrize(
     ("description", "runs", "arguments"),
     [
