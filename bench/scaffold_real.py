@@ -10,6 +10,13 @@ run it on a quiet machine, one at a time with any other model job.
     python bench/scaffold_real.py                        # every examples/*.yaml
     python bench/scaffold_real.py examples/todo_api.yaml
     python bench/scaffold_real.py --table-only
+
+Learning where feature steps start (issue 18's live router, on real outcomes): the runs' ledger is under
+``--out``/home; train a tier policy on it and scaffold again with it as ``[router.learned]``:
+
+    python bench/scaffold_real.py --out build/scaffold_first
+    promptkit route train --ledger build/scaffold_first/home/ledger.sqlite --out build/tier-policy.json
+    python bench/scaffold_real.py --out build/scaffold_learned --policy build/tier-policy.json
 """
 
 from __future__ import annotations
@@ -34,12 +41,16 @@ def _promptkit() -> list[str]:
     return [sys.executable, "-m", "promptkit.cli"]
 
 
-def run_example(spec: Path, out: Path, env: dict[str, str]) -> dict[str, Any]:
-    """Scaffold ``spec`` into ``out/<name>``; the report as JSON, with the wall time and per-tier attempts."""
+def run_example(spec: Path, out: Path, env: dict[str, str], policy: Path | None = None) -> dict[str, Any]:
+    """Scaffold ``spec`` into ``out/<name>``; the report as JSON, with the wall time and per-tier attempts.
+    ``policy``: a tier policy the router starts calls with (``[router.learned]``)."""
     project = out / spec.stem
     config = out / "promptkit.toml"
     if not config.exists():
         subprocess.run([*_promptkit(), "init", "--dir", str(out)], check=True, env=env, capture_output=True)
+        if policy is not None:
+            with config.open("a") as f:
+                f.write(f'\n[router.learned]\npolicy = "{policy.resolve()}"\n')
     shutil.rmtree(project, ignore_errors=True)  # a fresh project each run
     started = time.perf_counter()
     done = subprocess.run(
@@ -134,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--table-only", action="store_true", help="print the table of the reports under --out"
     )
+    parser.add_argument(
+        "--policy",
+        type=Path,
+        help="a tier policy (promptkit route train) for the router's [router.learned]; with a fresh --out",
+    )
     args = parser.parse_args(argv)
     specs = args.specs or sorted((ROOT / "examples").glob("*.yaml"))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -151,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
-        reports[spec.stem] = run_example(spec, args.out, env)
+        reports[spec.stem] = run_example(spec, args.out, env, args.policy)
         print(f"  {reports[spec.stem]['wall_s']:.0f} s", file=sys.stderr, flush=True)
     if not reports:
         print(f"no reports under {args.out}", file=sys.stderr)

