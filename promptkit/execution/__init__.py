@@ -20,6 +20,7 @@ from promptkit.execution._verifiers import (
     Pytest,
     PythonCompile,
     Ruff,
+    StatedAsserts,
     Verifier,
     VerifierResult,
     YamlValid,
@@ -61,6 +62,7 @@ __all__ = [
     "YamlValid",
     "Command",
     "DocstringExamplesVerifier",
+    "StatedAsserts",
 ]
 
 # The executor layer imports planning and generate (and through them YAML and Jinja2): loaded on first use,

@@ -90,6 +90,7 @@ VERIFIERS: Registry[Callable[..., Verifier]] = Registry(
         "pytest": "promptkit.execution._verifiers:Pytest",
         "command": "promptkit.execution._verifiers:Command",
         "docstring-examples": "promptkit.execution._verifiers:DocstringExamplesVerifier",
+        "stated-asserts": "promptkit.execution._verifiers:StatedAsserts",
     },
     error=ConfigError,
     normalize=_normal,
@@ -760,3 +761,110 @@ class DocstringExamplesVerifier(_Sandboxed):
         first = result.stdout.splitlines()[0] if result.stdout else "?"
         summary = f"{self.name}: {failed} of {count} example(s) fail; first: {first}"
         return self._result(False, summary, details, duration, examples=count, failed=failed)
+
+
+class StatedAsserts(_Sandboxed):
+    """Model-written tests assert only what their acceptance check states.
+
+    A test-writing step gets each acceptance check as a test's docstring ("analyze('Hi there. How are you?')
+    has 5 words and 2 sentences."). A small model often adds assertions of its own,
+    ``report.characters == 15``: a value it worked out, wrong here (22), which no code can then meet, and the
+    feature fails against its own test. This check refuses, in the tests of ``paths``, a comparison of a
+    ``fields`` attribute (``variable.field``, where ``field`` is one of the spec's entity fields) that the test's
+    docstring does not name. The files are only parsed (never imported or run).
+    """
+
+    name = "stated-asserts"
+
+    def __init__(
+        self,
+        paths: str | Sequence[str] | None = None,
+        *,
+        fields: Sequence[str] = (),
+        limits: Limits | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(limits, env)
+        self.paths = _relative_paths(paths, "stated-asserts.paths") or ("tests",)
+        self.fields = frozenset(str(f) for f in fields)
+
+    def _unstated(self, source: str, path: str) -> list[str]:
+        import ast
+
+        tree = ast.parse(source, path)
+        modules = {
+            (alias.asname or alias.name).split(".")[0]
+            for node in tree.body
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for alias in node.names
+        }
+        found: list[str] = []
+        for test in tree.body:
+            if not isinstance(test, ast.FunctionDef) or not test.name.startswith("test"):
+                continue
+            check = " ".join((ast.get_docstring(test) or "").lower().replace("_", " ").split())
+            if not check:
+                continue  # no check to hold the test to
+            for node in ast.walk(test):
+                if not isinstance(node, ast.Assert):
+                    continue
+                for compare in (n for n in ast.walk(node.test) if isinstance(n, ast.Compare)):
+                    for side in (compare.left, *compare.comparators):
+                        field = _field_of(side, self.fields, modules)
+                        if field is not None and not _named(field, check):
+                            found.append(
+                                f"{path}:{node.lineno}: {test.name} asserts `{ast.unparse(compare)}`, but its "
+                                f'check ("{ast.get_docstring(test)}") says nothing about {field}'
+                            )
+        return found
+
+    async def __call__(self, workspace: Path) -> VerifierResult:
+        started = time.monotonic()
+        root = workspace.resolve()
+        found: list[str] = []
+        files = 0
+        for item in self.paths:
+            target = (root / item).resolve()
+            if not target.is_relative_to(root):
+                continue
+            sources = (
+                [target] if target.is_file() else sorted(target.rglob("test*.py")) if target.is_dir() else []
+            )
+            for source in sources:
+                files += 1
+                relative = source.relative_to(root).as_posix()
+                try:
+                    found += self._unstated(source.read_text(encoding="utf-8", errors="replace"), relative)
+                except (SyntaxError, ValueError, RecursionError, MemoryError):
+                    continue  # python-compile reports it
+        duration = round(time.monotonic() - started, 4)
+        if not found:
+            summary = f"{self.name}: the tests in {files} file(s) assert only what their checks state"
+            return self._result(True, summary, "", duration, files=files, unstated=0)
+        details = "\n".join(found) + (
+            "\nAssert only what each check states: a value worked out by hand may be wrong, and then no code "
+            "can pass the test. Remove those assertions (or assert only what the check says)."
+        )
+        summary = f"{self.name}: {len(found)} assertion(s) the checks do not state; first: {found[0]}"
+        return self._result(False, summary, details, duration, files=files, unstated=len(found))
+
+
+def _field_of(node: Any, fields: frozenset[str], modules: set[str]) -> str | None:
+    """``field`` when ``node`` is ``variable.field`` (not a module's attribute) and ``field`` is an entity's."""
+    import ast
+
+    if (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id not in modules
+        and node.attr in fields
+    ):
+        return str(node.attr)
+    return None
+
+
+def _named(field: str, check: str) -> bool:
+    """Whether the check (lower-cased, underscores as spaces) names the field, singular or plural."""
+    words = field.lower().replace("_", " ")
+    forms = {words, words.removesuffix("s"), words.removesuffix("es")}
+    return any(form and form in check for form in forms)

@@ -221,7 +221,9 @@ class _Call:
             # The acceptance check itself broke (a verifier's sandbox, a bug in accept=): the answer is not
             # judged, but its tokens were spent and stay in the ledger. The type only: the message may quote
             # the answer.
-            answer.record(self.ctx, outcome="error", error=f"the acceptance check raised {type(exc).__name__}")
+            answer.record(
+                self.ctx, outcome="error", error=f"the acceptance check raised {type(exc).__name__}"
+            )
             raise
         answer.record(self.ctx, outcome="ok", accepted=True)
         return self.result(output, answer.text, answer.deployment.name, attempt.route, cached=False)

@@ -564,6 +564,7 @@ def spec_context(spec: AppSpec | TaskSpec) -> dict[str, Any]:
         "title": spec.name.replace("-", " ").title(),
         "env_prefix": spec.package.upper(),
         "entities": entities,
+        "field_names": sorted({name for e in entities for name in e["field_names"]}),
         "features": [
             _feature_context(f, spec.package, spec.stack, _crud_paths(entities), entities)
             for f in spec.features

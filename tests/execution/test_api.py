@@ -37,6 +37,7 @@ def test_all_is_exactly_the_public_api() -> None:
         "DocExample",
         "DocstringExamples",
         "DocstringExamplesVerifier",
+        "StatedAsserts",
         # the executor
         "Executor",
         "ConfirmFn",

@@ -15,6 +15,7 @@ from promptkit.execution import (
     Pytest,
     PythonCompile,
     Ruff,
+    StatedAsserts,
     VerifierResult,
     YamlValid,
     _verifiers,
@@ -391,3 +392,64 @@ async def test_run_verifiers_on_a_real_workspace(workspace: Path) -> None:
 
 def PytestFast() -> Pytest:  # noqa: N802 - reads like the class it builds
     return Pytest(env=FAST_PYTEST)
+
+
+# --- stated-asserts: model-written tests assert only what their checks state ---------------------------------
+
+ANALYZE_TESTS = '''
+import math
+
+import pytest
+
+from textstats.analyze import analyze
+
+
+def test_acceptance_1() -> None:
+    """analyze('Hi there. How are you?') has 5 words and 2 sentences."""
+    report = analyze("Hi there. How are you?")
+    assert report.characters == 15
+    assert report.words == 5 and report.sentences == 2
+    assert 3.0 == report.average_word_length
+
+
+def test_acceptance_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """analyze("") has 0 characters, 0 sentences, average word length 0.0, and one word count of 0."""
+    report = analyze("")
+    assert (report.characters, report.sentences) == (0, 0)
+    assert report.average_word_length == 0.0 and report.words == 0
+    assert capsys.readouterr().out == "" and math.pi > 3  # not entity fields, not checked
+
+
+def test_without_a_check() -> None:
+    assert analyze("a").characters == 1
+'''
+
+
+async def test_stated_asserts_refuses_fields_the_check_does_not_name(workspace: Path) -> None:
+    write(workspace, {"tests/test_feature_analyze.py": ANALYZE_TESTS})
+    fields = ["average_word_length", "characters", "language", "sentences", "words"]
+    check = verifier_from_spec(
+        {"stated-asserts": {"paths": ["tests/test_feature_analyze.py"], "fields": fields}}
+    )
+    assert isinstance(check, StatedAsserts)
+    result = await check(workspace)
+    assert not result.ok and result.counts == {"files": 1, "unstated": 2}
+    lines = result.details.splitlines()
+    # characters and average_word_length are not in the first check; test 2's check names all four
+    # (singular, spaced or plural), and a test without a docstring has no check to hold it to.
+    assert lines[0].startswith(
+        "tests/test_feature_analyze.py:12: test_acceptance_1 asserts `report.characters == 15`, but its check"
+    )
+    assert lines[0].endswith("says nothing about characters")
+    assert "average_word_length" in lines[1] and "3.0 == report.average_word_length" in lines[1]
+    assert "Assert only what each check states" in result.details
+    assert result.summary.startswith("stated-asserts: 2 assertion(s) the checks do not state; first: ")
+
+
+async def test_stated_asserts_passes_stated_tests_and_leaves_broken_files_to_compile(workspace: Path) -> None:
+    stated = ANALYZE_TESTS.replace("    assert report.characters == 15\n", "").replace(
+        "    assert 3.0 == report.average_word_length\n", ""
+    )
+    write(workspace, {"tests/test_a.py": stated, "tests/test_b.py": "def test_x(:\n"})
+    result = await StatedAsserts("tests", fields=["characters", "words"])(workspace)
+    assert result.ok and result.counts == {"files": 2, "unstated": 0}

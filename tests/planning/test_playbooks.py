@@ -545,3 +545,18 @@ def test_plans_with_each_kind_of_example_round_trip_through_json(name: str):
 
     plan = PlaybookPlanner().plan(load_spec(REPO / "examples" / f"{name}.yaml"))
     assert Plan.from_json(plan.to_json()).to_json() == plan.to_json()
+
+
+def test_model_written_library_tests_are_held_to_their_checks():
+    plan = PlaybookPlanner().plan(load_spec(REPO / "examples" / "textstats_library.yaml"))
+    step = plan.step("feature-analyze-tests")
+    stated = [v["stated-asserts"] for v in step.verifiers if isinstance(v, dict) and "stated-asserts" in v]
+    assert stated == [
+        {
+            "paths": ["tests/test_feature_analyze.py"],
+            "fields": ["average_word_length", "characters", "language", "sentences", "words"],
+        }
+    ]
+    # Before the red check: the cheap check's complaint is what the repair sees first.
+    names = [next(iter(v)) if isinstance(v, dict) else v for v in step.verifiers]
+    assert names.index("stated-asserts") < names.index("pytest")
