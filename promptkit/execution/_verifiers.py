@@ -10,6 +10,7 @@ Plans name verifiers as data, so they are built from specs::
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import re
 import shlex
@@ -695,6 +696,27 @@ class Command(_Sandboxed):
         return self._result(False, summary, details, duration, returncode=result.returncode)
 
 
+def _python_files(workspace: Path, paths: Sequence[str]) -> list[Path]:
+    """The ``.py`` files that ``paths`` (files or folders) name inside the workspace: nothing outside it, no
+    hidden or tool folders, no link that leads out."""
+    root = workspace.resolve()
+    found: list[Path] = []
+    for item in paths:
+        path = (root / item).resolve()
+        if not path.is_relative_to(root):
+            continue
+        if path.is_file():
+            found.append(path)
+        elif path.is_dir():
+            found += sorted(
+                p
+                for p in path.rglob("*.py")
+                if not any(part.startswith(".") or part in _SKIP_DIRS for part in p.relative_to(root).parts)
+                and p.resolve().is_relative_to(root)
+            )
+    return found
+
+
 class DocstringExamplesVerifier(_Sandboxed):
     """The examples in the docstrings of the top-level functions in ``paths`` (``.py`` files or folders;
     default: the whole workspace) hold: ``>>> f(1)`` / ``2`` and ``f(1) == 2`` forms, each module imported
@@ -712,32 +734,12 @@ class DocstringExamplesVerifier(_Sandboxed):
         super().__init__(limits, env)
         self.paths = _relative_paths(paths, "docstring-examples.paths") or (".",)
 
-    def _files(self, workspace: Path) -> list[Path]:
-        root = workspace.resolve()
-        found: list[Path] = []
-        for item in self.paths:
-            path = (root / item).resolve()
-            if not path.is_relative_to(root):
-                continue
-            if path.is_file():
-                found.append(path)
-            elif path.is_dir():
-                found += sorted(
-                    p
-                    for p in path.rglob("*.py")
-                    if not any(
-                        part.startswith(".") or part in _SKIP_DIRS for part in p.relative_to(root).parts
-                    )
-                    and p.resolve().is_relative_to(root)
-                )
-        return found
-
     async def __call__(self, workspace: Path) -> VerifierResult:
         from promptkit.execution._code_answers import file_examples, files_program
 
         root = workspace.resolve()
         files = []
-        for path in self._files(workspace):
+        for path in _python_files(workspace, self.paths):
             examples = file_examples(path.read_text(encoding="utf-8", errors="replace"))
             if examples:
                 files.append((path.relative_to(root).as_posix(), examples))
@@ -789,8 +791,6 @@ class StatedAsserts(_Sandboxed):
         self.fields = frozenset(str(f) for f in fields)
 
     def _unstated(self, source: str, path: str) -> list[str]:
-        import ast
-
         tree = ast.parse(source, path)
         modules = {
             (alias.asname or alias.name).split(".")[0]
@@ -822,21 +822,14 @@ class StatedAsserts(_Sandboxed):
         started = time.monotonic()
         root = workspace.resolve()
         found: list[str] = []
-        files = 0
-        for item in self.paths:
-            target = (root / item).resolve()
-            if not target.is_relative_to(root):
-                continue
-            sources = (
-                [target] if target.is_file() else sorted(target.rglob("test*.py")) if target.is_dir() else []
-            )
-            for source in sources:
-                files += 1
-                relative = source.relative_to(root).as_posix()
-                try:
-                    found += self._unstated(source.read_text(encoding="utf-8", errors="replace"), relative)
-                except (SyntaxError, ValueError, RecursionError, MemoryError):
-                    continue  # python-compile reports it
+        sources = _python_files(workspace, self.paths)
+        for source in sources:
+            relative = source.relative_to(root).as_posix()
+            try:
+                found += self._unstated(source.read_text(encoding="utf-8", errors="replace"), relative)
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                continue  # python-compile reports it
+        files = len(sources)
         duration = round(time.monotonic() - started, 4)
         if not found:
             summary = f"{self.name}: the tests in {files} file(s) assert only what their checks state"
@@ -851,8 +844,6 @@ class StatedAsserts(_Sandboxed):
 
 def _field_of(node: Any, fields: frozenset[str], modules: set[str]) -> str | None:
     """``field`` when ``node`` is ``variable.field`` (not a module's attribute) and ``field`` is an entity's."""
-    import ast
-
     if (
         isinstance(node, ast.Attribute)
         and isinstance(node.value, ast.Name)
