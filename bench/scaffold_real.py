@@ -50,7 +50,9 @@ def run_example(spec: Path, out: Path, env: dict[str, str], policy: Path | None 
         subprocess.run([*_promptkit(), "init", "--dir", str(out)], check=True, env=env, capture_output=True)
         if policy is not None:
             with config.open("a") as f:
-                f.write(f'\n[router.learned]\npolicy = "{policy.resolve()}"\n')
+                f.write(f"\n[router.learned]\npolicy = {json.dumps(str(policy.resolve()))}\n")
+    elif policy is not None and "\n[router.learned]" not in config.read_text():
+        raise SystemExit(f"--policy needs a fresh --out: {config} exists without [router.learned]")
     shutil.rmtree(project, ignore_errors=True)  # a fresh project each run
     started = time.perf_counter()
     done = subprocess.run(
