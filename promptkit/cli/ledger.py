@@ -193,7 +193,7 @@ def _tier_lines(entries: list[LedgerEntry]) -> list[str]:
     if len(tiers) < 2:
         return []
     lines = [
-        f"tier {t.tier} ({', '.join(t.models)}): {t.attempts} attempts, {t.answered} answered, tokens "
+        f"tier {t.tier} ({', '.join(t.models)}): {t.attempts} attempts, {t.answered} accepted, tokens "
         f"{t.input_tokens:,} in / {t.output_tokens:,} out, compute {t.compute_s:.1f}s"
         for t in tiers
     ]

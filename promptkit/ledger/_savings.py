@@ -12,7 +12,8 @@ __all__ = ["CascadeSavings", "TierUsage", "cascade_savings", "tier_usage"]
 
 
 class TierUsage(BaseModel):
-    """One tier's share of a run: its attempts, the calls it answered, tokens and compute seconds."""
+    """One tier's share of a run: its attempts, how many of its answers were accepted (``answered``; an answer
+    its check rejected, a failed test included, is not), tokens and compute seconds."""
 
     tier: int | None
     models: list[str]

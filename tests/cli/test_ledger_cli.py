@@ -186,8 +186,8 @@ def test_a_cascade_run_shows_each_tier_and_what_it_saved(tmp_path: Path, capsys)
             )
     assert main(["ledger", "show", run]) == 0
     out = capsys.readouterr().out
-    assert "tier 0 (small): 4 attempts, 2 answered, tokens 400 in / 40 out, compute 4.5s" in out
-    assert "tier 1 (large): 1 attempts, 1 answered, tokens 100 in / 10 out, compute 4.0s" in out
+    assert "tier 0 (small): 4 attempts, 2 accepted, tokens 400 in / 40 out, compute 4.5s" in out
+    assert "tier 1 (large): 1 attempts, 1 accepted, tokens 100 in / 10 out, compute 4.0s" in out
     # All three calls on the large tier: 3 x 4.0 s = 12.0 s; the cascade spent 8.5 s.
     assert "cascade: 3 calls, 1 reached tier 1; all on tier 1 would take about 12.0s (4.00s a call), " in out
     assert "this run took 8.5s (0.71x)" in out
