@@ -133,12 +133,16 @@ def test_train_a_tier_policy_from_the_ledger_warns_on_too_few_calls(tmp_path, ca
     assert main(["route", "train", "--out", str(path)]) == 0
     captured = capsys.readouterr()
     assert "tier policy:" in captured.out and "tier 0 (cheap): 12 calls, 6 accepted" in captured.out
+    assert "  solve (hard): starts at tier " in captured.out  # too few calls here: the same start for all
     assert "warning: tier 0: only 12 judged call(s), fewer than the 20 needed" in captured.err
     assert "warning: tier 1: only 6 judged call(s)" in captured.err
     assert main(["route", "train", "--out", str(path), "--min-calls", "5", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["kind"] == "tiers" and info["warnings"] == []
     assert [t["calls"] for t in info["tiers"]] == [12, 6] and info["cost_weight"] > 0
+    # The decisions, per kind of call in the ledger: hard calls skip the cheap tier, easy ones start there.
+    starts = {(s["template"], s["kind"]): s["start_tier"] for s in info["trained"]["starts"]}
+    assert starts == {("solve", "easy"): 0, ("solve", "hard"): 1}
     policy = load_policy(path)
     assert isinstance(policy, TierPolicy)
     start = LearnedStartTier(policy)

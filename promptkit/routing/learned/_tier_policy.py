@@ -334,13 +334,45 @@ def train_tier_policy(
         "min_calls_per_tier": min_calls,
         "warnings": warnings,
         "created": time.time(),
+        "starts": _starts(policy, per_tier),
     }
     return policy, warnings
 
 
+def _starts(policy: TierPolicy, per_tier: Mapping[int, list[_Example]]) -> list[dict[str, Any]]:
+    """Where the policy starts each kind of call the ledger holds (by template and kind), for a call of the
+    kind's median input size: what ``route train`` shows, so a user sees the decisions, not only the rates."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for examples in per_tier.values():
+        for e in examples:
+            key = (str(e.features.get("template") or "?"), str(e.features.get("kind") or "-"))
+            groups.setdefault(key, []).append(e.features)
+    starts = []
+    for (template, kind), rows in sorted(groups.items()):
+        sizes = sorted(float(r.get("input_tokens") or 0) for r in rows)
+        typical = {**rows[0], "input_tokens": sizes[len(sizes) // 2]}
+        starts.append(
+            {
+                "template": template,
+                "kind": kind,
+                "examples": len(rows),
+                "start_tier": policy.choose(typical),
+                "p_accepted": [round(p, 3) for p in policy.pass_probabilities(typical)],
+            }
+        )
+    return starts
+
+
 def tier_summary(policy: TierPolicy) -> Sequence[str]:
-    return [
+    lines = [
         f"tier {t.tier} ({', '.join(t.models) or '?'}): {t.calls} calls, {t.passed} accepted, "
         + (f"{t.seconds:.1f} s per call" if policy.cost_unit == "seconds" else f"${t.cost_usd:.6f} per call")
         for t in policy.tiers
     ]
+    for start in policy.trained.get("starts", []):
+        chances = " / ".join(f"{p:.2f}" for p in start["p_accepted"])
+        lines.append(
+            f"{start['template']} ({start['kind']}): starts at tier {start['start_tier']} "
+            f"(P(accepted) per tier {chances}; {start['examples']} tier outcome(s) in the ledger)"
+        )
+    return lines
