@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     "_package_data": 0,
     "_plugins": 0,
     "_sqlite": 0,
+    "_text": 0,
     "errors": 0,
     "types": 0,
     "config": 0,

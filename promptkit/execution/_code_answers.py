@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from promptkit._text import closing_bracket
 from promptkit.execution._sandbox import Limits, arun_sandboxed
 
 __all__ = ["DocExample", "DocstringExamples", "build_program", "docstring_examples", "extract_code"]
@@ -77,8 +78,6 @@ _ARROW = re.compile(r"\s*(?:==|➞|->|=>|⟶|→|,?\s*(?:should\s+)?returns?)\s*
 
 def _split_call(line: str) -> tuple[str, list[str]]:
     """``f(1) 2`` -> (``f(1)``, [``2``]) when a call is followed by a literal on the same line."""
-    from promptkit.planning._context import closing_bracket  # here: planning's package loads yaml
-
     opened = line.find("(")
     end = closing_bracket(line, opened) if opened > 0 else None
     rest = line[end:].strip().removeprefix("==").strip() if end else ""
@@ -96,8 +95,6 @@ def _is_expression(text: str) -> bool:
 
 
 def _arrow_examples(docstring: str, entry_point: str, first_line: int) -> list[DocExample]:
-    from promptkit.planning._context import closing_bracket  # here: planning's package loads yaml
-
     found = []
     name = re.compile(rf"(?<![\w.]){re.escape(entry_point)}\s*\(")
     for offset, line in enumerate(docstring.splitlines()):

@@ -13,6 +13,7 @@ import math
 import re
 from typing import Any
 
+from promptkit._text import closing_bracket
 from promptkit.planning._naming import kebab_case, pluralize, snake_case
 from promptkit.planning._spec import (
     AppSpec,
@@ -356,25 +357,6 @@ def _query_type(values: list[str]) -> str:
 
 
 _SIGNATURE_START = re.compile(r"^\s*`?(?P<name>[A-Za-z_]\w*)\(")
-
-
-def closing_bracket(text: str, start: int) -> int | None:
-    """The index just past the bracket that closes the one at ``text[start]`` (quotes respected), or None."""
-    depth, quote = 0, ""
-    for index in range(start, len(text)):
-        char = text[index]
-        if quote:
-            if char == quote and text[index - 1] != "\\":
-                quote = ""
-        elif char in "'\"":
-            quote = char
-        elif char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth -= 1
-            if depth == 0:
-                return index + 1
-    return None
 
 
 def _feature_signature(description: str, entity_names: list[str]) -> dict[str, Any] | None:
