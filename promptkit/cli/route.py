@@ -339,17 +339,7 @@ def train_command(
     }
     if kind == "tiers":
         info["cost_weight"] = policy.cost_weight
-        info["tiers"] = [
-            {
-                "tier": t.tier,
-                "models": t.models,
-                "calls": t.calls,
-                "passed": t.passed,
-                "cost_usd": t.cost_usd,
-                "seconds": t.seconds,
-            }
-            for t in policy.tiers
-        ]
+        info["tiers"] = [{k: v for k, v in t.to_dict().items() if k != "model"} for t in policy.tiers]
         info["cost_unit"] = policy.cost_unit
     else:
         info["threshold"] = policy.threshold

@@ -783,10 +783,8 @@ class StatedAsserts(_Sandboxed):
         paths: str | Sequence[str] | None = None,
         *,
         fields: Sequence[str] = (),
-        limits: Limits | None = None,
-        env: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(limits, env)
+        super().__init__()  # nothing runs in the sandbox: the files are only parsed
         self.paths = _relative_paths(paths, "stated-asserts.paths") or ("tests",)
         self.fields = frozenset(str(f) for f in fields)
 
@@ -802,7 +800,8 @@ class StatedAsserts(_Sandboxed):
         for test in tree.body:
             if not isinstance(test, ast.FunctionDef) or not test.name.startswith("test"):
                 continue
-            check = " ".join((ast.get_docstring(test) or "").lower().replace("_", " ").split())
+            docstring = ast.get_docstring(test) or ""
+            check = " ".join(docstring.lower().replace("_", " ").split())
             if not check:
                 continue  # no check to hold the test to
             for node in ast.walk(test):
@@ -814,7 +813,7 @@ class StatedAsserts(_Sandboxed):
                         if field is not None and not _named(field, check):
                             found.append(
                                 f"{path}:{node.lineno}: {test.name} asserts `{ast.unparse(compare)}`, but its "
-                                f'check ("{ast.get_docstring(test)}") says nothing about {field}'
+                                f'check ("{docstring}") says nothing about {field}'
                             )
         return found
 
